@@ -1,0 +1,76 @@
+//! On-disk cache of compiled plugin code, so restarts do not recompile (large JS or Python
+//! components take seconds to compile; Rust ones tens of milliseconds).
+
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use wasmtime::component::Component;
+use wasmtime::Engine;
+
+/// A directory of `<digest>.cwasm` files. The digest covers the component's bytes and the
+/// engine's compatibility hash, so a Tollgate upgrade or a changed engine setting never loads
+/// stale code.
+#[derive(Debug, Clone)]
+pub struct CodeCache {
+    dir: PathBuf,
+}
+
+impl CodeCache {
+    /// A cache in `dir` (created on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// `$XDG_CACHE_HOME/tollgate/code` (or the platform's cache directory).
+    pub fn default_dir() -> Option<PathBuf> {
+        dirs::cache_dir().map(|d| d.join("tollgate").join("code"))
+    }
+
+    /// The cache's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path_for(&self, engine: &Engine, wasm: &[u8]) -> PathBuf {
+        let mut hasher = Sha256::new();
+        hasher.update(wasm);
+        let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut engine_hash);
+        hasher.update(std::hash::Hasher::finish(&engine_hash).to_le_bytes());
+        let digest = hasher.finalize();
+        let name: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        self.dir.join(format!("{name}.cwasm"))
+    }
+
+    /// Load the compiled form of `wasm`, compiling and storing it on a miss. A cache that
+    /// cannot be read or written only costs a compile; it is never an error.
+    pub fn load_or_compile(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+    ) -> wasmtime::Result<(Component, bool)> {
+        let path = self.path_for(engine, wasm);
+        if path.exists() {
+            // SAFETY: files in the cache directory are written only by `store` below from code
+            // this engine compiled; the name binds them to these exact bytes and engine settings.
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(component) => return Ok((component, true)),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "discarding unreadable cached code")
+                }
+            }
+        }
+        let component = Component::new(engine, wasm)?;
+        if let Err(e) = self.store(&path, &component) {
+            tracing::debug!(path = %path.display(), error = %e, "could not write the code cache");
+        }
+        Ok((component, false))
+    }
+
+    fn store(&self, path: &Path, component: &Component) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let bytes = component.serialize().map_err(std::io::Error::other)?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(tmp, path)
+    }
+}

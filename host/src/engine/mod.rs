@@ -1,0 +1,212 @@
+//! The WebAssembly side of Tollgate: one wasmtime [`Engine`] (pooling allocator, epoch
+//! interruption), one linker with the host imports, and one pre-linked component per plugin,
+//! instantiated into a small pool of configured instances that run under per-plugin limits.
+
+pub mod bindings;
+pub mod cache;
+pub mod limits;
+pub mod plugin;
+pub mod pool;
+pub mod version;
+
+pub use cache::CodeCache;
+pub use limits::Limits;
+pub use plugin::{CallInput, Failure, Plugin, PluginError, Verdict};
+pub use pool::Strategy;
+
+use crate::state::CounterStore;
+use bindings::{HostState, PluginPre};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How the engine is built.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where compiled code is cached; `None` compiles every time.
+    pub cache: Option<CodeCache>,
+    /// Instance reuse strategy for every plugin.
+    pub strategy: Strategy,
+    /// Idle instances kept per plugin.
+    pub max_idle: usize,
+    /// The largest memory limit any plugin will have (sizes the pooling allocator's slots).
+    pub max_memory_bytes: usize,
+    /// Whether any plugin may set a fuel limit.
+    pub fuel: bool,
+    /// Instances the pooling allocator can hold at once across all plugins.
+    pub max_instances: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            cache: CodeCache::default_dir().map(CodeCache::new),
+            strategy: Strategy::Reuse,
+            max_idle: 8,
+            max_memory_bytes: limits::DEFAULT_MEMORY_BYTES,
+            fuel: false,
+            max_instances: 256,
+        }
+    }
+}
+
+/// Loading a plugin failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The WIT-version stamp does not match.
+    #[error("plugin `{plugin}` cannot be loaded: {source}")]
+    Version {
+        /// The plugin's name.
+        plugin: String,
+        /// The mismatch.
+        source: version::VersionError,
+    },
+    /// Compiling or linking failed (not a component, missing exports, unknown imports, …).
+    #[error("plugin `{plugin}` cannot be loaded: {message}")]
+    Compile {
+        /// The plugin's name.
+        plugin: String,
+        /// wasmtime's explanation.
+        message: String,
+    },
+    /// Instantiating or configuring the first instance failed.
+    #[error(transparent)]
+    Configure(#[from] PluginError),
+    /// A limit asks for more than the engine was built for.
+    #[error("plugin `{plugin}`: memory limit {asked} is above the engine's maximum {max}")]
+    Limit {
+        /// The plugin's name.
+        plugin: String,
+        /// What it asked for.
+        asked: String,
+        /// What the engine allows.
+        max: String,
+    },
+}
+
+/// Building the engine failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the WebAssembly engine: {0}")]
+pub struct EngineError(String);
+
+/// The engine shared by every plugin of a policy.
+pub struct PolicyEngine {
+    engine: Engine,
+    linker: Linker<HostState>,
+    config: EngineConfig,
+}
+
+/// Guest-side allowance per component: wit-bindgen components hold a few core instances.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
+
+impl PolicyEngine {
+    /// Build the engine and start its epoch ticker (a thread that ends with the engine).
+    pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
+        let mut pooling = PoolingAllocationConfig::default();
+        let n = config.max_instances;
+        pooling
+            .total_component_instances(n)
+            .total_core_instances(n * CORE_INSTANCES_PER_COMPONENT)
+            .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+            .total_memories(n * 2)
+            .max_memories_per_component(4)
+            .total_tables(n * 4)
+            .max_tables_per_component(8)
+            .total_stacks(n)
+            .max_memory_size(config.max_memory_bytes);
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .consume_fuel(config.fuel)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        let engine = Engine::new(&wasm).map_err(|e| EngineError(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| EngineError(format!("{e:#}")))?;
+        start_epoch_ticker(&engine);
+        Ok(Self {
+            engine,
+            linker,
+            config,
+        })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Check, compile (or load from cache), link and configure a plugin.
+    pub async fn load(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        limits: Limits,
+        config_json: &str,
+        counters: Arc<dyn CounterStore>,
+        key_prefix: &str,
+    ) -> Result<Plugin, LoadError> {
+        version::check(wasm).map_err(|source| LoadError::Version {
+            plugin: name.into(),
+            source,
+        })?;
+        if limits.memory_bytes > self.config.max_memory_bytes {
+            return Err(LoadError::Limit {
+                plugin: name.into(),
+                asked: limits::describe_bytes(limits.memory_bytes),
+                max: limits::describe_bytes(self.config.max_memory_bytes),
+            });
+        }
+        let compile_error = |e: wasmtime::Error| LoadError::Compile {
+            plugin: name.into(),
+            message: format!("{e:#}"),
+        };
+        let component = match &self.config.cache {
+            Some(cache) => {
+                cache
+                    .load_or_compile(&self.engine, wasm)
+                    .map_err(compile_error)?
+                    .0
+            }
+            None => {
+                wasmtime::component::Component::new(&self.engine, wasm).map_err(compile_error)?
+            }
+        };
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(compile_error)?;
+        let pre = PluginPre::new(instance_pre).map_err(compile_error)?;
+        let setup = plugin::PluginSetup {
+            name: name.into(),
+            limits,
+            config_json: config_json.into(),
+            counters,
+            key_prefix: key_prefix.into(),
+            strategy: self.config.strategy,
+            max_idle: self.config.max_idle,
+            fuel_enabled: self.config.fuel,
+        };
+        Ok(Plugin::new(self.engine.clone(), pre, setup).await?)
+    }
+}
+
+/// Advance the engine's epoch every [`limits::EPOCH_TICK`] until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("tollgate-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(limits::EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => return,
+            }
+        })
+        .map(drop)
+        .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the epoch ticker; deadlines will not fire"));
+}
+
+/// Compile-time fact for callers: the ticker period.
+pub const EPOCH_TICK: Duration = limits::EPOCH_TICK;

@@ -1,0 +1,16 @@
+//! # Tollgate
+//!
+//! An MCP policy proxy: it sits between an AI agent and an MCP server and sends every
+//! `tools/call` through a chain of sandboxed WebAssembly policy plugins before the server sees it.
+//!
+//! Layers, each using only those below it:
+//! - [`proxy`] pumps messages between the agent and the server, intercepting what policy decides;
+//! - [`transport`] frames messages (stdio lines);
+//! - [`chain`] turns a `tools/call` into a decision: rules in order, rewrites, refunds;
+//! - [`config`] reads policy files into one normalised [`config::Policy`];
+//! - [`engine`] runs plugins in wasmtime under limits; [`builtin`] holds the embedded plugins;
+//! - [`state`] keeps counters; [`jsonrpc`] reads the JSON-RPC envelope and nothing more.
+
+pub mod builtin;
+pub mod engine;
+pub mod state;

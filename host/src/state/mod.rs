@@ -1,0 +1,75 @@
+//! Counters behind one trait, for rate limits and quotas: [`memory`] (ephemeral) now; durable
+//! and shared stores implement the same [`CounterStore`] trait with the same arithmetic from
+//! [`algorithm`].
+
+pub mod algorithm;
+pub mod memory;
+
+pub use algorithm::Algorithm;
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// A counter store could not do what was asked (unreachable, corrupt, …).
+#[derive(Debug, thiserror::Error)]
+#[error("counter store error: {0}")]
+pub struct StoreError(pub String);
+
+/// One `take` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakeRequest {
+    /// Full counter key, already namespaced by the caller.
+    pub key: String,
+    /// Units to reserve.
+    pub cost: u64,
+    /// Units allowed per window.
+    pub limit: u64,
+    /// Window length.
+    pub window: Duration,
+    /// How to count.
+    pub algorithm: Algorithm,
+}
+
+/// The outcome of a take, as plugins see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    /// Whether the units were reserved.
+    pub granted: bool,
+    /// Units in use after the take (before it, when refused).
+    pub used: u64,
+    /// The limit checked against.
+    pub limit: u64,
+    /// Milliseconds until the same take could succeed (0 when granted).
+    pub resets_in_ms: u64,
+}
+
+/// What a granted take reserved, so it can be refunded if the call does not go through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// The request that was granted.
+    pub request: TakeRequest,
+    /// Which window (its start, ms since the epoch) the units went into.
+    pub window_start_ms: u64,
+}
+
+/// Shared counters. Implementations must make `take` atomic: two concurrent takes can never
+/// both be granted past the limit.
+#[async_trait]
+pub trait CounterStore: Send + Sync + 'static {
+    /// Reserve `request.cost` units unless that would pass the limit within the window.
+    async fn take(&self, request: &TakeRequest)
+        -> Result<(Taken, Option<Reservation>), StoreError>;
+
+    /// Give back what a reservation took (the call was denied later, or the server failed).
+    async fn refund(&self, reservation: &Reservation) -> Result<(), StoreError>;
+
+    /// A short name for logs and `tollgate check` (`memory`, `sqlite:/path`, …).
+    fn describe(&self) -> String;
+}
+
+/// Milliseconds since the Unix epoch, the time base of every store.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,275 @@
+//! The sandbox's limits, each as a pair: obeyed / violated with the exact message the agent
+//! would read, and the engine still serving the next call. Uses the real `misbehave` fixture
+//! component from plugins/fixtures.
+
+use std::sync::Arc;
+use std::time::Duration;
+use tollgate::engine::{CallInput, EngineConfig, Limits, PolicyEngine, Verdict};
+use tollgate::state::memory::MemoryStore;
+
+const MISBEHAVE: &[u8] = include_bytes!(concat!(
+    env!("TOLLGATE_GUEST_DIR"),
+    "/tollgate_fixture_misbehave.wasm"
+));
+
+fn engine() -> PolicyEngine {
+    PolicyEngine::new(EngineConfig {
+        cache: None,
+        fuel: true,
+        ..EngineConfig::default()
+    })
+    .unwrap()
+}
+
+fn call(tool: &str) -> CallInput {
+    CallInput {
+        tool: tool.into(),
+        arguments: "{}".into(),
+        server: "test".into(),
+        caller: "anonymous".into(),
+        metadata: vec![],
+    }
+}
+
+async fn load(engine: &PolicyEngine, mode: &str, limits: Limits) -> tollgate::engine::Plugin {
+    engine
+        .load(
+            "misbehave",
+            MISBEHAVE,
+            limits,
+            &format!(r#"{{"mode":"{mode}"}}"#),
+            Arc::new(MemoryStore::new()),
+            "t/",
+        )
+        .await
+        .unwrap()
+}
+
+async fn failure_then_recovery(mode: &str, limits: Limits) -> String {
+    let engine = engine();
+    let plugin = load(&engine, mode, limits).await;
+    let err = plugin
+        .check_call(&call("boom"))
+        .await
+        .unwrap_err()
+        .to_string();
+    // The failing instance was dropped; the plugin keeps serving with a fresh one.
+    let (verdict, _) = plugin.check_call(&call("ok")).await.unwrap();
+    assert_eq!(
+        verdict,
+        Verdict::Allow,
+        "the next call after `{mode}` must succeed"
+    );
+    err
+}
+
+#[tokio::test]
+async fn a_plugin_that_loops_forever_is_stopped_at_its_deadline() {
+    let limits = Limits {
+        deadline: Duration::from_millis(20),
+        ..Limits::default()
+    };
+    let err = failure_then_recovery("spin", limits).await;
+    assert_eq!(err, "plugin `misbehave` ran past its deadline of 20 ms");
+}
+
+#[tokio::test]
+async fn a_plugin_within_its_deadline_answers() {
+    let engine = engine();
+    let plugin = load(
+        &engine,
+        "allow",
+        Limits {
+            deadline: Duration::from_millis(20),
+            ..Limits::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        plugin.check_call(&call("anything")).await.unwrap().0,
+        Verdict::Allow
+    );
+}
+
+#[tokio::test]
+async fn a_plugin_that_allocates_without_bound_hits_its_memory_limit() {
+    let limits = Limits {
+        memory_bytes: 8 << 20,
+        ..Limits::default()
+    };
+    let err = failure_then_recovery("hog", limits).await;
+    assert_eq!(err, "plugin `misbehave` exceeded its memory limit of 8 MiB");
+}
+
+#[tokio::test]
+async fn a_plugin_within_its_memory_limit_answers() {
+    let engine = engine();
+    let plugin = load(
+        &engine,
+        "allow",
+        Limits {
+            memory_bytes: 2 << 20,
+            ..Limits::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        plugin.check_call(&call("anything")).await.unwrap().0,
+        Verdict::Allow
+    );
+}
+
+#[tokio::test]
+async fn a_plugin_that_traps_is_reported_and_replaced() {
+    let err = failure_then_recovery("trap", Limits::default()).await;
+    assert_eq!(
+        err,
+        "plugin `misbehave` trapped: wasm trap: wasm `unreachable` instruction executed"
+    );
+}
+
+#[tokio::test]
+async fn a_plugin_that_runs_out_of_fuel_is_stopped() {
+    let limits = Limits {
+        fuel: Some(1_000_000),
+        deadline: Duration::from_secs(5),
+        ..Limits::default()
+    };
+    let err = failure_then_recovery("spin", limits).await;
+    assert_eq!(err, "plugin `misbehave` ran out of fuel (1000000 units)");
+}
+
+#[tokio::test]
+async fn a_plugin_with_enough_fuel_answers() {
+    let engine = engine();
+    let limits = Limits {
+        fuel: Some(1_000_000),
+        ..Limits::default()
+    };
+    let plugin = load(&engine, "allow", limits).await;
+    assert_eq!(
+        plugin.check_call(&call("x")).await.unwrap().0,
+        Verdict::Allow
+    );
+}
+
+#[tokio::test]
+async fn a_rewrite_that_is_not_an_object_is_an_invalid_verdict() {
+    let err = failure_then_recovery("not-an-object", Limits::default()).await;
+    assert_eq!(err, "plugin `misbehave` returned an invalid verdict: rewritten arguments that are not a JSON object");
+}
+
+#[tokio::test]
+async fn a_configuration_the_plugin_rejects_fails_the_load() {
+    let engine = engine();
+    let err = engine
+        .load(
+            "misbehave",
+            MISBEHAVE,
+            Limits::default(),
+            r#"{"mode":"sulk"}"#,
+            Arc::new(MemoryStore::new()),
+            "t/",
+        )
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "plugin `misbehave` rejected its configuration: unknown mode `sulk`"
+    );
+    let err = engine
+        .load(
+            "misbehave",
+            MISBEHAVE,
+            Limits::default(),
+            r#"{"mood":"x"}"#,
+            Arc::new(MemoryStore::new()),
+            "t/",
+        )
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().starts_with("plugin `misbehave` rejected its configuration: invalid configuration: unknown field `mood`"), "{err}");
+}
+
+/// Replace the stamped version inside the component's custom section (same length, so the
+/// binary stays valid) to get a plugin built against another WIT version.
+fn restamp(wasm: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let marker = b"tollgate-wit-version";
+    let at = wasm
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("the SDK stamps every plugin");
+    let mut out = wasm.to_vec();
+    let start = at + marker.len();
+    assert_eq!(&out[start..start + from.len()], from.as_bytes());
+    out[start..start + to.len()].copy_from_slice(to.as_bytes());
+    out
+}
+
+#[tokio::test]
+async fn a_plugin_stamped_with_another_wit_version_is_refused_before_compiling() {
+    let engine = engine();
+    let other = restamp(MISBEHAVE, "0.1.0", "0.9.0");
+    let err = engine
+        .load(
+            "misbehave",
+            &other,
+            Limits::default(),
+            r#"{"mode":"allow"}"#,
+            Arc::new(MemoryStore::new()),
+            "t/",
+        )
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "plugin `misbehave` cannot be loaded: it was built against tollgate:policy@0.9.0, but this Tollgate implements tollgate:policy@0.1.0; rebuild it with a matching tollgate-sdk"
+    );
+    // The same engine still loads and runs a matching plugin.
+    let plugin = load(&engine, "allow", Limits::default()).await;
+    assert_eq!(
+        plugin.check_call(&call("x")).await.unwrap().0,
+        Verdict::Allow
+    );
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_a_component_are_refused() {
+    let engine = engine();
+    let err = engine
+        .load(
+            "junk",
+            b"not wasm at all",
+            Limits::default(),
+            "{}",
+            Arc::new(MemoryStore::new()),
+            "t/",
+        )
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .starts_with("plugin `junk` cannot be loaded: it is not a WebAssembly component"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn compiled_code_is_cached_on_disk_and_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tollgate::engine::CodeCache::new(dir.path());
+    let engine = PolicyEngine::new(EngineConfig {
+        cache: Some(cache.clone()),
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let (_, hit) = cache.load_or_compile(engine.engine(), MISBEHAVE).unwrap();
+    assert!(!hit, "first load compiles");
+    let (_, hit) = cache.load_or_compile(engine.engine(), MISBEHAVE).unwrap();
+    assert!(hit, "second load comes from the cache");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
