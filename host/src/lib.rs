@@ -12,5 +12,10 @@
 //! - [`state`] keeps counters; [`jsonrpc`] reads the JSON-RPC envelope and nothing more.
 
 pub mod builtin;
+pub mod chain;
+pub mod config;
 pub mod engine;
+pub mod jsonrpc;
+pub mod proxy;
 pub mod state;
+pub mod transport;

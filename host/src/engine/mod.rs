@@ -10,7 +10,7 @@ pub mod pool;
 pub mod version;
 
 pub use cache::CodeCache;
-pub use limits::Limits;
+pub use limits::{Limits, LimitsSpecExt};
 pub use plugin::{CallInput, Failure, Plugin, PluginError, Verdict};
 pub use pool::Strategy;
 

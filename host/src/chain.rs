@@ -1,0 +1,359 @@
+//! `tools/call` -> decision: the policy's rules for the tool in order, then the `"*"` rules; the
+//! first denial wins; rewrites feed the next rule; counter reservations are committed when the
+//! server answers successfully and refunded otherwise.
+
+use crate::builtin;
+use crate::config::{glob_match, DefaultAction, DenyAs, LimitSpec, PluginSource, Policy, Rule};
+use crate::engine::{CallInput, LimitsSpecExt, Plugin, PolicyEngine, Verdict};
+use crate::state::{CounterStore, Reservation};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// A rule ready to run.
+struct ChainRule {
+    label: String,
+    plugin: Arc<Plugin>,
+    deny_as: DenyAs,
+    refund_on_error_result: bool,
+    /// Built-in plugins hide nothing, so their `visible` export need not be asked.
+    answers_visibility: bool,
+}
+
+struct ToolEntry {
+    pattern: String,
+    rules: Vec<ChainRule>,
+}
+
+/// A denial as the agent will see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// Why.
+    pub reason: String,
+    /// Machine-readable code (`denied`, `rate_limited`, `policy_error`, …).
+    pub code: String,
+    /// The rule that denied (its label), or `default` / `hide`.
+    pub rule: String,
+    /// For rate limits: when a retry can succeed.
+    pub retry_after_ms: Option<u64>,
+    /// Result with `isError`, or JSON-RPC error.
+    pub deny_as: DenyAs,
+}
+
+/// What the server's answer to an allowed call was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamOutcome {
+    /// A result without `isError`.
+    Success,
+    /// A result with `isError: true`.
+    ErrorResult,
+    /// A JSON-RPC error, or no answer at all.
+    Failed,
+}
+
+/// Reservations of an allowed call, to settle when the server answers.
+#[derive(Debug, Default)]
+pub struct Ticket {
+    reservations: Vec<(Reservation, bool)>,
+}
+
+impl Ticket {
+    /// Whether there is nothing to settle.
+    pub fn is_empty(&self) -> bool {
+        self.reservations.is_empty()
+    }
+}
+
+/// The chain's decision on a call.
+#[derive(Debug)]
+pub enum Decision {
+    /// Forward; with new arguments (JSON object text) when a rule rewrote them.
+    Allow {
+        /// Rewritten arguments, if any rule rewrote.
+        arguments: Option<String>,
+        /// What to settle when the server answers.
+        ticket: Ticket,
+    },
+    /// Answer the agent with this denial.
+    Deny(Denial),
+    /// The tool is hidden: answer as if it did not exist.
+    Unknown,
+}
+
+/// Building the chain failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// A plugin file could not be read.
+    #[error("rule {rule}: cannot read plugin `{plugin}` from {path}: {source}")]
+    Read {
+        /// The rule.
+        rule: String,
+        /// The plugin.
+        plugin: String,
+        /// Its path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A plugin's digest is not the pinned one.
+    #[error("rule {rule}: plugin `{plugin}` has sha256 {actual}, but the policy pins {expected}")]
+    Digest {
+        /// The rule.
+        rule: String,
+        /// The plugin.
+        plugin: String,
+        /// Pinned digest.
+        expected: String,
+        /// Actual digest.
+        actual: String,
+    },
+    /// Loading or configuring a plugin failed.
+    #[error("rule {rule}: {source}")]
+    Load {
+        /// The rule.
+        rule: String,
+        /// Why.
+        source: crate::engine::LoadError,
+    },
+}
+
+/// A policy, loaded: what every `tools/call` is decided by.
+pub struct Chain {
+    default: DefaultAction,
+    hide: Vec<String>,
+    tools: Vec<ToolEntry>,
+    all_tools: Vec<ChainRule>,
+    counters: Arc<dyn CounterStore>,
+    server: String,
+}
+
+impl Chain {
+    /// Load every plugin the policy names (built-ins from the binary, others from disk), configure
+    /// them, and build the chain. `server` namespaces counter keys.
+    pub async fn load(
+        policy: &Policy,
+        engine: &PolicyEngine,
+        counters: Arc<dyn CounterStore>,
+        server: &str,
+    ) -> Result<Self, ChainError> {
+        let mut tools = Vec::new();
+        for t in &policy.tools {
+            let mut rules = Vec::new();
+            for r in &t.rules {
+                rules.push(load_rule(r, engine, &counters, server).await?);
+            }
+            tools.push(ToolEntry {
+                pattern: t.pattern.clone(),
+                rules,
+            });
+        }
+        let mut all_tools = Vec::new();
+        for r in &policy.all_tools {
+            all_tools.push(load_rule(r, engine, &counters, server).await?);
+        }
+        Ok(Self {
+            default: policy.default,
+            hide: policy.hide.clone(),
+            tools,
+            all_tools,
+            counters,
+            server: server.into(),
+        })
+    }
+
+    /// The server name counters are namespaced by.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The tool's own entry: its exact name, else the first glob that matches, in file order.
+    fn entry(&self, tool: &str) -> Option<&ToolEntry> {
+        self.tools
+            .iter()
+            .find(|e| e.pattern == tool)
+            .or_else(|| self.tools.iter().find(|e| glob_match(&e.pattern, tool)))
+    }
+
+    fn rules_for<'a>(&'a self, tool: &str) -> impl Iterator<Item = &'a ChainRule> + 'a {
+        let own = self.entry(tool).map(|e| e.rules.as_slice()).unwrap_or(&[]);
+        own.iter().chain(self.all_tools.iter())
+    }
+
+    /// Whether `tool` is shown to `caller` in `tools/list` (and callable at all).
+    pub async fn visible(&self, tool: &str, caller: &str) -> bool {
+        if self.hide.iter().any(|p| glob_match(p, tool)) {
+            return false;
+        }
+        for rule in self.rules_for(tool).filter(|r| r.answers_visibility) {
+            match rule.plugin.visible(tool, caller).await {
+                Ok(true) => {}
+                Ok(false) => return false,
+                Err(e) => {
+                    tracing::warn!(error = %e, tool, "visibility check failed; hiding the tool");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Whether the policy hides tools at all (if not, `tools/list` passes through untouched).
+    pub fn may_hide(&self) -> bool {
+        !self.hide.is_empty()
+            || self
+                .tools
+                .iter()
+                .flat_map(|t| &t.rules)
+                .chain(&self.all_tools)
+                .any(|r| r.answers_visibility)
+    }
+
+    /// Decide a call.
+    pub async fn decide(&self, mut call: CallInput) -> Decision {
+        if !self.visible(&call.tool, &call.caller).await {
+            return Decision::Unknown;
+        }
+        if self.default == DefaultAction::Deny && self.entry(&call.tool).is_none() {
+            return Decision::Deny(Denial {
+                reason: format!(
+                    "the tool `{}` is not allowed by this policy (default: deny)",
+                    call.tool
+                ),
+                code: "denied".into(),
+                rule: "default".into(),
+                retry_after_ms: None,
+                deny_as: DenyAs::Result,
+            });
+        }
+        let mut ticket = Ticket::default();
+        let mut rewritten = false;
+        for rule in self.rules_for(&call.tool) {
+            let denial = match rule.plugin.check_call(&call).await {
+                Ok((verdict, reservations)) => {
+                    ticket.reservations.extend(
+                        reservations
+                            .into_iter()
+                            .map(|r| (r, rule.refund_on_error_result)),
+                    );
+                    match verdict {
+                        Verdict::Allow => continue,
+                        Verdict::Rewrite(arguments) => {
+                            call.arguments = arguments;
+                            rewritten = true;
+                            continue;
+                        }
+                        Verdict::Deny {
+                            reason,
+                            code,
+                            retry_after_ms,
+                        } => Denial {
+                            reason,
+                            code,
+                            rule: rule.label.clone(),
+                            retry_after_ms,
+                            deny_as: rule.deny_as,
+                        },
+                    }
+                }
+                Err(e) => Denial {
+                    reason: e.to_string(),
+                    code: "policy_error".into(),
+                    rule: rule.label.clone(),
+                    retry_after_ms: None,
+                    deny_as: rule.deny_as,
+                },
+            };
+            self.refund(ticket).await;
+            return Decision::Deny(denial);
+        }
+        Decision::Allow {
+            arguments: rewritten.then_some(call.arguments),
+            ticket,
+        }
+    }
+
+    /// Commit or refund an allowed call's reservations once the server has answered.
+    pub async fn settle(&self, ticket: Ticket, outcome: UpstreamOutcome) {
+        let refund: Vec<Reservation> = ticket
+            .reservations
+            .into_iter()
+            .filter(|(_, on_error_result)| match outcome {
+                UpstreamOutcome::Success => false,
+                UpstreamOutcome::ErrorResult => *on_error_result,
+                UpstreamOutcome::Failed => true,
+            })
+            .map(|(r, _)| r)
+            .collect();
+        self.refund(Ticket {
+            reservations: refund.into_iter().map(|r| (r, true)).collect(),
+        })
+        .await;
+    }
+
+    async fn refund(&self, ticket: Ticket) {
+        for (r, _) in ticket.reservations {
+            if let Err(e) = self.counters.refund(&r).await {
+                tracing::warn!(error = %e, key = %r.request.key, "could not refund a counter reservation");
+            }
+        }
+    }
+}
+
+async fn load_rule(
+    rule: &Rule,
+    engine: &PolicyEngine,
+    counters: &Arc<dyn CounterStore>,
+    server: &str,
+) -> Result<ChainRule, ChainError> {
+    let owned;
+    let wasm: &[u8] = match &rule.source {
+        PluginSource::Builtin(name) => {
+            builtin::get(name).expect("the policy parser only names existing built-ins")
+        }
+        PluginSource::File { path, sha256 } => {
+            owned = std::fs::read(path).map_err(|source| ChainError::Read {
+                rule: rule.label.clone(),
+                plugin: rule.plugin.clone(),
+                path: path.display().to_string(),
+                source,
+            })?;
+            if let Some(expected) = sha256 {
+                let actual: String = Sha256::digest(&owned)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                if !actual.eq_ignore_ascii_case(expected.trim()) {
+                    return Err(ChainError::Digest {
+                        rule: rule.label.clone(),
+                        plugin: rule.plugin.clone(),
+                        expected: expected.clone(),
+                        actual,
+                    });
+                }
+            }
+            &owned
+        }
+    };
+    let limits = LimitSpec::to_limits(&rule.limits);
+    let prefix = format!("{server}/{}/", rule.plugin);
+    let plugin = engine
+        .load(
+            &rule.plugin,
+            wasm,
+            limits,
+            &rule.config.to_string(),
+            counters.clone(),
+            &prefix,
+        )
+        .await
+        .map_err(|source| ChainError::Load {
+            rule: rule.label.clone(),
+            source,
+        })?;
+    Ok(ChainRule {
+        label: rule.label.clone(),
+        plugin: Arc::new(plugin),
+        deny_as: rule.deny_as,
+        refund_on_error_result: rule.refund_on_error_result,
+        answers_visibility: matches!(rule.source, PluginSource::File { .. }),
+    })
+}

@@ -1,0 +1,193 @@
+//! Command-line interface: `run` and `check`.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tollgate::chain::Chain;
+use tollgate::config::{self, LimitSpec, Policy};
+use tollgate::engine::{CodeCache, EngineConfig, LimitsSpecExt, PolicyEngine};
+use tollgate::proxy::stdio::{self, StdioOptions};
+use tollgate::proxy::Session;
+use tollgate::state::memory::MemoryStore;
+use tollgate::state::CounterStore;
+
+/// Tollgate: an MCP policy proxy. Every tools/call passes sandboxed WebAssembly policy plugins
+/// before the MCP server sees it.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter (also RUST_LOG), e.g. `info`, `tollgate=debug`.
+    #[arg(long, global = true, env = "TOLLGATE_LOG", default_value = "info")]
+    log: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the MCP server COMMAND as a child process and serve the agent on stdin/stdout,
+    /// deciding every tools/call by the policy.
+    Run(RunArgs),
+    /// Validate a policy file, load and configure every plugin it names, and print what each
+    /// tool gets.
+    Check {
+        /// The policy file (YAML or JSON).
+        policy: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The policy file (YAML or JSON).
+    #[arg(long, short)]
+    policy: PathBuf,
+    /// Where counters live: `memory`.
+    #[arg(long, default_value = "memory")]
+    state: String,
+    /// Name of the upstream server, as plugins see it and as counters are namespaced
+    /// (default: the command's file name).
+    #[arg(long)]
+    server_name: Option<String>,
+    /// Largest message accepted from the agent, in bytes.
+    #[arg(long, default_value_t = 4 << 20)]
+    max_message_bytes: usize,
+    /// Directory of the compiled-plugin cache (default: the user's cache directory).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// The MCP server's command and arguments, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+/// Entry point: run the command, print errors plainly, return the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tollgate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("tollgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_string());
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+async fn dispatch(command: Command) -> Result<i32> {
+    match command {
+        Command::Run(args) => run(args).await,
+        Command::Check { policy } => check(&policy).await.map(|_| 0),
+    }
+}
+
+/// The engine settings a policy needs: slots big enough for its largest memory limit, fuel
+/// metering when any rule sets fuel.
+fn engine_config(policy: &Policy, cache_dir: Option<PathBuf>) -> EngineConfig {
+    let rules = policy
+        .tools
+        .iter()
+        .flat_map(|t| &t.rules)
+        .chain(&policy.all_tools);
+    let limits: Vec<LimitSpec> = rules.map(|r| r.limits).collect();
+    let defaults = EngineConfig::default();
+    EngineConfig {
+        cache: cache_dir.map(CodeCache::new).or(defaults.cache.clone()),
+        max_memory_bytes: limits
+            .iter()
+            .map(|l| l.to_limits().memory_bytes)
+            .max()
+            .unwrap_or(0)
+            .max(defaults.max_memory_bytes),
+        fuel: limits.iter().any(|l| l.fuel.is_some()),
+        ..defaults
+    }
+}
+
+fn open_state(spec: &str) -> Result<Arc<dyn CounterStore>> {
+    match spec {
+        "memory" => Ok(Arc::new(MemoryStore::new())),
+        other => bail!("unknown --state `{other}`: this build supports `memory`"),
+    }
+}
+
+async fn load_chain(
+    path: &Path,
+    state: Arc<dyn CounterStore>,
+    server: &str,
+    cache_dir: Option<PathBuf>,
+) -> Result<(Policy, Chain)> {
+    let policy = config::load(path)?;
+    let engine = PolicyEngine::new(engine_config(&policy, cache_dir))?;
+    let chain = Chain::load(&policy, &engine, state, server)
+        .await
+        .with_context(|| format!("{}: cannot load the policy's plugins", path.display()))?;
+    Ok((policy, chain))
+}
+
+async fn run(args: RunArgs) -> Result<i32> {
+    let server = args.server_name.clone().unwrap_or_else(|| {
+        Path::new(&args.command[0])
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "server".into())
+    });
+    let state = open_state(&args.state)?;
+    let (_, chain) = load_chain(&args.policy, state, &server, args.cache_dir).await?;
+    tracing::info!(policy = %args.policy.display(), server, "policy loaded");
+    let session = Arc::new(Session::new(Arc::new(chain)));
+    let options = StdioOptions {
+        command: args.command,
+        max_message_bytes: args.max_message_bytes,
+        shutdown_grace: Duration::from_secs(5),
+    };
+    Ok(stdio::run(session, options).await?)
+}
+
+async fn check(path: &Path) -> Result<()> {
+    let (policy, _chain) = load_chain(path, Arc::new(MemoryStore::new()), "check", None).await?;
+    println!("{}: OK ({})", path.display(), policy.format);
+    println!("  default: {:?}", policy.default);
+    if !policy.hide.is_empty() {
+        println!("  hidden: {}", policy.hide.join(", "));
+    }
+    let describe = |r: &config::Rule| format!("{} ({}): {}", r.label, r.plugin, r.config);
+    for t in &policy.tools {
+        println!("  {}:", t.pattern);
+        if t.rules.is_empty() {
+            println!("    (allowed, no rules)");
+        }
+        for r in &t.rules {
+            println!("    - {}", describe(r));
+        }
+    }
+    if !policy.all_tools.is_empty() {
+        println!("  every tool, after its own rules (\"*\"):");
+        for r in &policy.all_tools {
+            println!("    - {}", describe(r));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,443 @@
+//! Tollgate's native policy format (YAML or JSON), a superset of the form in the product's
+//! seed documents:
+//!
+//! ```yaml
+//! version: 1
+//! default: allow
+//! hide: ["delete_*"]
+//! tools:
+//!   send_message:
+//!     rules:
+//!       - action: allow
+//!         rate_limit: { max: 30, window: 60 }   # or "30/minute"
+//!   "*":
+//!     rules: []
+//! ```
+
+use super::{
+    parse_rate, parse_window_secs, DefaultAction, DenyAs, Format, LimitSpec, PluginSource, Policy,
+    Rule, ToolRules,
+};
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The built-in rule kinds' plugins.
+const BUILTIN: &[&str] = &["deny", "rate-limit", "validate"];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    version: Value,
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: Option<String>,
+    #[serde(default)]
+    default: Option<DefaultWord>,
+    #[serde(default)]
+    hide: Vec<String>,
+    #[serde(default)]
+    limits: Option<LimitsFile>,
+    #[serde(default)]
+    plugins: BTreeMap<String, PluginFile>,
+    #[serde(default)]
+    tools: IndexMap<String, ToolFile>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum DefaultWord {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, Default)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    deadline_ms: Option<u64>,
+    memory_mib: Option<u64>,
+    fuel: Option<u64>,
+}
+
+impl From<LimitsFile> for LimitSpec {
+    fn from(l: LimitsFile) -> Self {
+        LimitSpec {
+            deadline_ms: l.deadline_ms,
+            memory_mib: l.memory_mib,
+            fuel: l.fuel,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PluginFile {
+    source: String,
+    #[serde(default)]
+    sha256: Option<String>,
+    #[serde(default)]
+    config: Option<Value>,
+    #[serde(default)]
+    limits: Option<LimitsFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolFile {
+    #[serde(default)]
+    rules: Vec<RuleFile>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum ActionWord {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    action: Option<ActionWord>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default, alias = "conditions")]
+    when: Option<Vec<Value>>,
+    #[serde(default)]
+    rate_limit: Option<Value>,
+    #[serde(default)]
+    validate: Option<Value>,
+    #[serde(default)]
+    plugin: Option<String>,
+    #[serde(default)]
+    config: Option<Value>,
+    #[serde(default)]
+    deny_as: Option<DenyAsWord>,
+    #[serde(default)]
+    refund_on_error_result: Option<bool>,
+    #[serde(default)]
+    limits: Option<LimitsFile>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum DenyAsWord {
+    Result,
+    Error,
+}
+
+/// Parse a native policy document. `base` resolves relative plugin paths. Errors carry the line
+/// and column where the parser knows them.
+pub fn parse_native(text: &str, base: &Path) -> Result<Policy, String> {
+    let file: File = serde_norway::from_str(text).map_err(|e| e.to_string())?;
+    match &file.version {
+        Value::Number(n) if n.as_u64() == Some(1) => {}
+        Value::String(s) if s == "1" => {}
+        other => {
+            return Err(format!(
+                "unsupported policy version {other}: this Tollgate reads version 1"
+            ))
+        }
+    }
+    let defaults: LimitSpec = file.limits.unwrap_or_default().into();
+    let plugins = &file.plugins;
+    let mut tools = Vec::new();
+    let mut all_tools = Vec::new();
+    for (pattern, tool) in &file.tools {
+        let rules = tool
+            .rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let label = r
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("tools.{pattern}.rules[{i}]"));
+                compile_rule(r, &label, pattern, i, plugins, defaults, base).transpose()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if pattern == "*" {
+            all_tools = rules;
+        } else {
+            tools.push(ToolRules {
+                pattern: pattern.clone(),
+                rules,
+            });
+        }
+    }
+    Ok(Policy {
+        format: Format::Native,
+        default: match file.default {
+            Some(DefaultWord::Deny) => DefaultAction::Deny,
+            _ => DefaultAction::Allow,
+        },
+        hide: file.hide,
+        tools,
+        all_tools,
+    })
+}
+
+/// One rule of the file -> one plugin rule, or `None` for a plain `action: allow`.
+fn compile_rule(
+    r: &RuleFile,
+    label: &str,
+    pattern: &str,
+    index: usize,
+    plugins: &BTreeMap<String, PluginFile>,
+    defaults: LimitSpec,
+    base: &Path,
+) -> Result<Option<Rule>, String> {
+    let at = |msg: String| format!("rule {label}: {msg}");
+    let kinds: Vec<&str> = [
+        (r.action == Some(ActionWord::Deny), "action: deny"),
+        (r.rate_limit.is_some(), "rate_limit"),
+        (r.validate.is_some(), "validate"),
+        (r.plugin.is_some(), "plugin"),
+    ]
+    .iter()
+    .filter(|(present, _)| *present)
+    .map(|(_, name)| *name)
+    .collect();
+    if kinds.len() > 1 {
+        return Err(at(format!(
+            "a rule does one thing, but this one has {}; split it into several rules",
+            kinds.join(" and ")
+        )));
+    }
+    if r.when.is_some() && r.action != Some(ActionWord::Deny) {
+        return Err(at(
+            "`when` conditions belong to an `action: deny` rule (or use `validate.require`)".into(),
+        ));
+    }
+    let (plugin, source, mut config, plugin_limits) = if r.action == Some(ActionWord::Deny) {
+        let mut c = Map::new();
+        c.insert(
+            "reason".into(),
+            json!(r
+                .reason
+                .clone()
+                .unwrap_or_else(|| "this tool is not allowed by policy".into())),
+        );
+        if let Some(code) = &r.code {
+            c.insert("code".into(), json!(code));
+        }
+        if let Some(when) = &r.when {
+            c.insert("when".into(), Value::Array(when.clone()));
+        }
+        builtin("deny", Value::Object(c))
+    } else if let Some(spec) = &r.rate_limit {
+        let counter = format!("{pattern}#{index}");
+        builtin(
+            "rate-limit",
+            rate_limit_config(spec, &counter, r.reason.as_deref()).map_err(at)?,
+        )
+    } else if let Some(spec) = &r.validate {
+        let mut c = spec.clone();
+        if let (Value::Object(map), Some(reason)) = (&mut c, &r.reason) {
+            map.entry("message").or_insert_with(|| json!(reason));
+        }
+        builtin("validate", c)
+    } else if let Some(name) = &r.plugin {
+        match plugins.get(name) {
+            Some(p) => (
+                name.clone(),
+                PluginSource::File {
+                    path: base.join(&p.source),
+                    sha256: p.sha256.clone(),
+                },
+                p.config.clone().unwrap_or_else(|| json!({})),
+                p.limits.map(LimitSpec::from),
+            ),
+            None if BUILTIN.contains(&name.as_str()) => builtin(name, json!({})),
+            None => {
+                return Err(at(format!(
+                    "plugin `{name}` is not defined under `plugins:` and is not built in ({})",
+                    BUILTIN.join(", ")
+                )))
+            }
+        }
+    } else {
+        if r.reason.is_some() || r.code.is_some() || r.config.is_some() {
+            return Err(at("`reason`, `code` and `config` need a rule that can deny (action: deny, rate_limit, validate or plugin)".into()));
+        }
+        return Ok(None);
+    };
+    if let Some(c) = &r.config {
+        if r.plugin.is_none() {
+            return Err(at("`config` goes with `plugin:`".into()));
+        }
+        config = c.clone();
+    }
+    let limits = r
+        .limits
+        .map(LimitSpec::from)
+        .unwrap_or_default()
+        .or(plugin_limits.unwrap_or_default())
+        .or(defaults);
+    Ok(Some(Rule {
+        label: label.to_string(),
+        plugin,
+        source,
+        config,
+        deny_as: match r.deny_as {
+            Some(DenyAsWord::Error) => DenyAs::Error,
+            _ => DenyAs::Result,
+        },
+        refund_on_error_result: r.refund_on_error_result.unwrap_or(true),
+        limits,
+    }))
+}
+
+fn builtin(name: &str, config: Value) -> (String, PluginSource, Value, Option<LimitSpec>) {
+    (
+        name.to_string(),
+        PluginSource::Builtin(name.to_string()),
+        config,
+        None,
+    )
+}
+
+/// `rate_limit: "30/minute"` or `{max, window, scope, algorithm, counter, cost, cost_from,
+/// fail_mode}` -> the rate-limit plugin's configuration.
+fn rate_limit_config(
+    spec: &Value,
+    default_counter: &str,
+    reason: Option<&str>,
+) -> Result<Value, String> {
+    let mut c = Map::new();
+    c.insert("counter".into(), json!(default_counter));
+    match spec {
+        Value::String(s) => {
+            let (max, secs) = parse_rate(s)?;
+            c.insert("max".into(), json!(max));
+            c.insert("window_ms".into(), json!(secs * 1000));
+        }
+        Value::Object(map) => {
+            for (key, value) in map {
+                match key.as_str() {
+                    "max" => {
+                        let max = value.as_u64().ok_or_else(|| format!("rate_limit.max must be a whole number, got {value}"))?;
+                        c.insert("max".into(), json!(max));
+                    }
+                    "window" => {
+                        c.insert("window_ms".into(), json!(parse_window_secs(value)? * 1000));
+                    }
+                    "scope" | "algorithm" | "counter" | "cost" | "cost_from" | "fail_mode" => {
+                        c.insert(key.clone(), value.clone());
+                    }
+                    other => {
+                        return Err(format!(
+                            "unknown key `rate_limit.{other}`; expected max, window, scope, algorithm, counter, cost, cost_from or fail_mode"
+                        ))
+                    }
+                }
+            }
+            for required in ["max", "window_ms"] {
+                if !c.contains_key(required) {
+                    return Err(format!(
+                        "rate_limit needs `{}`",
+                        required.trim_end_matches("_ms")
+                    ));
+                }
+            }
+        }
+        other => {
+            return Err(format!(
+                "rate_limit must be \"N/minute\" or {{max, window}}, got {other}"
+            ))
+        }
+    }
+    if let Some(reason) = reason {
+        c.insert("message".into(), json!(reason));
+    }
+    Ok(Value::Object(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Policy, String> {
+        parse_native(text, Path::new("/policies"))
+    }
+
+    #[test]
+    fn the_seed_form_compiles_to_a_rate_limit_plugin() {
+        let p = parse("version: 1\ntools:\n  send_conversation_message:\n    rules:\n      - action: allow\n        rate_limit: { max: 30, window: 60 }\n").unwrap();
+        let rule = &p.tools[0].rules[0];
+        assert_eq!(rule.plugin, "rate-limit");
+        assert_eq!(
+            rule.config,
+            json!({"counter": "send_conversation_message#0", "max": 30, "window_ms": 60000})
+        );
+        assert_eq!(rule.label, "tools.send_conversation_message.rules[0]");
+    }
+
+    #[test]
+    fn deny_validate_and_star_rules_compile_in_order() {
+        let p = parse(
+            r#"
+version: 1
+default: deny
+hide: ["delete_*"]
+tools:
+  create:
+    rules:
+      - validate: { schema: { type: object, required: [name] } }
+      - action: deny
+        reason: no admins
+        when: [{path: args.role, op: eq, value: admin}]
+        deny_as: error
+  "*":
+    rules:
+      - rate_limit: "100/hour"
+"#,
+        )
+        .unwrap();
+        assert_eq!(p.default, DefaultAction::Deny);
+        assert_eq!(p.hide, vec!["delete_*"]);
+        let rules = &p.tools[0].rules;
+        assert_eq!(
+            (rules[0].plugin.as_str(), rules[1].plugin.as_str()),
+            ("validate", "deny")
+        );
+        assert_eq!(rules[1].deny_as, DenyAs::Error);
+        assert_eq!(rules[1].config["when"][0]["op"], "eq");
+        assert_eq!(p.all_tools[0].config["window_ms"], 3_600_000);
+    }
+
+    #[test]
+    fn mistakes_are_reported_with_where_and_what() {
+        let unknown = parse("version: 1\ntools:\n  x:\n    rulez: []\n").unwrap_err();
+        assert!(
+            unknown
+                .starts_with("tools.x: unknown field `rulez`, expected `rules` at line 4 column 5"),
+            "{unknown}"
+        );
+        let both = parse("version: 1\ntools:\n  x:\n    rules:\n      - action: deny\n        rate_limit: 1/minute\n").unwrap_err();
+        assert_eq!(both, "rule tools.x.rules[0]: a rule does one thing, but this one has action: deny and rate_limit; split it into several rules");
+        let window =
+            parse("version: 1\ntools:\n  x:\n    rules:\n      - rate_limit: 3/fortnight\n")
+                .unwrap_err();
+        assert!(
+            window.starts_with("rule tools.x.rules[0]: invalid rate `3/fortnight`"),
+            "{window}"
+        );
+        let plugin =
+            parse("version: 1\ntools:\n  x:\n    rules:\n      - plugin: nope\n").unwrap_err();
+        assert!(
+            plugin.contains("plugin `nope` is not defined under `plugins:`"),
+            "{plugin}"
+        );
+        assert!(parse("version: 2\n")
+            .unwrap_err()
+            .starts_with("unsupported policy version 2"));
+    }
+}

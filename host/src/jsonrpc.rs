@@ -1,0 +1,215 @@
+//! The JSON-RPC envelope, and nothing more: Tollgate reads `jsonrpc`, `id`, `method`, `params`
+//! (for `tools/call`: `name`, `arguments`, `_meta`) and `result`/`error`, borrowing from the
+//! original bytes so everything it does not change is forwarded exactly as it came.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+/// JSON-RPC error codes Tollgate answers with.
+pub mod codes {
+    /// Not JSON.
+    pub const PARSE_ERROR: i64 = -32700;
+    /// JSON, but not a valid request.
+    pub const INVALID_REQUEST: i64 = -32600;
+    /// Bad parameters (and unknown / hidden tools, as MCP servers answer them).
+    pub const INVALID_PARAMS: i64 = -32602;
+}
+
+/// One message's envelope, borrowed from its bytes.
+#[derive(Debug, Deserialize)]
+pub struct Envelope<'a> {
+    /// Must be `"2.0"`.
+    #[serde(default)]
+    pub jsonrpc: Option<&'a str>,
+    /// Request or response id, as its original JSON text.
+    #[serde(default, borrow)]
+    pub id: Option<&'a RawValue>,
+    /// Method of a request or notification.
+    #[serde(default, borrow)]
+    pub method: Option<std::borrow::Cow<'a, str>>,
+    /// Parameters, untouched.
+    #[serde(default, borrow)]
+    pub params: Option<&'a RawValue>,
+    /// A response's result, untouched.
+    #[serde(default, borrow)]
+    pub result: Option<&'a RawValue>,
+    /// A response's error, untouched.
+    #[serde(default, borrow)]
+    pub error: Option<&'a RawValue>,
+}
+
+/// What kind of message an envelope is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Has `method` and `id`.
+    Request,
+    /// Has `method`, no `id`.
+    Notification,
+    /// Has `id` and `result` or `error`.
+    Response,
+    /// None of the above.
+    Invalid,
+}
+
+impl Envelope<'_> {
+    /// Classify the message.
+    pub fn kind(&self) -> Kind {
+        match (
+            &self.method,
+            &self.id,
+            self.result.is_some() || self.error.is_some(),
+        ) {
+            (Some(_), Some(_), _) => Kind::Request,
+            (Some(_), None, _) => Kind::Notification,
+            (None, Some(_), true) => Kind::Response,
+            _ => Kind::Invalid,
+        }
+    }
+
+    /// The id's JSON text, `null` when absent.
+    pub fn id_text(&self) -> &str {
+        self.id.map(RawValue::get).unwrap_or("null")
+    }
+}
+
+/// A message line: one envelope, or a batch of raw elements.
+pub enum Parsed<'a> {
+    /// A single message.
+    Single(Envelope<'a>),
+    /// A JSON array (2025-03-26 batches): its raw elements.
+    Batch(Vec<&'a RawValue>),
+}
+
+/// Parse a line. `Err` carries the JSON-RPC error code and message to answer with.
+pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, (i64, String)> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        (
+            codes::PARSE_ERROR,
+            format!("Parse error: message is not valid UTF-8 ({e})"),
+        )
+    })?;
+    let first = text.trim_start().as_bytes().first().copied();
+    if first == Some(b'[') {
+        let items: Vec<&RawValue> = serde_json::from_str(text)
+            .map_err(|e| (codes::PARSE_ERROR, format!("Parse error: {e}")))?;
+        if items.is_empty() {
+            return Err((
+                codes::INVALID_REQUEST,
+                "Invalid Request: empty batch".into(),
+            ));
+        }
+        return Ok(Parsed::Batch(items));
+    }
+    match serde_json::from_str::<Envelope>(text) {
+        Ok(env) => Ok(Parsed::Single(env)),
+        Err(e) if e.is_data() => Err((codes::INVALID_REQUEST, format!("Invalid Request: {e}"))),
+        Err(e) => Err((codes::PARSE_ERROR, format!("Parse error: {e}"))),
+    }
+}
+
+/// `tools/call` parameters as far as policy needs them.
+#[derive(Debug, Deserialize)]
+pub struct CallParams<'a> {
+    /// The tool.
+    pub name: String,
+    /// The arguments, untouched (absent or `null` means `{}`).
+    #[serde(default, borrow)]
+    pub arguments: Option<&'a RawValue>,
+    /// Request metadata.
+    #[serde(default, rename = "_meta")]
+    pub meta: Option<serde_json::Map<String, Value>>,
+}
+
+/// Read `tools/call` params; the error says what is wrong, for a `-32602` answer.
+pub fn call_params<'a>(params: Option<&'a RawValue>) -> Result<CallParams<'a>, String> {
+    let raw = params.ok_or("Invalid params: tools/call needs params with a tool `name`")?;
+    let p: CallParams =
+        serde_json::from_str(raw.get()).map_err(|e| format!("Invalid params: {e}"))?;
+    if let Some(args) = p.arguments {
+        let t = args.get().trim_start();
+        if !(t.starts_with('{') || t == "null") {
+            return Err(format!(
+                "Invalid params: `arguments` must be an object, got {}",
+                args.get()
+            ));
+        }
+    }
+    Ok(p)
+}
+
+/// A JSON-RPC error response line.
+pub fn error_response(id: &str, code: i64, message: &str, data: Option<&Value>) -> Vec<u8> {
+    let mut error = serde_json::json!({ "code": code, "message": message });
+    if let Some(data) = data {
+        error["data"] = data.clone();
+    }
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{error}}}"#).into_bytes()
+}
+
+/// A JSON-RPC result response line.
+pub fn result_response(id: &str, result: &Value) -> Vec<u8> {
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#).into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_are_classified_without_touching_the_rest() {
+        let Ok(Parsed::Single(e)) = parse(br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"x","arguments":{"a":1}}}"#) else {
+            panic!()
+        };
+        assert_eq!(
+            (e.kind(), e.id_text(), e.method.as_deref()),
+            (Kind::Request, "7", Some("tools/call"))
+        );
+        let p = call_params(e.params).unwrap();
+        assert_eq!(
+            (p.name.as_str(), p.arguments.unwrap().get()),
+            ("x", r#"{"a":1}"#)
+        );
+        let Ok(Parsed::Single(n)) =
+            parse(br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#)
+        else {
+            panic!()
+        };
+        assert_eq!(n.kind(), Kind::Notification);
+        let Ok(Parsed::Single(r)) = parse(br#"{"jsonrpc":"2.0","id":"a","result":{"x":[1,2]}}"#)
+        else {
+            panic!()
+        };
+        assert_eq!((r.kind(), r.id_text()), (Kind::Response, r#""a""#));
+    }
+
+    #[test]
+    fn bad_input_gets_the_right_error_code() {
+        assert_eq!(parse(b"not json").err().unwrap().0, codes::PARSE_ERROR);
+        assert_eq!(parse(b"\xff\xfe").err().unwrap().0, codes::PARSE_ERROR);
+        assert_eq!(parse(b"[]").err().unwrap().0, codes::INVALID_REQUEST);
+        assert_eq!(
+            parse(br#"{"id": {"a": 1}, "method": 5}"#).err().unwrap().0,
+            codes::INVALID_REQUEST
+        );
+        let Ok(Parsed::Batch(items)) = parse(br#"[{"id":1},{"id":2}]"#) else {
+            panic!()
+        };
+        assert_eq!(items.len(), 2);
+    }
+
+    #[test]
+    fn call_params_must_name_a_tool_and_have_object_arguments() {
+        let raw = |s: &'static str| Some(serde_json::from_str::<&RawValue>(s).unwrap());
+        assert!(call_params(None).unwrap_err().contains("needs params"));
+        assert!(call_params(raw(r#"{"arguments":{}}"#))
+            .unwrap_err()
+            .contains("missing field `name`"));
+        assert_eq!(
+            call_params(raw(r#"{"name":"x","arguments":[1]}"#)).unwrap_err(),
+            "Invalid params: `arguments` must be an object, got [1]"
+        );
+        assert!(call_params(raw(r#"{"name":"x","arguments":null}"#)).is_ok());
+        assert!(call_params(raw(r#""just a string""#)).is_err());
+    }
+}

@@ -1,0 +1,7 @@
+//! Sessions: pumping messages between the agent and the server, intercepting what policy
+//! decides.
+
+pub mod session;
+pub mod stdio;
+
+pub use session::{denial_response, Routed, Session};

@@ -1,0 +1,330 @@
+//! One agent session, independent of transport: every message from the agent goes through
+//! [`Session::from_client`], every message from the server through [`Session::from_server`].
+//! Only `tools/call` requests (decided by the chain), `tools/list` responses (hidden tools
+//! removed) and responses to allowed calls (counters settled) are looked at; everything else is
+//! forwarded as the original bytes.
+
+use crate::chain::{Chain, Decision, Denial, Ticket, UpstreamOutcome};
+use crate::config::DenyAs;
+use crate::engine::CallInput;
+use crate::jsonrpc::{self, codes, Envelope, Kind, Parsed};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Where a message from the agent goes.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Routed {
+    /// Bytes to send to the server (the original line unless a rule rewrote it).
+    pub to_server: Option<Vec<u8>>,
+    /// Answers Tollgate gives the agent itself (denials, errors).
+    pub to_client: Vec<Vec<u8>>,
+}
+
+enum Pending {
+    /// An allowed call whose counters are settled when the server answers.
+    Call(Ticket),
+    /// A `tools/list` whose response is filtered.
+    List,
+}
+
+/// State of one agent session.
+pub struct Session {
+    chain: Arc<Chain>,
+    caller: Mutex<String>,
+    pending: Mutex<HashMap<String, Pending>>,
+}
+
+/// The JSON-RPC error code of a denial sent with `deny_as: error` (implementation range).
+fn error_code(code: &str) -> i64 {
+    match code {
+        "denied" => -32001,
+        "rate_limited" => -32002,
+        "invalid_arguments" => -32003,
+        "policy_error" => -32004,
+        "state_unavailable" => -32005,
+        _ => -32000,
+    }
+}
+
+/// The answer a denial gives the agent.
+pub fn denial_response(id: &str, d: &Denial) -> Vec<u8> {
+    let text = format!("Denied by policy: {}", d.reason);
+    let mut data = json!({ "code": d.code, "rule": d.rule });
+    if let Some(ms) = d.retry_after_ms {
+        data["retryAfterMs"] = json!(ms);
+    }
+    match d.deny_as {
+        DenyAs::Error => jsonrpc::error_response(id, error_code(&d.code), &text, Some(&data)),
+        DenyAs::Result => jsonrpc::result_response(
+            id,
+            &json!({
+                "content": [{ "type": "text", "text": text }],
+                "isError": true,
+                "_meta": { "dev.tollgate/denial": data },
+            }),
+        ),
+    }
+}
+
+impl Session {
+    /// A new session deciding with `chain`; the caller is `anonymous` until the client says who
+    /// it is (`initialize`'s `clientInfo.name`) or a transport authenticates it.
+    pub fn new(chain: Arc<Chain>) -> Self {
+        Self {
+            chain,
+            caller: Mutex::new("anonymous".into()),
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Set the caller identity (an authenticated principal).
+    pub fn set_caller(&self, caller: &str) {
+        *self.caller.lock().unwrap_or_else(|p| p.into_inner()) = caller.to_string();
+    }
+
+    /// The caller identity plugins see.
+    pub fn caller(&self) -> String {
+        self.caller
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Route one message (line) from the agent.
+    pub async fn from_client(&self, line: &[u8]) -> Routed {
+        match jsonrpc::parse(line) {
+            Err((code, message)) => Routed {
+                to_server: None,
+                to_client: vec![jsonrpc::error_response("null", code, &message, None)],
+            },
+            Ok(Parsed::Single(env)) => match self.client_message(&env, line).await {
+                Ok(None) => Routed {
+                    to_server: Some(line.to_vec()),
+                    to_client: vec![],
+                },
+                Ok(Some(rewritten)) => Routed {
+                    to_server: Some(rewritten),
+                    to_client: vec![],
+                },
+                Err(answer) => Routed {
+                    to_server: None,
+                    to_client: vec![answer],
+                },
+            },
+            Ok(Parsed::Batch(items)) => self.client_batch(items).await,
+        }
+    }
+
+    /// One message: `Ok(None)` forward as is, `Ok(Some)` forward these bytes, `Err` answer the
+    /// agent instead.
+    async fn client_message(
+        &self,
+        env: &Envelope<'_>,
+        line: &[u8],
+    ) -> Result<Option<Vec<u8>>, Vec<u8>> {
+        match (env.kind(), env.method.as_deref()) {
+            (Kind::Request, Some("tools/call")) => self.call(env, line).await,
+            (Kind::Request, Some("tools/list")) => {
+                if self.chain.may_hide() {
+                    self.pending()
+                        .insert(env.id_text().to_string(), Pending::List);
+                }
+                Ok(None)
+            }
+            (Kind::Request, Some("initialize")) => {
+                if let Some(name) = client_name(env.params) {
+                    self.set_caller(&name);
+                }
+                Ok(None)
+            }
+            (Kind::Invalid, _) => Err(jsonrpc::error_response(
+                env.id.map(RawValue::get).unwrap_or("null"),
+                codes::INVALID_REQUEST,
+                "Invalid Request: a message needs a method, or an id with a result or error",
+                None,
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    async fn call(&self, env: &Envelope<'_>, line: &[u8]) -> Result<Option<Vec<u8>>, Vec<u8>> {
+        let id = env.id_text();
+        let params = jsonrpc::call_params(env.params)
+            .map_err(|m| jsonrpc::error_response(id, codes::INVALID_PARAMS, &m, None))?;
+        let arguments = match params.arguments.map(RawValue::get) {
+            None | Some("null") => "{}".to_string(),
+            Some(a) => a.to_string(),
+        };
+        let metadata = params
+            .meta
+            .iter()
+            .flatten()
+            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+            .collect();
+        let call = CallInput {
+            tool: params.name.clone(),
+            arguments,
+            server: self.chain.server().into(),
+            caller: self.caller(),
+            metadata,
+        };
+        match self.chain.decide(call).await {
+            Decision::Allow { arguments, ticket } => {
+                if !ticket.is_empty() {
+                    self.pending().insert(id.to_string(), Pending::Call(ticket));
+                }
+                match arguments {
+                    None => Ok(None),
+                    Some(new_args) => Ok(Some(rewrite_arguments(line, &new_args))),
+                }
+            }
+            Decision::Deny(d) => {
+                tracing::info!(tool = %params.name, code = %d.code, rule = %d.rule, reason = %d.reason, "denied");
+                Err(denial_response(id, &d))
+            }
+            Decision::Unknown => Err(jsonrpc::error_response(
+                id,
+                codes::INVALID_PARAMS,
+                &format!("Unknown tool: {}", params.name),
+                None,
+            )),
+        }
+    }
+
+    async fn client_batch(&self, items: Vec<&RawValue>) -> Routed {
+        let mut forward: Vec<String> = Vec::new();
+        let mut answers: Vec<String> = Vec::new();
+        for item in items {
+            let bytes = item.get().as_bytes();
+            let outcome = match serde_json::from_str::<Envelope>(item.get()) {
+                Ok(env) => self.client_message(&env, bytes).await,
+                Err(e) => Err(jsonrpc::error_response(
+                    "null",
+                    codes::INVALID_REQUEST,
+                    &format!("Invalid Request: {e}"),
+                    None,
+                )),
+            };
+            match outcome {
+                Ok(None) => forward.push(item.get().to_string()),
+                Ok(Some(rewritten)) => {
+                    forward.push(String::from_utf8_lossy(&rewritten).into_owned())
+                }
+                Err(answer) => answers.push(String::from_utf8_lossy(&answer).into_owned()),
+            }
+        }
+        let join = |parts: Vec<String>| {
+            (!parts.is_empty()).then(|| format!("[{}]", parts.join(",")).into_bytes())
+        };
+        Routed {
+            to_server: join(forward),
+            to_client: join(answers).into_iter().collect(),
+        }
+    }
+
+    /// Route one message (line) from the server: `None` drops it (never, today), `Some` forwards
+    /// these bytes (the original unless a `tools/list` was filtered).
+    pub async fn from_server(&self, line: &[u8]) -> Option<Vec<u8>> {
+        if self.pending().is_empty() {
+            return Some(line.to_vec());
+        }
+        match jsonrpc::parse(line) {
+            Ok(Parsed::Single(env)) if env.kind() == Kind::Response => {
+                let pending = self.pending().remove(env.id_text());
+                match pending {
+                    Some(Pending::Call(ticket)) => {
+                        self.chain.settle(ticket, outcome_of(&env)).await;
+                        Some(line.to_vec())
+                    }
+                    Some(Pending::List) => Some(
+                        self.filter_list(&env)
+                            .await
+                            .unwrap_or_else(|| line.to_vec()),
+                    ),
+                    None => Some(line.to_vec()),
+                }
+            }
+            Ok(Parsed::Batch(items)) => {
+                for item in items {
+                    if let Ok(env) = serde_json::from_str::<Envelope>(item.get()) {
+                        let pending = self.pending().remove(env.id_text());
+                        if let Some(Pending::Call(ticket)) = pending {
+                            self.chain.settle(ticket, outcome_of(&env)).await;
+                        }
+                    }
+                }
+                Some(line.to_vec())
+            }
+            _ => Some(line.to_vec()),
+        }
+    }
+
+    /// Remove hidden tools from a `tools/list` result; `None` when nothing was removed.
+    async fn filter_list(&self, env: &Envelope<'_>) -> Option<Vec<u8>> {
+        let mut result: Value = serde_json::from_str(env.result?.get()).ok()?;
+        let tools = result.get_mut("tools")?.as_array_mut()?;
+        let caller = self.caller();
+        let mut keep = Vec::with_capacity(tools.len());
+        for tool in tools.iter() {
+            let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
+            keep.push(self.chain.visible(name, &caller).await);
+        }
+        if keep.iter().all(|k| *k) {
+            return None;
+        }
+        let mut flags = keep.into_iter();
+        tools.retain(|_| flags.next().unwrap_or(false));
+        Some(jsonrpc::result_response(env.id_text(), &result))
+    }
+
+    /// The server is gone: refund every call still waiting for an answer.
+    pub async fn upstream_lost(&self) {
+        let pending: Vec<Pending> = self.pending().drain().map(|(_, p)| p).collect();
+        for p in pending {
+            if let Pending::Call(ticket) = p {
+                self.chain.settle(ticket, UpstreamOutcome::Failed).await;
+            }
+        }
+    }
+}
+
+fn outcome_of(env: &Envelope<'_>) -> UpstreamOutcome {
+    if env.error.is_some() {
+        return UpstreamOutcome::Failed;
+    }
+    #[derive(serde::Deserialize)]
+    struct IsError {
+        #[serde(default, rename = "isError")]
+        is_error: bool,
+    }
+    match env
+        .result
+        .and_then(|r| serde_json::from_str::<IsError>(r.get()).ok())
+    {
+        Some(IsError { is_error: true }) => UpstreamOutcome::ErrorResult,
+        _ => UpstreamOutcome::Success,
+    }
+}
+
+/// `initialize` params' `clientInfo.name`.
+fn client_name(params: Option<&RawValue>) -> Option<String> {
+    let v: Value = serde_json::from_str(params?.get()).ok()?;
+    v.pointer("/clientInfo/name")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// The request with `params.arguments` replaced (everything else kept, in order).
+fn rewrite_arguments(line: &[u8], new_args: &str) -> Vec<u8> {
+    let mut message: Value = serde_json::from_slice(line).expect("the line was parsed before");
+    let args: Value =
+        serde_json::from_str(new_args).expect("the engine checked the rewrite is a JSON object");
+    message["params"]["arguments"] = args;
+    serde_json::to_vec(&message).expect("a Value always serialises")
+}

@@ -1,0 +1,236 @@
+//! The stdio proxy: the MCP server runs as a child process; the agent talks to Tollgate on
+//! Tollgate's own stdin/stdout, exactly as it would to the server.
+//!
+//! Process hygiene: the child's stderr is Tollgate's stderr; SIGINT/SIGTERM are passed to the
+//! child; when the agent closes stdin the child's stdin is closed and the child gets a grace
+//! period before SIGTERM and then SIGKILL; Tollgate exits with the child's exit code.
+
+use super::Session;
+use crate::jsonrpc::{self, codes};
+use crate::transport::lines::{Line, LineReader};
+use crate::transport::stdio;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::Mutex;
+
+/// How the stdio proxy runs.
+#[derive(Debug, Clone)]
+pub struct StdioOptions {
+    /// The server's command and arguments.
+    pub command: Vec<String>,
+    /// Largest message accepted from the agent, in bytes.
+    pub max_message_bytes: usize,
+    /// How long the child may take to exit after its stdin closes.
+    pub shutdown_grace: Duration,
+}
+
+/// The proxy could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// No command was given.
+    #[error("no MCP server command given: use `tollgate run --policy FILE -- COMMAND [ARGS...]`")]
+    NoCommand,
+    /// The child could not be started.
+    #[error("cannot start the MCP server `{command}`: {source}")]
+    Spawn {
+        /// The command.
+        command: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Waiting for the child failed.
+    #[error("lost track of the MCP server process: {0}")]
+    Wait(std::io::Error),
+}
+
+type Writer = Arc<Mutex<Box<dyn AsyncWrite + Send + Unpin>>>;
+
+async fn send(out: &Writer, message: &[u8]) -> std::io::Result<()> {
+    let mut w = out.lock().await;
+    // One write per message keeps messages whole when several tasks answer the agent.
+    let mut framed = Vec::with_capacity(message.len() + 1);
+    framed.extend_from_slice(message);
+    framed.push(b'\n');
+    w.write_all(&framed).await?;
+    w.flush().await
+}
+
+/// Upstream messages may be much larger than what agents send (file contents, images).
+const UPSTREAM_MIN_LIMIT: usize = 64 << 20;
+
+/// Run the proxy until the server exits or the agent goes away; returns the exit code to use.
+pub async fn run(session: Arc<Session>, options: StdioOptions) -> Result<i32, ProxyError> {
+    let (program, args) = options.command.split_first().ok_or(ProxyError::NoCommand)?;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| ProxyError::Spawn {
+            command: options.command.join(" "),
+            source,
+        })?;
+    let pid = child.id();
+    let mut child_in = child.stdin.take().expect("stdin was piped");
+    let child_out = child.stdout.take().expect("stdout was piped");
+    let to_client: Writer = Arc::new(Mutex::new(stdio::stdout()));
+
+    // Agent -> server.
+    let agent_session = session.clone();
+    let agent_out = to_client.clone();
+    let max = options.max_message_bytes;
+    let agent = tokio::spawn(async move {
+        let mut lines = LineReader::new(BufReader::with_capacity(64 << 10, stdio::stdin()), max);
+        loop {
+            let line = match lines.next().await {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading from the agent failed");
+                    break;
+                }
+            };
+            let routed = match line {
+                Line::Message(bytes) => agent_session.from_client(&bytes).await,
+                Line::TooLong(n) => {
+                    let message = format!("Invalid Request: message of {n} bytes is over the limit of {max} bytes (--max-message-bytes)");
+                    tracing::warn!("{message}");
+                    super::Routed {
+                        to_server: None,
+                        to_client: vec![jsonrpc::error_response(
+                            "null",
+                            codes::INVALID_REQUEST,
+                            &message,
+                            None,
+                        )],
+                    }
+                }
+            };
+            for answer in &routed.to_client {
+                if send(&agent_out, answer).await.is_err() {
+                    return;
+                }
+            }
+            if let Some(bytes) = routed.to_server {
+                let mut framed = bytes;
+                framed.push(b'\n');
+                if let Err(e) = child_in.write_all(&framed).await {
+                    tracing::error!(error = %e, "the MCP server stopped reading its input");
+                    break;
+                }
+            }
+        }
+        // Closing the child's stdin tells it the session is over.
+        drop(child_in);
+    });
+
+    // Server -> agent.
+    let server_session = session.clone();
+    let server = tokio::spawn(async move {
+        let mut lines = LineReader::new(
+            BufReader::with_capacity(64 << 10, child_out),
+            max.max(UPSTREAM_MIN_LIMIT),
+        );
+        loop {
+            match lines.next().await {
+                Ok(Some(Line::Message(bytes))) => {
+                    if let Some(out) = server_session.from_server(&bytes).await {
+                        if send(&to_client, &out).await.is_err() {
+                            tracing::info!("the agent closed its output; stopping");
+                            break;
+                        }
+                    }
+                }
+                Ok(Some(Line::TooLong(n))) => tracing::error!(
+                    "dropped a message of {n} bytes from the MCP server: over the size limit"
+                ),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading from the MCP server failed");
+                    break;
+                }
+            }
+        }
+        server_session.upstream_lost().await;
+    });
+
+    let signals = tokio::spawn(forward_signals(pid));
+    let code = supervise(&mut child, agent, server, options.shutdown_grace).await;
+    signals.abort();
+    code
+}
+
+/// Wait for the end of the session and of the child; returns the exit code to use.
+async fn supervise(
+    child: &mut Child,
+    agent: tokio::task::JoinHandle<()>,
+    mut server: tokio::task::JoinHandle<()>,
+    grace: Duration,
+) -> Result<i32, ProxyError> {
+    tokio::select! {
+        _ = &mut server => {}
+        _ = agent => {
+            // The agent is gone and the child's stdin is closed: give the child time to exit.
+            if tokio::time::timeout(grace, child.wait()).await.is_err() {
+                tracing::warn!("the MCP server did not exit {grace:?} after its input closed; sending SIGTERM");
+                signal(child.id(), libc::SIGTERM);
+                if tokio::time::timeout(Duration::from_secs(2), child.wait()).await.is_err() {
+                    tracing::warn!("the MCP server ignored SIGTERM; killing it");
+                    let _ = child.start_kill();
+                }
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(1), &mut server).await;
+        }
+    }
+    let status = child.wait().await.map_err(ProxyError::Wait)?;
+    Ok(exit_code(status))
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => {
+            if code != 0 {
+                tracing::error!("the MCP server exited with code {code}");
+            }
+            code
+        }
+        (None, Some(sig)) => {
+            tracing::error!("the MCP server was killed by signal {sig}");
+            128 + sig
+        }
+        _ => 1,
+    }
+}
+
+fn signal(pid: Option<u32>, sig: i32) {
+    if let Some(pid) = pid {
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(pid as i32, sig);
+        }
+    }
+}
+
+/// Pass SIGINT and SIGTERM on to the child; it decides how to exit, and Tollgate follows.
+async fn forward_signals(pid: Option<u32>) {
+    use tokio::signal::unix::{signal as listen, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        listen(SignalKind::interrupt()),
+        listen(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    loop {
+        let sig = tokio::select! {
+            _ = int.recv() => libc::SIGINT,
+            _ = term.recv() => libc::SIGTERM,
+        };
+        signal(pid, sig);
+    }
+}
