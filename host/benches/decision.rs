@@ -1,1 +1,93 @@
-fn main() {}
+//! One `tools/call` decision through a chain of deny + validate + rate-limit, with instances
+//! reused from the pool (the default) and with a fresh instance per call, reporting p50 / p99.
+//!
+//! Run: `cargo bench -p tollgate --bench decision` (figures go to BENCHMARKS.md).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tollgate::chain::{Chain, Decision, UpstreamOutcome};
+use tollgate::config::parse_native;
+use tollgate::engine::{CallInput, EngineConfig, PolicyEngine, Strategy};
+use tollgate::state::memory::MemoryStore;
+
+const POLICY: &str = r#"
+version: 1
+tools:
+  send_message:
+    rules:
+      - action: deny
+        reason: premium numbers are blocked
+        when: [{ path: args.to, op: regex, value: "^\\+1900" }]
+      - validate:
+          schema:
+            type: object
+            required: [to, body]
+            properties: { to: { type: string }, body: { type: string, maxLength: 1600 } }
+      - rate_limit: { max: 1000000000, window: 60, scope: args.to }
+"#;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+async fn measure(strategy: Strategy, iterations: usize) -> (Duration, Duration, Duration) {
+    let policy = parse_native(POLICY, std::path::Path::new(".")).expect("bench policy parses");
+    let engine = PolicyEngine::new(EngineConfig {
+        strategy,
+        ..EngineConfig::default()
+    })
+    .expect("engine");
+    let chain = Chain::load(&policy, &engine, Arc::new(MemoryStore::new()), "bench")
+        .await
+        .expect("chain loads");
+    let call = CallInput {
+        tool: "send_message".into(),
+        arguments: r#"{"to":"+15550100","body":"hello from the benchmark"}"#.into(),
+        server: "bench".into(),
+        caller: "anonymous".into(),
+        metadata: vec![],
+    };
+    let mut samples = Vec::with_capacity(iterations);
+    for i in 0..iterations + iterations / 10 {
+        let start = Instant::now();
+        let decision = chain.decide(call.clone()).await;
+        let elapsed = start.elapsed();
+        let Decision::Allow { ticket, .. } = decision else {
+            panic!("the benchmark call must be allowed: {decision:?}")
+        };
+        chain.settle(ticket, UpstreamOutcome::Success).await;
+        if i >= iterations / 10 {
+            samples.push(elapsed); // the first 10% warm up
+        }
+    }
+    samples.sort();
+    (
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.99),
+        samples.iter().sum::<Duration>() / samples.len() as u32,
+    )
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let iterations: usize = std::env::var("BENCH_ITERATIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000);
+    println!("one tools/call decision: deny(regex) + validate(JSON Schema) + rate-limit(memory), {iterations} calls");
+    for (name, strategy, n) in [
+        ("pooled instances", Strategy::Reuse, iterations),
+        ("fresh instance per call", Strategy::Fresh, iterations / 4),
+    ] {
+        let (p50, p99, mean) = rt.block_on(measure(strategy, n));
+        println!(
+            "  {name:<24} p50 {:>8.1} µs   p99 {:>8.1} µs   mean {:>8.1} µs",
+            p50.as_secs_f64() * 1e6,
+            p99.as_secs_f64() * 1e6,
+            mean.as_secs_f64() * 1e6
+        );
+    }
+}

@@ -83,7 +83,7 @@ pub enum Decision {
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
     /// A plugin file could not be read.
-    #[error("rule {rule}: cannot read plugin `{plugin}` from {path}: {source}")]
+    #[error("rule {rule}: cannot read plugin `{plugin}` from {path}: {cause}")]
     Read {
         /// The rule.
         rule: String,
@@ -92,7 +92,7 @@ pub enum ChainError {
         /// Its path.
         path: String,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A plugin's digest is not the pinned one.
     #[error("rule {rule}: plugin `{plugin}` has sha256 {actual}, but the policy pins {expected}")]
@@ -107,12 +107,12 @@ pub enum ChainError {
         actual: String,
     },
     /// Loading or configuring a plugin failed.
-    #[error("rule {rule}: {source}")]
+    #[error("rule {rule}: {cause}")]
     Load {
         /// The rule.
         rule: String,
         /// Why.
-        source: crate::engine::LoadError,
+        cause: crate::engine::LoadError,
     },
 }
 
@@ -310,11 +310,11 @@ async fn load_rule(
             builtin::get(name).expect("the policy parser only names existing built-ins")
         }
         PluginSource::File { path, sha256 } => {
-            owned = std::fs::read(path).map_err(|source| ChainError::Read {
+            owned = std::fs::read(path).map_err(|cause| ChainError::Read {
                 rule: rule.label.clone(),
                 plugin: rule.plugin.clone(),
                 path: path.display().to_string(),
-                source,
+                cause,
             })?;
             if let Some(expected) = sha256 {
                 let actual: String = Sha256::digest(&owned)
@@ -345,9 +345,9 @@ async fn load_rule(
             &prefix,
         )
         .await
-        .map_err(|source| ChainError::Load {
+        .map_err(|cause| ChainError::Load {
             rule: rule.label.clone(),
-            source,
+            cause,
         })?;
     Ok(ChainRule {
         label: rule.label.clone(),

@@ -93,6 +93,7 @@ fn init_logging(filter: &str) {
         )
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 

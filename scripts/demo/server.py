@@ -52,16 +52,25 @@ def answer(msg):
     raise LookupError(method)
 
 
+def reply_to(msg):
+    if not isinstance(msg, dict) or "id" not in msg or "method" not in msg:
+        return None
+    try:
+        return {"jsonrpc": "2.0", "id": msg["id"], "result": answer(msg)}
+    except LookupError as e:
+        return {"jsonrpc": "2.0", "id": msg["id"], "error": {"code": -32601, "message": f"Method not found: {e}"}}
+    except ValueError as e:
+        return {"jsonrpc": "2.0", "id": msg["id"], "error": {"code": -32602, "message": str(e)}}
+
+
 for line in sys.stdin:
     if not line.strip():
         continue
     msg = json.loads(line)
-    if "id" not in msg or "method" not in msg:
-        continue
-    try:
-        reply = {"jsonrpc": "2.0", "id": msg["id"], "result": answer(msg)}
-    except LookupError as e:
-        reply = {"jsonrpc": "2.0", "id": msg["id"], "error": {"code": -32601, "message": f"Method not found: {e}"}}
-    except ValueError as e:
-        reply = {"jsonrpc": "2.0", "id": msg["id"], "error": {"code": -32602, "message": str(e)}}
-    print(json.dumps(reply), flush=True)
+    if isinstance(msg, list):  # a JSON-RPC batch (MCP 2025-03-26)
+        replies = [r for r in map(reply_to, msg) if r is not None]
+        reply = replies or None
+    else:
+        reply = reply_to(msg)
+    if reply is not None:
+        print(json.dumps(reply), flush=True)

@@ -129,12 +129,12 @@ pub struct Policy {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read policy file {path}: {source}")]
+    #[error("cannot read policy file {path}: {cause}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Syntax or structure error, with the position when known.
     #[error("{path}: {message}")]
@@ -148,9 +148,9 @@ pub enum ConfigError {
 
 /// Read and normalise a policy file.
 pub fn load(path: &Path) -> Result<Policy, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
         path: path.into(),
-        source,
+        cause,
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
     parse_native(&text, base).map_err(|message| ConfigError::Invalid {

@@ -34,7 +34,24 @@ impl Default for Limits {
 impl Limits {
     /// The deadline in epoch ticks (at least one).
     pub fn deadline_ticks(&self) -> u64 {
-        (self.deadline.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64).max(1)
+        ticks(self.deadline)
+    }
+
+    /// The deadline of instantiation plus `configure`, which runs once per instance and may
+    /// compile schemas or patterns: twenty call deadlines, and at least one second.
+    pub fn configure_deadline(&self) -> Duration {
+        (self.deadline * 20).max(Duration::from_secs(1))
+    }
+}
+
+fn ticks(d: Duration) -> u64 {
+    (d.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64).max(1)
+}
+
+impl Limits {
+    /// [`Limits::configure_deadline`] in epoch ticks.
+    pub fn configure_ticks(&self) -> u64 {
+        ticks(self.configure_deadline())
     }
 }
 

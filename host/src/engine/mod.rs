@@ -55,12 +55,12 @@ impl Default for EngineConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The WIT-version stamp does not match.
-    #[error("plugin `{plugin}` cannot be loaded: {source}")]
+    #[error("plugin `{plugin}` cannot be loaded: {cause}")]
     Version {
         /// The plugin's name.
         plugin: String,
         /// The mismatch.
-        source: version::VersionError,
+        cause: version::VersionError,
     },
     /// Compiling or linking failed (not a component, missing exports, unknown imports, …).
     #[error("plugin `{plugin}` cannot be loaded: {message}")]
@@ -147,9 +147,9 @@ impl PolicyEngine {
         counters: Arc<dyn CounterStore>,
         key_prefix: &str,
     ) -> Result<Plugin, LoadError> {
-        version::check(wasm).map_err(|source| LoadError::Version {
+        version::check(wasm).map_err(|cause| LoadError::Version {
             plugin: name.into(),
-            source,
+            cause,
         })?;
         if limits.memory_bytes > self.config.max_memory_bytes {
             return Err(LoadError::Limit {

@@ -166,11 +166,19 @@ impl Plugin {
     }
 
     /// Turn a wasmtime error from inside a call into the failure the user should read.
-    fn classify(&self, store: &Store<HostState>, error: wasmtime::Error) -> Failure {
+    fn classify(
+        &self,
+        store: &Store<HostState>,
+        error: wasmtime::Error,
+        configuring: bool,
+    ) -> Failure {
         if store.data().limiter.exceeded() {
             return Failure::Memory(describe_bytes(self.limits.memory_bytes));
         }
         match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) if configuring => {
+                Failure::Deadline(self.limits.configure_deadline().as_millis())
+            }
             Some(Trap::Interrupt) => Failure::Deadline(self.limits.deadline.as_millis()),
             Some(Trap::OutOfFuel) => Failure::Fuel(self.limits.fuel.unwrap_or(0)),
             Some(trap) => Failure::Trap(trap.to_string()),
@@ -189,14 +197,15 @@ impl Plugin {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         self.prepare(&mut store);
+        store.set_epoch_deadline(self.limits.configure_ticks());
         let bindings = match self.pre.instantiate_async(&mut store).await {
             Ok(b) => b,
-            Err(e) => return Err(self.error(self.classify(&store, e))),
+            Err(e) => return Err(self.error(self.classify(&store, e, true))),
         };
         match bindings.call_configure(&mut store, &self.config_json).await {
             Ok(Ok(())) => Ok(Instance { store, bindings }),
             Ok(Err(message)) => Err(self.error(Failure::Rejected(message))),
-            Err(e) => Err(self.error(self.classify(&store, e))),
+            Err(e) => Err(self.error(self.classify(&store, e, true))),
         }
     }
 
@@ -239,7 +248,7 @@ impl Plugin {
         let reservations = std::mem::take(&mut instance.store.data_mut().reservations);
         let verdict = match outcome {
             Ok(v) => validate(v),
-            Err(e) => Err(self.classify(&instance.store, e)),
+            Err(e) => Err(self.classify(&instance.store, e, false)),
         };
         match verdict {
             Ok(verdict) => {
@@ -266,7 +275,7 @@ impl Plugin {
                 self.pool.give_back(instance);
                 Ok(v)
             }
-            Err(e) => Err(self.error(self.classify(&instance.store, e))),
+            Err(e) => Err(self.error(self.classify(&instance.store, e, false))),
         }
     }
 
@@ -305,7 +314,7 @@ impl Plugin {
                     ))),
                 }
             }
-            Err(e) => Err(self.error(self.classify(&instance.store, e))),
+            Err(e) => Err(self.error(self.classify(&instance.store, e, false))),
         }
     }
 }

@@ -34,12 +34,12 @@ pub enum ProxyError {
     #[error("no MCP server command given: use `tollgate run --policy FILE -- COMMAND [ARGS...]`")]
     NoCommand,
     /// The child could not be started.
-    #[error("cannot start the MCP server `{command}`: {source}")]
+    #[error("cannot start the MCP server `{command}`: {cause}")]
     Spawn {
         /// The command.
         command: String,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Waiting for the child failed.
     #[error("lost track of the MCP server process: {0}")]
@@ -71,9 +71,9 @@ pub async fn run(session: Arc<Session>, options: StdioOptions) -> Result<i32, Pr
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|source| ProxyError::Spawn {
+        .map_err(|cause| ProxyError::Spawn {
             command: options.command.join(" "),
-            source,
+            cause,
         })?;
     let pid = child.id();
     let mut child_in = child.stdin.take().expect("stdin was piped");

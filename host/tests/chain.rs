@@ -1,0 +1,261 @@
+//! The decision chain with the real built-in plugins, loaded from policy text: each rule kind's
+//! verdicts, rule order, refunds, default-deny, hiding, and a failing third-party plugin.
+
+use std::path::Path;
+use std::sync::Arc;
+use tollgate::chain::{Chain, Decision, Denial, UpstreamOutcome};
+use tollgate::config::{parse_native, DenyAs};
+use tollgate::engine::{CallInput, EngineConfig, PolicyEngine};
+use tollgate::state::memory::MemoryStore;
+
+const GUESTS: &str = env!("TOLLGATE_GUEST_DIR");
+
+async fn chain(policy: &str) -> Chain {
+    let policy = parse_native(policy, Path::new(GUESTS)).expect("test policy parses");
+    let engine = PolicyEngine::new(EngineConfig {
+        cache: None,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    Chain::load(&policy, &engine, Arc::new(MemoryStore::new()), "test")
+        .await
+        .expect("chain loads")
+}
+
+fn call(tool: &str, args: &str) -> CallInput {
+    CallInput {
+        tool: tool.into(),
+        arguments: args.into(),
+        server: "test".into(),
+        caller: "anonymous".into(),
+        metadata: vec![],
+    }
+}
+
+async fn denial(chain: &Chain, tool: &str, args: &str) -> Denial {
+    match chain.decide(call(tool, args)).await {
+        Decision::Deny(d) => d,
+        other => panic!("expected a denial of {tool} {args}, got {other:?}"),
+    }
+}
+
+async fn allowed(chain: &Chain, tool: &str, args: &str) -> bool {
+    match chain.decide(call(tool, args)).await {
+        Decision::Allow { ticket, .. } => {
+            chain.settle(ticket, UpstreamOutcome::Success).await;
+            true
+        }
+        _ => false,
+    }
+}
+
+#[tokio::test]
+async fn deny_rules_deny_always_or_when_their_conditions_hold() {
+    let c = chain(
+        r#"
+version: 1
+tools:
+  "delete_*":
+    rules: [{ action: deny, reason: "ask a human" }]
+  send:
+    rules:
+      - action: deny
+        reason: no premium numbers
+        deny_as: error
+        when: [{ path: args.to, op: regex, value: "^\\+1900" }]
+"#,
+    )
+    .await;
+    let d = denial(&c, "delete_file", "{}").await;
+    assert_eq!(
+        (d.code.as_str(), d.reason.as_str(), d.rule.as_str()),
+        ("denied", "ask a human", "tools.delete_*.rules[0]")
+    );
+    assert_eq!(d.deny_as, DenyAs::Result);
+    let d = denial(&c, "send", r#"{"to":"+1900123"}"#).await;
+    assert_eq!(
+        (d.reason.as_str(), d.deny_as),
+        ("no premium numbers", DenyAs::Error)
+    );
+    assert!(allowed(&c, "send", r#"{"to":"+1555123"}"#).await);
+    assert!(allowed(&c, "other", "{}").await, "default: allow");
+}
+
+#[tokio::test]
+async fn validate_rules_name_the_failing_argument() {
+    let c = chain(
+        r#"
+version: 1
+tools:
+  create:
+    rules:
+      - validate:
+          schema: { type: object, required: [name], properties: { name: { type: string, minLength: 3 } } }
+          require: [{ path: args.count, op: lte, value: 10 }]
+"#,
+    )
+    .await;
+    assert!(allowed(&c, "create", r#"{"name":"abc","count":10}"#).await);
+    let d = denial(&c, "create", r#"{"name":"ab","count":11}"#).await;
+    assert_eq!(d.code, "invalid_arguments");
+    assert_eq!(
+        d.reason,
+        "invalid arguments for `create`: argument `name`: \"ab\" is shorter than 3 characters; `count` must be a number at most 10"
+    );
+}
+
+#[tokio::test]
+async fn the_call_after_the_limit_is_rate_limited_and_failures_are_refunded() {
+    let c = chain("version: 1\ntools:\n  send:\n    rules:\n      - action: allow\n        rate_limit: { max: 2, window: 60 }\n").await;
+    assert!(allowed(&c, "send", "{}").await);
+    // A call the server fails does not count.
+    let Decision::Allow { ticket, .. } = c.decide(call("send", "{}")).await else {
+        panic!()
+    };
+    c.settle(ticket, UpstreamOutcome::Failed).await;
+    // Nor does one whose result has isError (refund_on_error_result defaults to true).
+    let Decision::Allow { ticket, .. } = c.decide(call("send", "{}")).await else {
+        panic!()
+    };
+    c.settle(ticket, UpstreamOutcome::ErrorResult).await;
+    assert!(allowed(&c, "send", "{}").await);
+    let d = denial(&c, "send", "{}").await;
+    assert_eq!(d.code, "rate_limited");
+    let retry = d.retry_after_ms.expect("a rate limit says when to retry");
+    assert!(retry > 0 && retry <= 60_000, "{retry}");
+    assert!(
+        d.reason
+            .starts_with("rate limit of 2 per minute reached; try again in "),
+        "{}",
+        d.reason
+    );
+}
+
+#[tokio::test]
+async fn error_results_can_be_made_to_count() {
+    let c = chain("version: 1\ntools:\n  send:\n    rules:\n      - rate_limit: 1/minute\n        refund_on_error_result: false\n").await;
+    let Decision::Allow { ticket, .. } = c.decide(call("send", "{}")).await else {
+        panic!()
+    };
+    c.settle(ticket, UpstreamOutcome::ErrorResult).await;
+    assert_eq!(denial(&c, "send", "{}").await.code, "rate_limited");
+}
+
+#[tokio::test]
+async fn a_later_denial_refunds_what_earlier_rules_reserved() {
+    let c = chain(
+        r#"
+version: 1
+tools:
+  send:
+    rules:
+      - rate_limit: 1/minute
+      - action: deny
+        reason: no empty bodies
+        when: [{ path: args.body, op: exists, value: false }]
+"#,
+    )
+    .await;
+    assert_eq!(denial(&c, "send", "{}").await.reason, "no empty bodies");
+    assert!(
+        allowed(&c, "send", r#"{"body":"x"}"#).await,
+        "the denied call's reservation was refunded"
+    );
+}
+
+#[tokio::test]
+async fn star_rules_run_after_a_tools_own_and_default_deny_blocks_unnamed_tools() {
+    let c = chain(
+        r#"
+version: 1
+default: deny
+hide: [secret_tool]
+tools:
+  read: { rules: [] }
+  write:
+    rules: [{ validate: { require: [{ path: args.path, op: exists }] } }]
+  "*":
+    rules: [{ action: deny, reason: "no writes to /etc", when: [{ path: args.path, op: regex, value: "^/etc" }] }]
+"#,
+    )
+    .await;
+    assert!(
+        allowed(&c, "read", "{}").await,
+        "a listed tool with no rules is allowed"
+    );
+    let d = denial(&c, "unlisted", "{}").await;
+    assert_eq!(
+        (d.rule.as_str(), d.reason.as_str()),
+        (
+            "default",
+            "the tool `unlisted` is not allowed by this policy (default: deny)"
+        )
+    );
+    assert_eq!(
+        denial(&c, "write", "{}").await.code,
+        "invalid_arguments",
+        "own rules first"
+    );
+    assert_eq!(
+        denial(&c, "write", r#"{"path":"/etc/x"}"#).await.reason,
+        "no writes to /etc",
+        "then the \"*\" rules"
+    );
+    assert!(matches!(
+        c.decide(call("secret_tool", "{}")).await,
+        Decision::Unknown
+    ));
+    assert!(!c.visible("secret_tool", "anonymous").await);
+    assert!(c.visible("read", "anonymous").await);
+}
+
+#[tokio::test]
+async fn a_failing_plugin_denies_with_policy_error_and_the_chain_keeps_serving() {
+    let c = chain(
+        r#"
+version: 1
+plugins:
+  flaky:
+    source: tollgate_fixture_misbehave.wasm
+    config: { mode: trap }
+tools:
+  "*":
+    rules: [{ plugin: flaky }]
+"#,
+    )
+    .await;
+    let d = denial(&c, "anything", "{}").await;
+    assert_eq!(d.code, "policy_error");
+    assert_eq!(
+        d.reason,
+        "plugin `flaky` trapped: wasm trap: wasm `unreachable` instruction executed"
+    );
+    assert!(
+        allowed(&c, "ok", "{}").await,
+        "the fixture allows `ok`; the chain still serves"
+    );
+}
+
+#[tokio::test]
+async fn a_pinned_digest_that_does_not_match_refuses_the_policy() {
+    let policy = parse_native(
+        "version: 1\nplugins:\n  p: { source: tollgate_fixture_misbehave.wasm, sha256: \"00\", config: { mode: allow } }\ntools:\n  x: { rules: [{ plugin: p }] }\n",
+        Path::new(GUESTS),
+    )
+    .unwrap();
+    let engine = PolicyEngine::new(EngineConfig {
+        cache: None,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let err = Chain::load(&policy, &engine, Arc::new(MemoryStore::new()), "t")
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.starts_with("rule tools.x.rules[0]: plugin `p` has sha256 "),
+        "{err}"
+    );
+    assert!(err.ends_with(", but the policy pins 00"), "{err}");
+}

@@ -1,0 +1,261 @@
+//! The stdio proxy as a process: bad input from the agent, process hygiene, batches. The
+//! upstream is the repo's stdlib-only demo server (scripts/demo/server.py), which reports every
+//! call it receives on stderr, so a test can show what never reached it.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+struct Proxy {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Proxy {
+    fn start(extra: &[&str], server: &[&str]) -> Proxy {
+        let root = repo();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+        cmd.arg("run")
+            .arg("--policy")
+            .arg(root.join("policies/demo.yaml"))
+            .args(extra)
+            .arg("--")
+            .args(server);
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Proxy {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    fn demo(extra: &[&str]) -> Proxy {
+        let server = repo().join("scripts/demo/server.py");
+        Proxy::start(extra, &["python3", server.to_str().unwrap()])
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(bytes).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn recv(&mut self) -> Value {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("not JSON from the proxy ({e}): {line:?}"))
+    }
+
+    fn request(&mut self, id: u64, method: &str, params: Value) -> Value {
+        self.send_raw(
+            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+                .to_string()
+                .as_bytes(),
+        );
+        self.recv()
+    }
+
+    /// Close stdin, wait for the exit, return (exit code, stderr).
+    fn finish(mut self) -> (i32, String) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tollgate did not exit after its stdin closed"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        (status.code().unwrap_or(-1), err)
+    }
+}
+
+#[test]
+fn malformed_messages_get_json_rpc_errors_and_the_session_goes_on() {
+    let mut p = Proxy::demo(&["--max-message-bytes", "2000"]);
+    p.send_raw(b"this is not json");
+    let r = p.recv();
+    assert_eq!(
+        (r["id"].clone(), r["error"]["code"].clone()),
+        (Value::Null, json!(-32700))
+    );
+    p.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"x\":\"\xff\xfe\"}");
+    assert_eq!(p.recv()["error"]["code"], -32700, "invalid UTF-8");
+    p.send_raw(br#"{"jsonrpc":"2.0","id":5}"#);
+    let r = p.recv();
+    assert_eq!(
+        (r["id"].clone(), r["error"]["code"].clone()),
+        (json!(5), json!(-32600))
+    );
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{{"name":"send_message","arguments":{{"body":"{}"}}}}}}"#,
+        "x".repeat(5000)
+    );
+    p.send_raw(big.as_bytes());
+    let r = p.recv();
+    assert_eq!(r["error"]["code"], -32600);
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit of 2000 bytes (--max-message-bytes)"),
+        "{r}"
+    );
+    let r = p.request(
+        7,
+        "tools/call",
+        json!({"name": "send_message", "arguments": [1, 2]}),
+    );
+    assert_eq!(
+        (r["id"].clone(), r["error"]["code"].clone()),
+        (json!(7), json!(-32602))
+    );
+    assert_eq!(
+        r["error"]["message"],
+        "Invalid params: `arguments` must be an object, got [1,2]"
+    );
+    let r = p.request(8, "tools/call", json!({"arguments": {}}));
+    assert_eq!(
+        r["error"]["code"], -32602,
+        "a call without a tool name is never forwarded"
+    );
+    // The session is intact: a good call still goes through.
+    let r = p.request(
+        9,
+        "tools/call",
+        json!({"name": "list_messages", "arguments": {}}),
+    );
+    assert_eq!(r["result"]["content"][0]["text"], "[]");
+    let (code, stderr) = p.finish();
+    assert_eq!(code, 0);
+    assert_eq!(
+        stderr.matches("[demo server] received tools/call").count(),
+        1,
+        "only the good call reached the server:\n{stderr}"
+    );
+}
+
+#[test]
+fn batches_are_split_and_each_call_decided() {
+    let mut p = Proxy::demo(&[]);
+    let batch = json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "list_messages", "arguments": {}}},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "delete_message", "arguments": {"sid": "x"}}}
+    ]);
+    p.send_raw(batch.to_string().as_bytes());
+    // The denial comes from Tollgate at once; the allowed call's answer from the server.
+    let first = p.recv();
+    let denied = first
+        .as_array()
+        .expect("denials of a batch come back as a batch");
+    assert_eq!(denied.len(), 1);
+    let second = p.recv();
+    let answered = second
+        .as_array()
+        .expect("the forwarded part is still a batch");
+    assert_eq!((answered.len(), answered[0]["id"].clone()), (1, json!(1)));
+    assert_eq!(answered[0]["result"]["content"][0]["text"], "[]");
+    assert_eq!(denied[0]["id"], 2);
+    assert_eq!(denied[0]["result"]["isError"], true);
+    assert_eq!(
+        denied[0]["result"]["content"][0]["text"],
+        "Denied by policy: Deleting is not allowed from agents; ask a human."
+    );
+    let (code, stderr) = p.finish();
+    assert_eq!(code, 0);
+    assert!(
+        stderr.contains("received tools/call list_messages"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("received tools/call delete_message"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_server_that_cannot_start_is_named_in_a_clear_error() {
+    let p = Proxy::start(&[], &["/nonexistent/mcp-server", "--flag"]);
+    let (code, stderr) = p.finish();
+    assert_ne!(code, 0);
+    assert!(stderr.contains("cannot start the MCP server `/nonexistent/mcp-server --flag`: No such file or directory"), "{stderr}");
+}
+
+#[test]
+fn the_servers_exit_code_becomes_tollgates() {
+    let mut p = Proxy::start(
+        &[],
+        &[
+            "python3",
+            "-c",
+            "import sys; sys.stdin.readline(); sys.exit(3)",
+        ],
+    );
+    p.send_raw(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
+    let (code, stderr) = p.finish();
+    assert_eq!(code, 3);
+    assert!(
+        stderr.contains("the MCP server exited with code 3"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_policy_that_does_not_load_stops_tollgate_before_the_server_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "version: 1\ntools:\n  x:\n    rules:\n      - rate_limit: 5/fortnight\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args([
+            "run",
+            "--policy",
+            bad.to_str().unwrap(),
+            "--",
+            "python3",
+            "-c",
+            "open('/dev/stderr','w').write('server started')",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("bad.yaml: rule tools.x.rules[0]: invalid rate `5/fortnight`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("server started"), "{stderr}");
+}

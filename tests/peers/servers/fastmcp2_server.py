@@ -1,0 +1,54 @@
+"""Tiny MCPServer (mcp 2.x) used as a real upstream in Tollgate end-to-end tests.
+
+Speaks the 2026-07-28 revision (server/discover, per-request _meta) and still answers
+2025-11-25 `initialize` from older clients. Same tools as fastmcp_server.py.
+
+Usage (with the py2 venv installed by scripts/test-peers.sh):
+    tests/peers/.env/py2/bin/python tests/peers/servers/fastmcp2_server.py              # stdio
+    tests/peers/.env/py2/bin/python tests/peers/servers/fastmcp2_server.py --http 8931  # streamable-http on
+                                                                   # http://127.0.0.1:8931/mcp
+Tools:
+    add(a: int, b: int) -> int               sum; structuredContent {"result": a+b}
+    send_message(to: str, body: str) -> str  "sent to <to>: <body>"; also emits one info log message
+    delete_record(id: str) -> str            "deleted <id>"
+Note: over HTTP, the SDK's DNS-rebinding protection only accepts Host 127.0.0.1:*, localhost:*, [::1]:*.
+"""
+
+import argparse
+import warnings
+
+from mcp.server.mcpserver import Context, MCPServer
+
+# ctx.info() is deprecated at 2026-07-28 (SEP-2577) but still delivered to clients that opt in.
+warnings.filterwarnings("ignore", message=".*deprecated.*")
+
+mcp = MCPServer("tollgate-fastmcp2", log_level="WARNING")
+
+
+@mcp.tool()
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@mcp.tool()
+async def send_message(to: str, body: str, ctx: Context) -> str:
+    """Send a message to someone (a side-effecting tool for policy tests)."""
+    await ctx.info(f"sending message to {to}")
+    return f"sent to {to}: {body}"
+
+
+@mcp.tool()
+def delete_record(id: str) -> str:
+    """Delete a record by id (a destructive tool for policy tests)."""
+    return f"deleted {id}"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--http", type=int, metavar="PORT", help="serve streamable-http on 127.0.0.1:PORT/mcp")
+    args = parser.parse_args()
+    if args.http is None:
+        mcp.run()
+    else:
+        mcp.run(transport="streamable-http", port=args.http)

@@ -1,0 +1,48 @@
+"""Tiny FastMCP server (mcp 1.x) used as a real upstream in Tollgate end-to-end tests.
+
+Usage (with the py1 venv installed by scripts/test-peers.sh):
+    tests/peers/.env/py1/bin/python tests/peers/servers/fastmcp_server.py              # stdio
+    tests/peers/.env/py1/bin/python tests/peers/servers/fastmcp_server.py --http 8931  # streamable-http on
+                                                                   # http://127.0.0.1:8931/mcp
+Tools:
+    add(a: int, b: int) -> int               sum; structuredContent {"result": a+b}
+    send_message(to: str, body: str) -> str  "sent to <to>: <body>"; also emits one info log message
+    delete_record(id: str) -> str            "deleted <id>"
+Note: over HTTP, FastMCP's DNS-rebinding protection only accepts Host 127.0.0.1:*, localhost:*, [::1]:*.
+"""
+
+import argparse
+
+from mcp.server.fastmcp import Context, FastMCP
+
+mcp = FastMCP("tollgate-fastmcp", log_level="WARNING")
+
+
+@mcp.tool()
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@mcp.tool()
+async def send_message(to: str, body: str, ctx: Context) -> str:
+    """Send a message to someone (a side-effecting tool for policy tests)."""
+    await ctx.info(f"sending message to {to}")
+    return f"sent to {to}: {body}"
+
+
+@mcp.tool()
+def delete_record(id: str) -> str:
+    """Delete a record by id (a destructive tool for policy tests)."""
+    return f"deleted {id}"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--http", type=int, metavar="PORT", help="serve streamable-http on 127.0.0.1:PORT/mcp")
+    args = parser.parse_args()
+    if args.http is None:
+        mcp.run()
+    else:
+        mcp.settings.port = args.http
+        mcp.run(transport="streamable-http")
