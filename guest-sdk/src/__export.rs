@@ -20,12 +20,19 @@ mod wasm {
     }
 
     pub use bindings::tollgate::policy::types::{
-        Call as WitCall, Denial as WitDenial, ResultVerdict as WitResultVerdict, Verdict as WitVerdict,
+        Call as WitCall, Denial as WitDenial, ResultVerdict as WitResultVerdict,
+        Verdict as WitVerdict,
     };
     pub use bindings::Guest;
 
     fn to_call(call: WitCall) -> Call {
-        Call::from_parts(call.tool, call.arguments, call.server, call.caller, call.metadata)
+        Call::from_parts(
+            call.tool,
+            call.arguments,
+            call.server,
+            call.caller,
+            call.metadata,
+        )
     }
 
     fn not_configured() -> WitVerdict {
@@ -38,7 +45,9 @@ mod wasm {
 
     /// Run [`Policy::check_call`] and convert its verdict.
     pub fn check_call<P: Policy>(policy: Option<&P>, call: WitCall) -> WitVerdict {
-        let Some(policy) = policy else { return not_configured() };
+        let Some(policy) = policy else {
+            return not_configured();
+        };
         match policy.check_call(&to_call(call)) {
             Verdict::Allow => WitVerdict::Allow,
             Verdict::Deny(d) => WitVerdict::Deny(WitDenial {
@@ -51,7 +60,11 @@ mod wasm {
     }
 
     /// Run [`Policy::check_result`] and convert its verdict.
-    pub fn check_result<P: Policy>(policy: Option<&P>, call: WitCall, result: String) -> WitResultVerdict {
+    pub fn check_result<P: Policy>(
+        policy: Option<&P>,
+        call: WitCall,
+        result: String,
+    ) -> WitResultVerdict {
         match policy.map(|p| p.check_result(&to_call(call), &result)) {
             Some(ResultVerdict::Replace(v)) => WitResultVerdict::Replace(v.to_string()),
             _ => WitResultVerdict::Pass,

@@ -17,7 +17,13 @@ pub struct Call {
 impl Call {
     /// A call of `tool` with `arguments`, from caller `anonymous` to server `test` — for tests.
     pub fn new(tool: impl Into<String>, arguments: Value) -> Self {
-        Self::from_parts(tool.into(), arguments.to_string(), "test".into(), "anonymous".into(), Vec::new())
+        Self::from_parts(
+            tool.into(),
+            arguments.to_string(),
+            "test".into(),
+            "anonymous".into(),
+            Vec::new(),
+        )
     }
 
     /// The same call from another caller.
@@ -40,7 +46,14 @@ impl Call {
         caller: String,
         metadata: Vec<(String, String)>,
     ) -> Self {
-        Self { tool, arguments_json, server, caller, metadata, parsed: OnceLock::new() }
+        Self {
+            tool,
+            arguments_json,
+            server,
+            caller,
+            metadata,
+            parsed: OnceLock::new(),
+        }
     }
 
     /// The tool's name.
@@ -56,7 +69,8 @@ impl Call {
     /// The arguments, parsed on first use (an object; `Null` if the host sent invalid JSON,
     /// which it never does).
     pub fn arguments(&self) -> &Value {
-        self.parsed.get_or_init(|| serde_json::from_str(&self.arguments_json).unwrap_or(Value::Null))
+        self.parsed
+            .get_or_init(|| serde_json::from_str(&self.arguments_json).unwrap_or(Value::Null))
     }
 
     /// The argument at a dotted path such as `to` or `message.recipients.0`; array elements are
@@ -77,7 +91,10 @@ impl Call {
 
     /// The metadata value for `key`, if the host sent one.
     pub fn metadata(&self, key: &str) -> Option<&str> {
-        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -110,7 +127,9 @@ mod tests {
 
     #[test]
     fn caller_and_metadata_are_visible_to_plugins() {
-        let call = Call::new("t", json!({})).with_caller("alice").with_metadata("client-name", "claude");
+        let call = Call::new("t", json!({}))
+            .with_caller("alice")
+            .with_metadata("client-name", "claude");
         assert_eq!(call.caller(), "alice");
         assert_eq!(call.metadata("client-name"), Some("claude"));
         assert_eq!(call.metadata("absent"), None);

@@ -48,7 +48,10 @@ pub fn compile_all(specs: &[ConditionSpec]) -> Result<Vec<Condition>, String> {
     specs
         .iter()
         .enumerate()
-        .map(|(i, s)| Condition::compile(s).map_err(|e| format!("condition {} ({} {}): {e}", i + 1, s.path, s.op)))
+        .map(|(i, s)| {
+            Condition::compile(s)
+                .map_err(|e| format!("condition {} ({} {}): {e}", i + 1, s.path, s.op))
+        })
         .collect()
 }
 
@@ -96,7 +99,11 @@ impl Condition {
                 ))
             }
         };
-        Ok(Self { path, op: spec.op.clone(), test })
+        Ok(Self {
+            path,
+            op: spec.op.clone(),
+            test,
+        })
     }
 
     /// Whether the condition holds for these arguments. A missing argument satisfies only
@@ -118,7 +125,9 @@ impl Condition {
             }),
             (Test::Regex(re), Some(Value::String(s))) => re.is_match(s),
             (Test::Regex(_), Some(_)) => false,
-            (Test::Contains(v), Some(Value::String(s))) => v.as_str().is_some_and(|v| s.contains(v)),
+            (Test::Contains(v), Some(Value::String(s))) => {
+                v.as_str().is_some_and(|v| s.contains(v))
+            }
             (Test::Contains(v), Some(Value::Array(items))) => items.iter().any(|i| json_eq(i, v)),
             (Test::Contains(_), Some(_)) => false,
         }
@@ -131,7 +140,11 @@ impl Condition {
 
     /// Plain words for what the condition requires, e.g. `` `amount` must be at most 100 ``.
     pub fn describe(&self) -> String {
-        let p = if self.path.is_empty() { "the arguments".to_string() } else { format!("`{}`", self.path) };
+        let p = if self.path.is_empty() {
+            "the arguments".to_string()
+        } else {
+            format!("`{}`", self.path)
+        };
         match &self.test {
             Test::Eq(v) => format!("{p} must equal {v}"),
             Test::Neq(v) => format!("{p} must not equal {v}"),
@@ -173,7 +186,12 @@ mod tests {
     use serde_json::json;
 
     fn cond(path: &str, op: &str, value: Value) -> Condition {
-        Condition::compile(&ConditionSpec { path: path.into(), op: op.into(), value: Some(value) }).unwrap()
+        Condition::compile(&ConditionSpec {
+            path: path.into(),
+            op: op.into(),
+            value: Some(value),
+        })
+        .unwrap()
     }
 
     #[test]
@@ -207,17 +225,35 @@ mod tests {
     #[test]
     fn bad_conditions_say_what_was_expected() {
         let bad = |op: &str, value: Value| {
-            compile_all(&[ConditionSpec { path: "x".into(), op: op.into(), value: Some(value) }]).unwrap_err()
+            compile_all(&[ConditionSpec {
+                path: "x".into(),
+                op: op.into(),
+                value: Some(value),
+            }])
+            .unwrap_err()
         };
-        assert_eq!(bad("lt", json!("ten")), "condition 1 (x lt): operator `lt` needs a number as its value");
-        assert_eq!(bad("in", json!(3)), "condition 1 (x in): operator `in` needs a list as its value");
-        assert!(bad("regex", json!("(")).starts_with("condition 1 (x regex): invalid regular expression"));
+        assert_eq!(
+            bad("lt", json!("ten")),
+            "condition 1 (x lt): operator `lt` needs a number as its value"
+        );
+        assert_eq!(
+            bad("in", json!(3)),
+            "condition 1 (x in): operator `in` needs a list as its value"
+        );
+        assert!(bad("regex", json!("("))
+            .starts_with("condition 1 (x regex): invalid regular expression"));
         assert!(bad("like", json!(1)).contains("unknown operator `like`"));
     }
 
     #[test]
     fn descriptions_are_plain_words() {
-        assert_eq!(cond("amount", "lte", json!(100)).describe(), "`amount` must be a number at most 100");
-        assert_eq!(cond("to", "in", json!(["a"])).describe(), "`to` must be one of [\"a\"]");
+        assert_eq!(
+            cond("amount", "lte", json!(100)).describe(),
+            "`amount` must be a number at most 100"
+        );
+        assert_eq!(
+            cond("to", "in", json!(["a"])).describe(),
+            "`to` must be one of [\"a\"]"
+        );
     }
 }

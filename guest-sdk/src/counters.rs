@@ -30,7 +30,13 @@ pub struct Taken {
 
 /// Reserve `cost` units of counter `key` unless that passes `limit` within `window_ms`.
 /// `Err` means the host's state store could not be reached.
-pub fn take(key: &str, cost: u64, limit: u64, window_ms: u64, algorithm: Algorithm) -> Result<Taken, String> {
+pub fn take(
+    key: &str,
+    cost: u64,
+    limit: u64,
+    window_ms: u64,
+    algorithm: Algorithm,
+) -> Result<Taken, String> {
     imp::take(key, cost, limit, window_ms, algorithm)
 }
 
@@ -39,14 +45,24 @@ mod imp {
     use super::{Algorithm, Taken};
     use crate::__export::bindings::tollgate::policy::counters as wit;
 
-    pub fn take(key: &str, cost: u64, limit: u64, window_ms: u64, algorithm: Algorithm) -> Result<Taken, String> {
+    pub fn take(
+        key: &str,
+        cost: u64,
+        limit: u64,
+        window_ms: u64,
+        algorithm: Algorithm,
+    ) -> Result<Taken, String> {
         let algorithm = match algorithm {
             Algorithm::FixedWindow => wit::Algorithm::FixedWindow,
             Algorithm::SlidingWindow => wit::Algorithm::SlidingWindow,
             Algorithm::TokenBucket => wit::Algorithm::TokenBucket,
         };
-        wit::take(key, cost, limit, window_ms, algorithm)
-            .map(|t| Taken { granted: t.granted, used: t.used, limit: t.limit, resets_in_ms: t.resets_in_ms })
+        wit::take(key, cost, limit, window_ms, algorithm).map(|t| Taken {
+            granted: t.granted,
+            used: t.used,
+            limit: t.limit,
+            resets_in_ms: t.resets_in_ms,
+        })
     }
 }
 
@@ -68,7 +84,13 @@ mod imp {
         pub static STUB: RefCell<Stub> = RefCell::new(Stub::default());
     }
 
-    pub fn take(key: &str, cost: u64, limit: u64, window_ms: u64, _algorithm: Algorithm) -> Result<Taken, String> {
+    pub fn take(
+        key: &str,
+        cost: u64,
+        limit: u64,
+        window_ms: u64,
+        _algorithm: Algorithm,
+    ) -> Result<Taken, String> {
         STUB.with(|stub| {
             let mut stub = stub.borrow_mut();
             if stub.unavailable {
@@ -82,10 +104,20 @@ mod imp {
                 *entry = (start, 0);
             }
             if entry.1 + cost > limit {
-                return Ok(Taken { granted: false, used: entry.1, limit, resets_in_ms: start + window_ms - now });
+                return Ok(Taken {
+                    granted: false,
+                    used: entry.1,
+                    limit,
+                    resets_in_ms: start + window_ms - now,
+                });
             }
             entry.1 += cost;
-            Ok(Taken { granted: true, used: entry.1, limit, resets_in_ms: 0 })
+            Ok(Taken {
+                granted: true,
+                used: entry.1,
+                limit,
+                resets_in_ms: 0,
+            })
         })
     }
 }

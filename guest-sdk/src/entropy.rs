@@ -26,7 +26,10 @@ fn fill(dest: &mut [u8]) {
 /// # Safety
 /// `dest` must be valid for writes of `len` bytes, as getrandom guarantees.
 #[no_mangle]
-unsafe extern "Rust" fn __getrandom_v03_custom(dest: *mut u8, len: usize) -> Result<(), getrandom::Error> {
+unsafe extern "Rust" fn __getrandom_v03_custom(
+    dest: *mut u8,
+    len: usize,
+) -> Result<(), getrandom::Error> {
     // SAFETY: getrandom passes a valid, writable buffer of `len` bytes.
     fill(unsafe { std::slice::from_raw_parts_mut(dest, len) });
     Ok(())

@@ -99,8 +99,12 @@ pub trait Policy: Sized + 'static {
 /// Parse a plugin configuration the way the host's `configure` call does, so tests can check
 /// both the happy path and the exact error a bad configuration produces.
 pub fn configure<P: Policy>(config_json: &str) -> Result<P, String> {
-    let config: P::Config = serde_json::from_str(if config_json.trim().is_empty() { "{}" } else { config_json })
-        .map_err(|e| format!("invalid configuration: {e}"))?;
+    let config: P::Config = serde_json::from_str(if config_json.trim().is_empty() {
+        "{}"
+    } else {
+        config_json
+    })
+    .map_err(|e| format!("invalid configuration: {e}"))?;
     P::new(config)
 }
 

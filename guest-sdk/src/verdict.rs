@@ -64,8 +64,16 @@ pub fn deny(reason: impl Into<String>) -> Verdict {
 }
 
 /// Deny the call with a code, a reason and optionally a retry delay in milliseconds.
-pub fn deny_with(code: impl Into<String>, reason: impl Into<String>, retry_after_ms: Option<u64>) -> Verdict {
-    Verdict::Deny(Denial { reason: reason.into(), code: code.into(), retry_after_ms })
+pub fn deny_with(
+    code: impl Into<String>,
+    reason: impl Into<String>,
+    retry_after_ms: Option<u64>,
+) -> Verdict {
+    Verdict::Deny(Denial {
+        reason: reason.into(),
+        code: code.into(),
+        retry_after_ms,
+    })
 }
 
 /// Forward the call with these arguments instead of the agent's.

@@ -43,7 +43,11 @@ impl Policy for Deny {
         if config.reason.trim().is_empty() {
             return Err("`reason` must not be empty: say why the call is refused".into());
         }
-        Ok(Self { reason: config.reason, code: config.code, when: compile_all(&config.when)? })
+        Ok(Self {
+            reason: config.reason,
+            code: config.code,
+            when: compile_all(&config.when)?,
+        })
     }
 
     fn check_call(&self, call: &Call) -> Verdict {
@@ -69,7 +73,10 @@ mod tests {
         let p: Deny = configure(r#"{"reason": "ask a human"}"#).unwrap();
         let v = p.check_call(&Call::new("delete_file", json!({})));
         let d = v.denial().unwrap();
-        assert_eq!((d.code.as_str(), d.reason.as_str()), ("denied", "ask a human"));
+        assert_eq!(
+            (d.code.as_str(), d.reason.as_str()),
+            ("denied", "ask a human")
+        );
     }
 
     #[test]
@@ -79,16 +86,33 @@ mod tests {
                 {"path": "args.path", "op": "regex", "value": "^/etc"}]}"#,
         )
         .unwrap();
-        assert!(p.check_call(&Call::new("rm", json!({"force": true, "path": "/etc/passwd"}))).is_deny());
-        assert!(p.check_call(&Call::new("rm", json!({"force": true, "path": "/tmp/x"}))).is_allow());
-        assert!(p.check_call(&Call::new("rm", json!({"path": "/etc/x"}))).is_allow());
+        assert!(p
+            .check_call(&Call::new(
+                "rm",
+                json!({"force": true, "path": "/etc/passwd"})
+            ))
+            .is_deny());
+        assert!(p
+            .check_call(&Call::new("rm", json!({"force": true, "path": "/tmp/x"})))
+            .is_allow());
+        assert!(p
+            .check_call(&Call::new("rm", json!({"path": "/etc/x"})))
+            .is_allow());
     }
 
     #[test]
     fn bad_configs_are_rejected_with_their_cause() {
-        assert_eq!(configure::<Deny>(r#"{"reason": " "}"#).err().unwrap(), "`reason` must not be empty: say why the call is refused");
-        let unknown = configure::<Deny>(r#"{"reason": "x", "whne": []}"#).err().unwrap();
-        assert!(unknown.starts_with("invalid configuration: unknown field `whne`"), "{unknown}");
+        assert_eq!(
+            configure::<Deny>(r#"{"reason": " "}"#).err().unwrap(),
+            "`reason` must not be empty: say why the call is refused"
+        );
+        let unknown = configure::<Deny>(r#"{"reason": "x", "whne": []}"#)
+            .err()
+            .unwrap();
+        assert!(
+            unknown.starts_with("invalid configuration: unknown field `whne`"),
+            "{unknown}"
+        );
         let missing = configure::<Deny>("{}").err().unwrap();
         assert!(missing.contains("missing field `reason`"), "{missing}");
     }

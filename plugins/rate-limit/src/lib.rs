@@ -31,7 +31,9 @@ impl Scope {
             "caller" | "grant" => Ok(Scope::Caller),
             _ => match s.strip_prefix("args.") {
                 Some(path) if !path.is_empty() => Ok(Scope::Argument(path.to_string())),
-                _ => Err(format!("unknown scope `{s}`; expected global, tool, caller or args.<path>")),
+                _ => Err(format!(
+                    "unknown scope `{s}`; expected global, tool, caller or args.<path>"
+                )),
             },
         }
     }
@@ -100,7 +102,9 @@ impl Policy for RateLimit {
 
     fn new(config: Config) -> Result<Self, String> {
         if config.max == 0 {
-            return Err("`max` must be at least 1 (to block a tool entirely, use a deny rule)".into());
+            return Err(
+                "`max` must be at least 1 (to block a tool entirely, use a deny rule)".into(),
+            );
         }
         if config.window_ms == 0 {
             return Err("`window_ms` must be at least 1".into());
@@ -109,8 +113,15 @@ impl Policy for RateLimit {
             return Err("`counter` must not be empty".into());
         }
         let scope = Scope::parse(&config.scope)?;
-        let cost_from = config.cost_from.as_deref().map(|p| p.strip_prefix("args.").unwrap_or(p).to_string());
-        Ok(Self { config, scope, cost_from })
+        let cost_from = config
+            .cost_from
+            .as_deref()
+            .map(|p| p.strip_prefix("args.").unwrap_or(p).to_string());
+        Ok(Self {
+            config,
+            scope,
+            cost_from,
+        })
     }
 
     fn check_call(&self, call: &Call) -> Verdict {
@@ -134,10 +145,16 @@ impl Policy for RateLimit {
                 deny_with("rate_limited", reason, Some(t.resets_in_ms))
             }
             Err(e) if c.fail_mode == FailMode::Open => {
-                log::warn(&format!("counter store unavailable, allowing (fail_mode: open): {e}"));
+                log::warn(&format!(
+                    "counter store unavailable, allowing (fail_mode: open): {e}"
+                ));
                 allow()
             }
-            Err(e) => deny_with("state_unavailable", format!("the rate-limit state store is unavailable ({e})"), None),
+            Err(e) => deny_with(
+                "state_unavailable",
+                format!("the rate-limit state store is unavailable ({e})"),
+                None,
+            ),
         }
     }
 }
@@ -161,21 +178,34 @@ impl RateLimit {
     }
 
     fn cost(&self, call: &Call) -> Result<u64, String> {
-        let Some(path) = &self.cost_from else { return Ok(self.config.cost) };
+        let Some(path) = &self.cost_from else {
+            return Ok(self.config.cost);
+        };
         match call.argument(path) {
             None | Some(serde_json::Value::Null) => Ok(self.config.cost),
-            Some(v) => v.as_u64().ok_or_else(|| format!("`{path}` must be a non-negative whole number, got {v}")),
+            Some(v) => v
+                .as_u64()
+                .ok_or_else(|| format!("`{path}` must be a non-negative whole number, got {v}")),
         }
     }
 }
 
 /// `60000` -> `minute`, `7200000` -> `2 hours`.
 fn describe_window(ms: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [(86_400_000, "day"), (3_600_000, "hour"), (60_000, "minute"), (1_000, "second")];
+    const UNITS: [(u64, &str); 4] = [
+        (86_400_000, "day"),
+        (3_600_000, "hour"),
+        (60_000, "minute"),
+        (1_000, "second"),
+    ];
     for (size, name) in UNITS {
         if ms % size == 0 {
             let n = ms / size;
-            return if n == 1 { name.to_string() } else { format!("{n} {name}s") };
+            return if n == 1 {
+                name.to_string()
+            } else {
+                format!("{n} {name}s")
+            };
         }
     }
     format!("{ms} ms")
@@ -200,7 +230,10 @@ mod tests {
     use tollgate_sdk::counters::testing;
 
     fn limit(extra: &str) -> RateLimit {
-        configure(&format!(r#"{{"counter": "c", "max": 2, "window_ms": 60000 {extra}}}"#)).unwrap()
+        configure(&format!(
+            r#"{{"counter": "c", "max": 2, "window_ms": 60000 {extra}}}"#
+        ))
+        .unwrap()
     }
 
     #[test]
@@ -214,7 +247,10 @@ mod tests {
         let d = v.denial().unwrap();
         assert_eq!(d.code, "rate_limited");
         assert_eq!(d.retry_after_ms, Some(60000));
-        assert_eq!(d.reason, "rate limit of 2 per minute reached; try again in 60.0 s");
+        assert_eq!(
+            d.reason,
+            "rate limit of 2 per minute reached; try again in 60.0 s"
+        );
         testing::advance_ms(60000);
         assert!(p.check_call(&call).is_allow());
     }
@@ -229,7 +265,10 @@ mod tests {
         assert!(p.check_call(&to("a")).is_deny());
         assert!(p.check_call(&to("b")).is_allow());
         let caller = limit(r#", "scope": "caller""#);
-        assert_eq!(caller.key(&Call::new("t", json!({})).with_caller("alice")), "c|caller=alice");
+        assert_eq!(
+            caller.key(&Call::new("t", json!({})).with_caller("alice")),
+            "c|caller=alice"
+        );
     }
 
     #[test]
@@ -239,7 +278,10 @@ mod tests {
         assert!(p.check_call(&Call::new("t", json!({"n": 3}))).is_deny());
         assert!(p.check_call(&Call::new("t", json!({"n": 2}))).is_allow());
         let bad = p.check_call(&Call::new("t", json!({"n": -1})));
-        assert_eq!(bad.denial().unwrap().reason, "`n` must be a non-negative whole number, got -1");
+        assert_eq!(
+            bad.denial().unwrap().reason,
+            "`n` must be a non-negative whole number, got -1"
+        );
     }
 
     #[test]
@@ -248,13 +290,19 @@ mod tests {
         testing::set_unavailable(true);
         let closed = limit("").check_call(&Call::new("t", json!({})));
         assert_eq!(closed.denial().unwrap().code, "state_unavailable");
-        assert!(limit(r#", "fail_mode": "open""#).check_call(&Call::new("t", json!({}))).is_allow());
+        assert!(limit(r#", "fail_mode": "open""#)
+            .check_call(&Call::new("t", json!({})))
+            .is_allow());
         testing::set_unavailable(false);
     }
 
     #[test]
     fn bad_configs_name_the_problem() {
-        let err = |extra: &str| configure::<RateLimit>(&format!(r#"{{"counter": "c", "window_ms": 1000 {extra}}}"#)).err().unwrap();
+        let err = |extra: &str| {
+            configure::<RateLimit>(&format!(r#"{{"counter": "c", "window_ms": 1000 {extra}}}"#))
+                .err()
+                .unwrap()
+        };
         assert!(err(r#", "max": 0"#).starts_with("`max` must be at least 1"));
         assert!(err(r#", "max": 1, "scope": "planet""#).starts_with("unknown scope `planet`"));
         assert!(err(r#", "max": 1, "algorithm": "leaky""#).contains("unknown variant `leaky`"));

@@ -47,11 +47,19 @@ impl Policy for Validate {
         let schema = match &config.schema {
             None => None,
             Some(schema) => {
-                jsonschema::meta::validate(schema).map_err(|e| format!("`schema` is not a valid JSON Schema: {e}"))?;
-                Some(jsonschema::validator_for(schema).map_err(|e| format!("`schema` is not a valid JSON Schema: {e}"))?)
+                jsonschema::meta::validate(schema)
+                    .map_err(|e| format!("`schema` is not a valid JSON Schema: {e}"))?;
+                Some(
+                    jsonschema::validator_for(schema)
+                        .map_err(|e| format!("`schema` is not a valid JSON Schema: {e}"))?,
+                )
             }
         };
-        Ok(Self { schema, require: compile_all(&config.require)?, message: config.message })
+        Ok(Self {
+            schema,
+            require: compile_all(&config.require)?,
+            message: config.message,
+        })
     }
 
     fn check_call(&self, call: &Call) -> Verdict {
@@ -63,15 +71,29 @@ impl Policy for Validate {
                 if path.is_empty() {
                     format!("arguments: {e}")
                 } else {
-                    format!("argument `{}`: {e}", path.trim_start_matches('/').replace('/', "."))
+                    format!(
+                        "argument `{}`: {e}",
+                        path.trim_start_matches('/').replace('/', ".")
+                    )
                 }
             }));
         }
-        problems.extend(self.require.iter().filter(|c| !c.holds(args)).map(Condition::describe));
+        problems.extend(
+            self.require
+                .iter()
+                .filter(|c| !c.holds(args))
+                .map(Condition::describe),
+        );
         if problems.is_empty() {
             return allow();
         }
-        let reason = self.message.clone().unwrap_or_else(|| format!("invalid arguments for `{}`: {}", call.tool(), problems.join("; ")));
+        let reason = self.message.clone().unwrap_or_else(|| {
+            format!(
+                "invalid arguments for `{}`: {}",
+                call.tool(),
+                problems.join("; ")
+            )
+        });
         deny_with("invalid_arguments", reason, None)
     }
 }
@@ -91,29 +113,64 @@ mod tests {
                 "properties": {"to": {"type": "string"}, "n": {"type": "integer", "maximum": 5}}}}"#,
         )
         .unwrap();
-        assert!(p.check_call(&Call::new("send", json!({"to": "x", "n": 5}))).is_allow());
+        assert!(p
+            .check_call(&Call::new("send", json!({"to": "x", "n": 5})))
+            .is_allow());
         let v = p.check_call(&Call::new("send", json!({"to": 3, "n": 9})));
         let d = v.denial().unwrap();
         assert_eq!(d.code, "invalid_arguments");
-        assert!(d.reason.starts_with("invalid arguments for `send`: "), "{}", d.reason);
-        assert!(d.reason.contains("argument `to`: 3 is not of type \"string\""), "{}", d.reason);
-        assert!(d.reason.contains("argument `n`: 9 is greater than the maximum of 5"), "{}", d.reason);
+        assert!(
+            d.reason.starts_with("invalid arguments for `send`: "),
+            "{}",
+            d.reason
+        );
+        assert!(
+            d.reason
+                .contains("argument `to`: 3 is not of type \"string\""),
+            "{}",
+            d.reason
+        );
+        assert!(
+            d.reason
+                .contains("argument `n`: 9 is greater than the maximum of 5"),
+            "{}",
+            d.reason
+        );
         let missing = p.check_call(&Call::new("send", json!({})));
-        assert!(missing.denial().unwrap().reason.contains("arguments: \"to\" is a required property"));
+        assert!(missing
+            .denial()
+            .unwrap()
+            .reason
+            .contains("arguments: \"to\" is a required property"));
     }
 
     #[test]
     fn required_conditions_must_hold() {
-        let p: Validate = configure(r#"{"require": [{"path": "args.amount", "op": "lte", "value": 100}]}"#).unwrap();
-        assert!(p.check_call(&Call::new("pay", json!({"amount": 100}))).is_allow());
+        let p: Validate =
+            configure(r#"{"require": [{"path": "args.amount", "op": "lte", "value": 100}]}"#)
+                .unwrap();
+        assert!(p
+            .check_call(&Call::new("pay", json!({"amount": 100})))
+            .is_allow());
         let v = p.check_call(&Call::new("pay", json!({"amount": 101})));
-        assert_eq!(v.denial().unwrap().reason, "invalid arguments for `pay`: `amount` must be a number at most 100");
+        assert_eq!(
+            v.denial().unwrap().reason,
+            "invalid arguments for `pay`: `amount` must be a number at most 100"
+        );
     }
 
     #[test]
     fn an_invalid_schema_is_rejected_at_configure() {
-        let err = configure::<Validate>(r#"{"schema": {"type": "strnig"}}"#).err().unwrap();
-        assert!(err.starts_with("`schema` is not a valid JSON Schema"), "{err}");
-        assert_eq!(configure::<Validate>("{}").err().unwrap(), "give a `schema`, `require` conditions, or both");
+        let err = configure::<Validate>(r#"{"schema": {"type": "strnig"}}"#)
+            .err()
+            .unwrap();
+        assert!(
+            err.starts_with("`schema` is not a valid JSON Schema"),
+            "{err}"
+        );
+        assert_eq!(
+            configure::<Validate>("{}").err().unwrap(),
+            "give a `schema`, `require` conditions, or both"
+        );
     }
 }
