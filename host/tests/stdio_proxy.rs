@@ -259,3 +259,58 @@ fn a_policy_that_does_not_load_stops_tollgate_before_the_server_starts() {
     );
     assert!(!stderr.contains("server started"), "{stderr}");
 }
+
+#[test]
+fn tollgate_check_accepts_every_policy_in_the_policies_folder() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(repo().join("policies")).unwrap() {
+        let path = entry.unwrap().path();
+        if !matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
+            continue;
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .arg("check")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(": OK (Tollgate policy (version 1))"),
+            "{stdout}"
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 2,
+        "the policies folder has the demo and the Twilio pack at least"
+    );
+}
+
+#[test]
+fn tollgate_check_reports_a_broken_policy_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("typo.yaml");
+    std::fs::write(&bad, "version: 1\ntools:\n  send:\n    rulez: []\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("check")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "typo.yaml: tools.send: unknown field `rulez`, expected `rules` at line 4 column 5"
+        ),
+        "{stderr}"
+    );
+}

@@ -109,35 +109,12 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
 
 /// Human form of a byte count: `32 MiB`.
 pub fn describe_bytes(bytes: usize) -> String {
-    if bytes % (1 << 20) == 0 {
+    if bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
-    } else if bytes % (1 << 10) == 0 {
+    } else if bytes.is_multiple_of(1 << 10) {
         format!("{} KiB", bytes >> 10)
     } else {
         format!("{bytes} bytes")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deadlines_round_up_to_whole_ticks() {
-        let l = |ms| Limits {
-            deadline: Duration::from_micros(ms),
-            ..Limits::default()
-        };
-        assert_eq!(l(50_000).deadline_ticks(), 50);
-        assert_eq!(l(1).deadline_ticks(), 1);
-        assert_eq!(l(1_500).deadline_ticks(), 2);
-    }
-
-    #[test]
-    fn byte_counts_read_naturally() {
-        assert_eq!(describe_bytes(32 << 20), "32 MiB");
-        assert_eq!(describe_bytes(64 << 10), "64 KiB");
-        assert_eq!(describe_bytes(1000), "1000 bytes");
     }
 }
 
@@ -161,5 +138,28 @@ impl LimitsSpecExt for crate::config::LimitSpec {
                 .unwrap_or(d.memory_bytes),
             fuel: self.fuel.or(d.fuel),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_round_up_to_whole_ticks() {
+        let l = |ms| Limits {
+            deadline: Duration::from_micros(ms),
+            ..Limits::default()
+        };
+        assert_eq!(l(50_000).deadline_ticks(), 50);
+        assert_eq!(l(1).deadline_ticks(), 1);
+        assert_eq!(l(1_500).deadline_ticks(), 2);
+    }
+
+    #[test]
+    fn byte_counts_read_naturally() {
+        assert_eq!(describe_bytes(32 << 20), "32 MiB");
+        assert_eq!(describe_bytes(64 << 10), "64 KiB");
+        assert_eq!(describe_bytes(1000), "1000 bytes");
     }
 }

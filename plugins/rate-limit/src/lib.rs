@@ -199,7 +199,7 @@ fn describe_window(ms: u64) -> String {
         (1_000, "second"),
     ];
     for (size, name) in UNITS {
-        if ms % size == 0 {
+        if ms.is_multiple_of(size) {
             let n = ms / size;
             return if n == 1 {
                 name.to_string()
