@@ -299,13 +299,10 @@ fn fastmcp2_stateless_revision_allowed_calls() {
 }
 
 /// The same over 2026-07-28 with Tollgate's own answers: denials, the rate limit, validation.
-///
-/// Fails today: Tollgate's denial result has no `resultType`, which the 2026-07-28 schema
-/// requires of every result ("Servers implementing this protocol version MUST include this
-/// field"), so the mcp 2.x client rejects each denial with a pydantic ValidationError
-/// ("CallToolResult.resultType Field required") instead of showing the agent the reason.
+/// The 2026-07-28 schema requires `resultType` in every result, so Tollgate's denials carry it
+/// on such requests; without it the mcp 2.x client rejects each denial with a ValidationError
+/// instead of showing the agent the reason.
 #[test]
-#[ignore = "Tollgate bug: denial results lack `resultType` on 2026-07-28 sessions"]
 fn fastmcp2_stateless_revision_denials() {
     setup(POLICIES);
     let run = drive_in_one_minute(

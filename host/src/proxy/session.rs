@@ -48,8 +48,23 @@ fn error_code(code: &str) -> i64 {
     }
 }
 
-/// The answer a denial gives the agent.
-pub fn denial_response(id: &str, d: &Denial) -> Vec<u8> {
+/// The `_meta` key in which 2026-07-28 requests carry their protocol version.
+const PROTOCOL_VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
+
+/// The first revision whose results must say `resultType` (and that has no `initialize`).
+const STATELESS_REVISION: &str = "2026-07-28";
+
+/// Whether a request's `_meta` says it speaks the stateless revision or later (revisions are
+/// dates, so they compare as strings).
+fn is_stateless(meta: Option<&serde_json::Map<String, Value>>) -> bool {
+    meta.and_then(|m| m.get(PROTOCOL_VERSION_META))
+        .and_then(Value::as_str)
+        .is_some_and(|v| v >= STATELESS_REVISION)
+}
+
+/// The answer a denial gives the agent. `stateless`: the request speaks 2026-07-28 or later,
+/// whose results must carry `resultType`.
+pub fn denial_response(id: &str, d: &Denial, stateless: bool) -> Vec<u8> {
     let text = format!("Denied by policy: {}", d.reason);
     let mut data = json!({ "code": d.code, "rule": d.rule });
     if let Some(ms) = d.retry_after_ms {
@@ -57,14 +72,17 @@ pub fn denial_response(id: &str, d: &Denial) -> Vec<u8> {
     }
     match d.deny_as {
         DenyAs::Error => jsonrpc::error_response(id, error_code(&d.code), &text, Some(&data)),
-        DenyAs::Result => jsonrpc::result_response(
-            id,
-            &json!({
+        DenyAs::Result => {
+            let mut result = json!({
                 "content": [{ "type": "text", "text": text }],
                 "isError": true,
                 "_meta": { "dev.tollgate/denial": data },
-            }),
-        ),
+            });
+            if stateless {
+                result["resultType"] = json!("complete");
+            }
+            jsonrpc::result_response(id, &result)
+        }
     }
 }
 
@@ -186,7 +204,7 @@ impl Session {
             }
             Decision::Deny(d) => {
                 tracing::info!(tool = %params.name, code = %d.code, rule = %d.rule, reason = %d.reason, "denied");
-                Err(denial_response(id, &d))
+                Err(denial_response(id, &d, is_stateless(params.meta.as_ref())))
             }
             Decision::Unknown => Err(jsonrpc::error_response(
                 id,

@@ -1,0 +1,164 @@
+//! 1,000 sequential `tools/call` round trips straight to a Rust stdio MCP upstream, and the same
+//! through `tollgate run` with a 3-rule chain (deny + validate + rate-limit), in alternating
+//! rounds so both see the same machine conditions. Prints p50/p99 of both and their ratio.
+//!
+//! Run: `cargo bench -p tollgate --bench stdio` (figures go to BENCHMARKS.md). The upstream is
+//! this same executable started with `--serve-upstream`: a minimal line-based MCP server that
+//! answers `initialize`, `tools/list` and an `echo` tool.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const POLICY: &str = r#"
+version: 1
+tools:
+  echo:
+    rules:
+      - action: deny
+        reason: no secrets
+        when: [{ path: args.message, op: regex, value: "(?i)password" }]
+      - validate: { schema: { type: object, required: [message], properties: { message: { type: string } } } }
+      - rate_limit: { max: 1000000000, window: 60 }
+"#;
+
+fn serve_upstream() {
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout().lock();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { return };
+        let Ok(msg) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        let Some(id) = msg.get("id") else { continue };
+        let result = match msg["method"].as_str() {
+            Some("initialize") => {
+                json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "bench", "version": "1"}})
+            }
+            Some("tools/list") => {
+                json!({"tools": [{"name": "echo", "inputSchema": {"type": "object"}}]})
+            }
+            Some("tools/call") => {
+                json!({"content": [{"type": "text", "text": msg["params"]["arguments"]["message"]}]})
+            }
+            _ => json!({}),
+        };
+        let reply = json!({"jsonrpc": "2.0", "id": id, "result": result});
+        let _ = writeln!(out, "{reply}");
+        let _ = out.flush();
+    }
+}
+
+struct Peer {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    next_id: u64,
+}
+
+impl Peer {
+    fn start(mut cmd: Command) -> Peer {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut peer = Peer {
+            child,
+            stdin,
+            stdout,
+            next_id: 0,
+        };
+        peer.call("initialize", json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}));
+        peer
+    }
+
+    fn call(&mut self, method: &str, params: Value) -> Duration {
+        self.next_id += 1;
+        let line = format!(
+            "{}\n",
+            json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params})
+        );
+        let start = Instant::now();
+        self.stdin.write_all(line.as_bytes()).unwrap();
+        self.stdin.flush().unwrap();
+        let mut reply = String::new();
+        self.stdout.read_line(&mut reply).unwrap();
+        let elapsed = start.elapsed();
+        assert!(
+            reply.contains(r#""result""#) && !reply.contains("isError"),
+            "unexpected reply: {reply}"
+        );
+        elapsed
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e6
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--serve-upstream") {
+        return serve_upstream();
+    }
+    let me = std::env::current_exe().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("bench.yaml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let upstream = || {
+        let mut c = Command::new(&me);
+        c.arg("--serve-upstream");
+        c
+    };
+    let through = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+        c.args(["run", "--log", "warn", "--policy"])
+            .arg(&policy)
+            .arg("--")
+            .arg(&me)
+            .arg("--serve-upstream");
+        c
+    };
+    let (mut direct, mut proxied) = (Peer::start(upstream()), Peer::start(through()));
+    let args = json!({"name": "echo", "arguments": {"message": "hello from the benchmark"}});
+    for _ in 0..200 {
+        direct.call("tools/call", args.clone());
+        proxied.call("tools/call", args.clone());
+    }
+    let (rounds, per_round) = (10, 100);
+    let (mut d, mut p) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        d.extend((0..per_round).map(|_| direct.call("tools/call", args.clone())));
+        p.extend((0..per_round).map(|_| proxied.call("tools/call", args.clone())));
+    }
+    d.sort();
+    p.sort();
+    let (d50, d99, p50, p99) = (
+        percentile(&d, 0.5),
+        percentile(&d, 0.99),
+        percentile(&p, 0.5),
+        percentile(&p, 0.99),
+    );
+    println!(
+        "{} sequential tools/call over stdio, {rounds} alternating rounds of {per_round}",
+        d.len()
+    );
+    println!("  direct            p50 {d50:>7.1} µs   p99 {d99:>7.1} µs");
+    println!("  through tollgate  p50 {p50:>7.1} µs   p99 {p99:>7.1} µs   (3-rule chain)");
+    println!(
+        "  added at p50 {:.1} µs; p99 ratio {:.2}x",
+        p50 - d50,
+        p99 / d99
+    );
+}
