@@ -116,49 +116,64 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("bench.yaml");
     std::fs::write(&policy, POLICY).unwrap();
+    let empty = dir.path().join("empty.yaml");
+    std::fs::write(&empty, "version: 1\n").unwrap();
     let upstream = || {
         let mut c = Command::new(&me);
         c.arg("--serve-upstream");
         c
     };
-    let through = || {
+    let through = |policy: &std::path::Path| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_tollgate"));
         c.args(["run", "--log", "warn", "--policy"])
-            .arg(&policy)
+            .arg(policy)
             .arg("--")
             .arg(&me)
             .arg("--serve-upstream");
         c
     };
-    let (mut direct, mut proxied) = (Peer::start(upstream()), Peer::start(through()));
+    let mut peers = [
+        ("direct", Peer::start(upstream()), Vec::new()),
+        (
+            "tollgate, no rules",
+            Peer::start(through(&empty)),
+            Vec::new(),
+        ),
+        (
+            "tollgate, 3-rule chain",
+            Peer::start(through(&policy)),
+            Vec::new(),
+        ),
+    ];
     let args = json!({"name": "echo", "arguments": {"message": "hello from the benchmark"}});
-    for _ in 0..200 {
-        direct.call("tools/call", args.clone());
-        proxied.call("tools/call", args.clone());
+    for (_, peer, _) in peers.iter_mut() {
+        for _ in 0..200 {
+            peer.call("tools/call", args.clone());
+        }
     }
     let (rounds, per_round) = (10, 100);
-    let (mut d, mut p) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        d.extend((0..per_round).map(|_| direct.call("tools/call", args.clone())));
-        p.extend((0..per_round).map(|_| proxied.call("tools/call", args.clone())));
+        for (_, peer, samples) in peers.iter_mut() {
+            samples.extend((0..per_round).map(|_| peer.call("tools/call", args.clone())));
+        }
     }
-    d.sort();
-    p.sort();
-    let (d50, d99, p50, p99) = (
-        percentile(&d, 0.5),
-        percentile(&d, 0.99),
-        percentile(&p, 0.5),
-        percentile(&p, 0.99),
-    );
     println!(
-        "{} sequential tools/call over stdio, {rounds} alternating rounds of {per_round}",
-        d.len()
+        "{} sequential tools/call over stdio per peer, {rounds} alternating rounds of {per_round}",
+        rounds * per_round
     );
-    println!("  direct            p50 {d50:>7.1} µs   p99 {d99:>7.1} µs");
-    println!("  through tollgate  p50 {p50:>7.1} µs   p99 {p99:>7.1} µs   (3-rule chain)");
-    println!(
-        "  added at p50 {:.1} µs; p99 ratio {:.2}x",
-        p50 - d50,
-        p99 / d99
-    );
+    let mut direct = (0.0, 0.0);
+    for (name, _, samples) in peers.iter_mut() {
+        samples.sort();
+        let (p50, p99) = (percentile(samples, 0.5), percentile(samples, 0.99));
+        if *name == "direct" {
+            direct = (p50, p99);
+            println!("  {name:<24} p50 {p50:>7.1} µs   p99 {p99:>7.1} µs");
+        } else {
+            println!(
+                "  {name:<24} p50 {p50:>7.1} µs   p99 {p99:>7.1} µs   adds {:>6.1} µs at p50, p99 {:.2}x direct",
+                p50 - direct.0,
+                p99 / direct.1
+            );
+        }
+    }
 }
