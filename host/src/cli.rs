@@ -12,6 +12,7 @@ use tollgate::engine::{CodeCache, EngineConfig, LimitsSpecExt, PolicyEngine};
 use tollgate::proxy::stdio::{self, StdioOptions};
 use tollgate::proxy::Session;
 use tollgate::state::memory::MemoryStore;
+use tollgate::state::sqlite::SqliteStore;
 use tollgate::state::CounterStore;
 
 /// Tollgate: an MCP policy proxy. Every tools/call passes sandboxed WebAssembly policy plugins
@@ -44,8 +45,10 @@ struct RunArgs {
     /// The policy file (YAML or JSON).
     #[arg(long, short)]
     policy: PathBuf,
-    /// Where counters live: `memory`.
-    #[arg(long, default_value = "memory")]
+    /// Where counters live: `sqlite` (default: a file under the user's state directory, shared by
+    /// every Tollgate on the machine and kept across restarts), `sqlite:PATH`, or `memory`
+    /// (forgotten when Tollgate exits).
+    #[arg(long, env = "TOLLGATE_STATE", default_value = "sqlite")]
     state: String,
     /// Name of the upstream server, as plugins see it and as counters are namespaced
     /// (default: the command's file name).
@@ -128,10 +131,19 @@ fn engine_config(policy: &Policy, cache_dir: Option<PathBuf>) -> EngineConfig {
 }
 
 fn open_state(spec: &str) -> Result<Arc<dyn CounterStore>> {
-    match spec {
-        "memory" => Ok(Arc::new(MemoryStore::new())),
-        other => bail!("unknown --state `{other}`: this build supports `memory`"),
-    }
+    let store: Arc<dyn CounterStore> = match spec.split_once(':') {
+        None if spec == "memory" => Arc::new(MemoryStore::new()),
+        None if spec == "sqlite" => {
+            let path = SqliteStore::default_path().context(
+                "no state directory for the default sqlite store; use --state sqlite:PATH",
+            )?;
+            Arc::new(SqliteStore::open(&path)?)
+        }
+        Some(("sqlite", path)) if !path.is_empty() => Arc::new(SqliteStore::open(Path::new(path))?),
+        _ => bail!("unknown --state `{spec}`: expected sqlite, sqlite:PATH or memory"),
+    };
+    tracing::debug!(state = %store.describe(), "counter store");
+    Ok(store)
 }
 
 async fn load_chain(

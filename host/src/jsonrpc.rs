@@ -20,8 +20,8 @@ pub mod codes {
 #[derive(Debug, Deserialize)]
 pub struct Envelope<'a> {
     /// Must be `"2.0"`.
-    #[serde(default)]
-    pub jsonrpc: Option<&'a str>,
+    #[serde(default, borrow)]
+    pub jsonrpc: Option<std::borrow::Cow<'a, str>>,
     /// Request or response id, as its original JSON text.
     #[serde(default, borrow)]
     pub id: Option<&'a RawValue>,

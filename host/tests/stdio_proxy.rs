@@ -23,14 +23,17 @@ struct Proxy {
 
 impl Proxy {
     fn start(extra: &[&str], server: &[&str]) -> Proxy {
-        let root = repo();
+        Proxy::start_with(&repo().join("policies/demo.yaml"), extra, server)
+    }
+
+    /// Start with a policy file; counters in memory unless `extra` names a `--state`.
+    fn start_with(policy: &std::path::Path, extra: &[&str], server: &[&str]) -> Proxy {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
-        cmd.arg("run")
-            .arg("--policy")
-            .arg(root.join("policies/demo.yaml"))
-            .args(extra)
-            .arg("--")
-            .args(server);
+        cmd.arg("run").arg("--policy").arg(policy);
+        if !extra.contains(&"--state") {
+            cmd.args(["--state", "memory"]);
+        }
+        cmd.args(extra).arg("--").args(server);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -313,4 +316,72 @@ fn tollgate_check_reports_a_broken_policy_with_its_line() {
         ),
         "{stderr}"
     );
+}
+
+#[test]
+fn sigterm_reaches_the_server_and_its_exit_code_becomes_tollgates() {
+    let server = "import signal, sys, time\n\
+                  signal.signal(signal.SIGTERM, lambda *_: sys.exit(42))\n\
+                  print('{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}', flush=True)\n\
+                  time.sleep(30)";
+    let mut p = Proxy::start(&[], &["python3", "-c", server]);
+    // The server's first message shows it is up with its handler installed.
+    assert_eq!(p.recv()["method"], "notifications/message");
+    // SAFETY: signalling the tollgate process this test started.
+    unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) };
+    let (code, stderr) = p.finish();
+    assert_eq!(code, 42, "{stderr}");
+    assert!(
+        stderr.contains("the MCP server exited with code 42"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn limits_hold_across_restarts_with_the_sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("daily.yaml");
+    std::fs::write(&policy, "version: 1\ntools:\n  send_message:\n    rules:\n      - rate_limit: { max: 3, window: day }\n").unwrap();
+    let state = format!(
+        "sqlite:{}",
+        dir.path().join("state/counters.sqlite").display()
+    );
+    let server = repo().join("scripts/demo/server.py");
+    let send = |p: &mut Proxy, id: u64| {
+        p.request(
+            id,
+            "tools/call",
+            json!({"name": "send_message", "arguments": {"to": "+15550100", "body": "hi"}}),
+        )
+    };
+    // First session: two messages, then the client goes away (as stdio clients do).
+    let mut first = Proxy::start_with(
+        &policy,
+        &["--state", &state],
+        &["python3", server.to_str().unwrap()],
+    );
+    assert!(send(&mut first, 1)["result"]["isError"].is_null());
+    assert!(send(&mut first, 2)["result"]["isError"].is_null());
+    assert_eq!(first.finish().0, 0);
+    // A new session, a new Tollgate process: the third message of the day is the last one.
+    let mut second = Proxy::start_with(
+        &policy,
+        &["--state", &state],
+        &["python3", server.to_str().unwrap()],
+    );
+    assert!(send(&mut second, 1)["result"]["isError"].is_null());
+    let r = send(&mut second, 2);
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    assert_eq!(
+        r["result"]["_meta"]["dev.tollgate/denial"]["code"],
+        "rate_limited"
+    );
+    assert!(
+        r["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Denied by policy: rate limit of 3 per day reached"),
+        "{r}"
+    );
+    assert_eq!(second.finish().0, 0);
 }

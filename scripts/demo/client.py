@@ -5,11 +5,15 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 binary, policy = sys.argv[1], sys.argv[2]
 here = os.path.dirname(os.path.abspath(__file__))
+# Counters live in Tollgate's default store, SQLite; a fresh file keeps the demo repeatable.
+state = os.path.join(tempfile.mkdtemp(prefix="tollgate-demo-"), "counters.sqlite")
 proxy = subprocess.Popen(
-    [binary, "run", "--policy", policy, "--", sys.executable, os.path.join(here, "server.py")],
+    [binary, "run", "--state", f"sqlite:{state}", "--policy", policy, "--", sys.executable,
+     os.path.join(here, "server.py")],
     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
 next_id = 0
 

@@ -298,6 +298,11 @@ impl Session {
         }
         let mut flags = keep.into_iter();
         tools.retain(|_| flags.next().unwrap_or(false));
+        // The list now depends on who asked: where the revision has a cache scope, keep shared
+        // caches from serving it to anyone else.
+        if let Some(scope) = result.get_mut("cacheScope") {
+            *scope = json!("private");
+        }
         Some(jsonrpc::result_response(env.id_text(), &result))
     }
 

@@ -1,9 +1,10 @@
-//! Counters behind one trait, for rate limits and quotas: [`memory`] (ephemeral) now; durable
-//! and shared stores implement the same [`CounterStore`] trait with the same arithmetic from
-//! [`algorithm`].
+//! Counters behind one trait, for rate limits and quotas: [`sqlite`] (the default: durable and
+//! shared by the processes of one machine) and [`memory`] (ephemeral). Every store implements
+//! the same [`CounterStore`] trait with the same arithmetic from [`algorithm`].
 
 pub mod algorithm;
 pub mod memory;
+pub mod sqlite;
 
 pub use algorithm::Algorithm;
 use async_trait::async_trait;

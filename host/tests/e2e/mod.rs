@@ -127,11 +127,14 @@ pub fn fastmcp2() -> Vec<String> {
     ]
 }
 
-/// `tollgate run --policy tests/policies/POLICY -- SERVER...`.
+/// `tollgate run --state memory --policy tests/policies/POLICY -- SERVER...` (each run starts
+/// with fresh counters, so tests running in parallel cannot share them).
 pub fn tollgate(policy: &str, server: Vec<String>) -> Vec<String> {
     let mut cmd = vec![
         env!("CARGO_BIN_EXE_tollgate").to_string(),
         "run".into(),
+        "--state".into(),
+        "memory".into(),
         "--policy".into(),
         policy_path(policy),
         "--".into(),

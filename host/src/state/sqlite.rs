@@ -1,0 +1,245 @@
+//! The SQLite counter store, Tollgate's default: a file under the user's state directory that
+//! survives restarts and is shared safely by every Tollgate process on the machine (a stdio
+//! proxy restarts with every client session, so in-memory limits would reset each time).
+//!
+//! Each take is one `BEGIN IMMEDIATE` transaction (read the counter, apply the shared
+//! [`algorithm`](super::algorithm), write it back), so concurrent processes serialise on SQLite's
+//! write lock and can never both be granted past a limit. WAL mode with `synchronous=NORMAL`:
+//! a committed take survives a crash of the process.
+
+use super::algorithm::{self, CounterState};
+use super::{now_ms, CounterStore, Reservation, StoreError, TakeRequest, Taken};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Counters in an SQLite file.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+fn error(e: impl std::fmt::Display) -> StoreError {
+    StoreError(format!("sqlite: {e}"))
+}
+
+impl SqliteStore {
+    /// `$XDG_STATE_HOME/tollgate/counters.sqlite` (or the platform's equivalent).
+    pub fn default_path() -> Option<PathBuf> {
+        dirs::state_dir()
+            .or_else(dirs::data_local_dir)
+            .map(|d| d.join("tollgate").join("counters.sqlite"))
+    }
+
+    /// Open (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| error(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| error(format!("cannot open {}: {e}", path.display())))?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(error)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(error)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(error)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS counters (
+                 key TEXT PRIMARY KEY,
+                 start_ms INTEGER NOT NULL,
+                 used INTEGER NOT NULL,
+                 prev_used INTEGER NOT NULL
+             )",
+        )
+        .map_err(error)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Read-modify-write one counter in a write transaction.
+    fn update<T>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&mut CounterState) -> T,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(error)?;
+        let mut state = tx
+            .query_row(
+                "SELECT start_ms, used, prev_used FROM counters WHERE key = ?1",
+                [key],
+                |row| {
+                    Ok(CounterState {
+                        start_ms: row.get::<_, i64>(0)? as u64,
+                        used: row.get::<_, i64>(1)? as u64,
+                        prev_used: row.get::<_, i64>(2)? as u64,
+                    })
+                },
+            )
+            .optional()
+            .map_err(error)?
+            .unwrap_or_default();
+        let before = state;
+        let out = f(&mut state);
+        if state != before {
+            tx.execute(
+                "INSERT INTO counters (key, start_ms, used, prev_used) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(key) DO UPDATE SET start_ms = ?2, used = ?3, prev_used = ?4",
+                params![
+                    key,
+                    state.start_ms as i64,
+                    state.used as i64,
+                    state.prev_used as i64
+                ],
+            )
+            .map_err(error)?;
+        }
+        tx.commit().map_err(error)?;
+        Ok(out)
+    }
+
+    /// Take at an explicit time (ms), for tests of window behaviour.
+    pub fn take_at(
+        &self,
+        request: &TakeRequest,
+        now: u64,
+    ) -> Result<(Taken, Option<Reservation>), StoreError> {
+        let window_ms = request.window.as_millis() as u64;
+        let o = self.update(&request.key, |s| {
+            algorithm::take(
+                s,
+                now,
+                request.cost,
+                request.limit,
+                window_ms,
+                request.algorithm,
+            )
+        })?;
+        let taken = Taken {
+            granted: o.granted,
+            used: o.used,
+            limit: request.limit,
+            resets_in_ms: o.resets_in_ms,
+        };
+        Ok((
+            taken,
+            o.granted.then(|| Reservation {
+                request: request.clone(),
+                window_start_ms: o.window_start_ms,
+            }),
+        ))
+    }
+}
+
+#[async_trait]
+impl CounterStore for SqliteStore {
+    async fn take(
+        &self,
+        request: &TakeRequest,
+    ) -> Result<(Taken, Option<Reservation>), StoreError> {
+        self.take_at(request, now_ms())
+    }
+
+    async fn refund(&self, r: &Reservation) -> Result<(), StoreError> {
+        let window_ms = r.request.window.as_millis() as u64;
+        self.update(&r.request.key, |s| {
+            algorithm::refund(
+                s,
+                r.request.cost,
+                window_ms,
+                r.window_start_ms,
+                r.request.algorithm,
+            )
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.path.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Algorithm;
+
+    fn request(limit: u64) -> TakeRequest {
+        TakeRequest {
+            key: "k".into(),
+            cost: 1,
+            limit,
+            window: Duration::from_secs(60),
+            algorithm: Algorithm::FixedWindow,
+        }
+    }
+
+    #[test]
+    fn counts_survive_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/counters.sqlite");
+        let now = 1_000 * 60_000;
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            assert!(store.take_at(&request(2), now).unwrap().0.granted);
+            assert!(store.take_at(&request(2), now).unwrap().0.granted);
+        }
+        let reopened = SqliteStore::open(&path).unwrap();
+        let (taken, reservation) = reopened.take_at(&request(2), now + 1).unwrap();
+        assert!(!taken.granted, "the limit holds across a restart");
+        assert!(reservation.is_none());
+    }
+
+    #[test]
+    fn two_connections_to_one_file_enforce_one_limit_under_concurrency() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("counters.sqlite");
+        let now = 2_000 * 60_000;
+        let granted: u64 = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let path = path.clone();
+                    s.spawn(move || {
+                        let store = SqliteStore::open(&path).unwrap();
+                        (0..50)
+                            .filter(|_| store.take_at(&request(100), now).unwrap().0.granted)
+                            .count() as u64
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(
+            granted, 100,
+            "200 attempts from 4 connections, exactly the limit granted"
+        );
+    }
+
+    #[tokio::test]
+    async fn refunds_give_units_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
+        let (_, reservation) = store.take(&request(1)).await.unwrap();
+        assert!(!store.take(&request(1)).await.unwrap().0.granted);
+        store.refund(&reservation.unwrap()).await.unwrap();
+        assert!(store.take(&request(1)).await.unwrap().0.granted);
+    }
+
+    #[test]
+    fn an_unwritable_location_is_a_clear_error() {
+        let err = SqliteStore::open(Path::new("/proc/tollgate/counters.sqlite"))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("counter store error: sqlite: cannot create /proc/tollgate"),
+            "{err}"
+        );
+    }
+}
