@@ -16,10 +16,10 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use tollgate::policy::types::{
+pub use self::tollgate::policy::types::{
     Call as WitCall, Denial as WitDenial, ResultVerdict as WitResultVerdict, Verdict as WitVerdict,
 };
-use tollgate::policy::{counters, log, types};
+use self::tollgate::policy::{counters, log, types};
 
 /// The data of one plugin instance's store.
 pub struct HostState {
