@@ -262,7 +262,8 @@ impl Chain {
                     deny_as: rule.deny_as,
                 },
             };
-            self.refund(ticket).await;
+            self.refund(ticket.reservations.into_iter().map(|(r, _)| r))
+                .await;
             return Decision::Deny(denial);
         }
         Decision::Allow {
@@ -273,24 +274,20 @@ impl Chain {
 
     /// Commit or refund an allowed call's reservations once the server has answered.
     pub async fn settle(&self, ticket: Ticket, outcome: UpstreamOutcome) {
-        let refund: Vec<Reservation> = ticket
-            .reservations
-            .into_iter()
-            .filter(|(_, on_error_result)| match outcome {
-                UpstreamOutcome::Success => false,
-                UpstreamOutcome::ErrorResult => *on_error_result,
-                UpstreamOutcome::Failed => true,
-            })
-            .map(|(r, _)| r)
-            .collect();
-        self.refund(Ticket {
-            reservations: refund.into_iter().map(|r| (r, true)).collect(),
-        })
-        .await;
+        let refunded =
+            ticket
+                .reservations
+                .into_iter()
+                .filter(|(_, on_error_result)| match outcome {
+                    UpstreamOutcome::Success => false,
+                    UpstreamOutcome::ErrorResult => *on_error_result,
+                    UpstreamOutcome::Failed => true,
+                });
+        self.refund(refunded.map(|(r, _)| r)).await;
     }
 
-    async fn refund(&self, ticket: Ticket) {
-        for (r, _) in ticket.reservations {
+    async fn refund(&self, reservations: impl Iterator<Item = Reservation>) {
+        for r in reservations {
             if let Err(e) = self.counters.refund(&r).await {
                 tracing::warn!(error = %e, key = %r.request.key, "could not refund a counter reservation");
             }

@@ -5,21 +5,28 @@ use std::path::Path;
 use std::sync::Arc;
 use tollgate::chain::{Chain, Decision, Denial, UpstreamOutcome};
 use tollgate::config::{parse_native, DenyAs};
-use tollgate::engine::{CallInput, EngineConfig, PolicyEngine};
+use tollgate::engine::{CallInput, CodeCache, EngineConfig, PolicyEngine};
 use tollgate::state::memory::MemoryStore;
 
 const GUESTS: &str = env!("TOLLGATE_GUEST_DIR");
 
 async fn chain(policy: &str) -> Chain {
     let policy = parse_native(policy, Path::new(GUESTS)).expect("test policy parses");
-    let engine = PolicyEngine::new(EngineConfig {
-        cache: None,
-        ..EngineConfig::default()
-    })
-    .unwrap();
+    let engine = PolicyEngine::new(engine_config()).unwrap();
     Chain::load(&policy, &engine, Arc::new(MemoryStore::new()), "test")
         .await
         .expect("chain loads")
+}
+
+/// Compiled code is cached under cargo's per-target test directory: a debug host compiles the
+/// built-in components slowly, and every test loads them.
+fn engine_config() -> EngineConfig {
+    let cache =
+        CodeCache::new(std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("code-cache"));
+    EngineConfig {
+        cache: Some(cache),
+        ..EngineConfig::default()
+    }
 }
 
 fn call(tool: &str, args: &str) -> CallInput {
@@ -243,11 +250,7 @@ async fn a_pinned_digest_that_does_not_match_refuses_the_policy() {
         Path::new(GUESTS),
     )
     .unwrap();
-    let engine = PolicyEngine::new(EngineConfig {
-        cache: None,
-        ..EngineConfig::default()
-    })
-    .unwrap();
+    let engine = PolicyEngine::new(engine_config()).unwrap();
     let err = Chain::load(&policy, &engine, Arc::new(MemoryStore::new()), "t")
         .await
         .err()

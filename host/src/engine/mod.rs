@@ -17,7 +17,6 @@ pub use pool::Strategy;
 use crate::state::CounterStore;
 use bindings::{HostState, PluginPre};
 use std::sync::Arc;
-use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -207,6 +206,3 @@ fn start_epoch_ticker(engine: &Engine) {
         .map(drop)
         .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the epoch ticker; deadlines will not fire"));
 }
-
-/// Compile-time fact for callers: the ticker period.
-pub const EPOCH_TICK: Duration = limits::EPOCH_TICK;

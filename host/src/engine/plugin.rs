@@ -26,6 +26,18 @@ pub struct CallInput {
     pub metadata: Vec<(String, String)>,
 }
 
+impl CallInput {
+    fn to_wit(&self) -> WitCall {
+        WitCall {
+            tool: self.tool.clone(),
+            arguments: self.arguments.clone(),
+            server: self.server.clone(),
+            caller: self.caller.clone(),
+            metadata: self.metadata.clone(),
+        }
+    }
+}
+
 /// A plugin's verdict, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -234,16 +246,9 @@ impl Plugin {
     ) -> Result<(Verdict, Vec<Reservation>), PluginError> {
         let mut instance = self.acquire().await?;
         self.prepare(&mut instance.store);
-        let wit_call = WitCall {
-            tool: call.tool.clone(),
-            arguments: call.arguments.clone(),
-            server: call.server.clone(),
-            caller: call.caller.clone(),
-            metadata: call.metadata.clone(),
-        };
         let outcome = instance
             .bindings
-            .call_check_call(&mut instance.store, &wit_call)
+            .call_check_call(&mut instance.store, &call.to_wit())
             .await;
         let reservations = std::mem::take(&mut instance.store.data_mut().reservations);
         let verdict = match outcome {
@@ -287,16 +292,9 @@ impl Plugin {
     ) -> Result<Option<String>, PluginError> {
         let mut instance = self.acquire().await?;
         self.prepare(&mut instance.store);
-        let wit_call = WitCall {
-            tool: call.tool.clone(),
-            arguments: call.arguments.clone(),
-            server: call.server.clone(),
-            caller: call.caller.clone(),
-            metadata: call.metadata.clone(),
-        };
         match instance
             .bindings
-            .call_check_result(&mut instance.store, &wit_call, result_json)
+            .call_check_result(&mut instance.store, &call.to_wit(), result_json)
             .await
         {
             Ok(WitResultVerdict::Pass) => {
