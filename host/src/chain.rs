@@ -118,6 +118,7 @@ pub enum ChainError {
 
 /// A policy, loaded: what every `tools/call` is decided by.
 pub struct Chain {
+    denial_prefix: &'static str,
     default: DefaultAction,
     hide: Vec<String>,
     tools: Vec<ToolEntry>,
@@ -151,6 +152,7 @@ impl Chain {
             all_tools.push(load_rule(r, engine, &counters, server).await?);
         }
         Ok(Self {
+            denial_prefix: policy.format.denial_prefix(),
             default: policy.default,
             hide: policy.hide.clone(),
             tools,
@@ -158,6 +160,12 @@ impl Chain {
             counters,
             server: server.into(),
         })
+    }
+
+    /// What the agent reads before a denial's reason (`Denied by policy: `, or Intercept's
+    /// prefix for Intercept files).
+    pub fn denial_prefix(&self) -> &'static str {
+        self.denial_prefix
     }
 
     /// The server name counters are namespaced by.

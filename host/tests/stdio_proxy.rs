@@ -268,10 +268,9 @@ fn tollgate_check_accepts_every_policy_in_the_policies_folder() {
     let mut checked = 0;
     for entry in std::fs::read_dir(repo().join("policies")).unwrap() {
         let path = entry.unwrap().path();
-        if !matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml" | "json")
-        ) {
+        let name = path.file_name().unwrap().to_string_lossy();
+        let policy_like = [".yaml", ".yml", ".json"].iter().any(|e| name.ends_with(e));
+        if !policy_like || name.ends_with(".schema.json") {
             continue;
         }
         let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
@@ -384,4 +383,37 @@ fn limits_hold_across_restarts_with_the_sqlite_store() {
         "{r}"
     );
     assert_eq!(second.finish().0, 0);
+}
+
+#[test]
+fn an_intercept_policy_file_answers_with_intercepts_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("intercept.yaml");
+    std::fs::write(
+        &policy,
+        "version: \"1\"\ntools:\n  delete_message:\n    rules:\n      - name: no deletes\n        action: deny\n        on_deny: \"Deleting messages is not permitted via AI agents.\"\n",
+    )
+    .unwrap();
+    let server = repo().join("scripts/demo/server.py");
+    let mut p = Proxy::start_with(&policy, &[], &["python3", server.to_str().unwrap()]);
+    let r = p.request(
+        1,
+        "tools/call",
+        json!({"name": "delete_message", "arguments": {"sid": "SM1"}}),
+    );
+    assert_eq!(
+        r["result"]["content"][0]["text"],
+        "[INTERCEPT POLICY DENIED] Deleting messages is not permitted via AI agents."
+    );
+    assert_eq!(
+        r["result"]["_meta"]["dev.tollgate/denial"]["rule"],
+        "no deletes"
+    );
+    let r = p.request(
+        2,
+        "tools/call",
+        json!({"name": "list_messages", "arguments": {}}),
+    );
+    assert_eq!(r["result"]["content"][0]["text"], "[]");
+    assert_eq!(p.finish().0, 0);
 }

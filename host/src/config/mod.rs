@@ -1,11 +1,18 @@
 //! Policy files: read YAML or JSON, validate strictly, and normalise into one [`Policy`] in which
 //! every rule is a plugin with a configuration (built-in rule kinds compile to the built-in
 //! plugins, so there is one mechanism, not two).
+//!
+//! Three formats load: Tollgate's own ([`parse_native`]), Intercept's YAML ([`parse_intercept`])
+//! and PolicyLayer's JSON ([`parse_policylayer`]); [`detect_format`] tells them apart.
 
+mod intercept;
 mod native;
+mod policylayer;
 mod rate;
 
+pub use intercept::parse_intercept;
 pub use native::parse_native;
+pub use policylayer::parse_policylayer;
 pub use rate::{parse_rate, parse_window_secs};
 
 use serde_json::Value;
@@ -100,12 +107,30 @@ pub struct ToolRules {
 pub enum Format {
     /// Tollgate's own format.
     Native,
+    /// Intercept's YAML (`version: "1"`, rules with `name`, `conditions`, `on_deny`, `state`).
+    Intercept,
+    /// PolicyLayer's JSON (`default`, `hide`, `all_tools.limits`, `tools.*.{require, deny_if,
+    /// limits}`).
+    PolicyLayer,
+}
+
+impl Format {
+    /// What the agent reads before a denial's reason: Intercept's own prefix for Intercept
+    /// files, so agents and prompts written for Intercept see what they expect.
+    pub fn denial_prefix(self) -> &'static str {
+        match self {
+            Format::Intercept => intercept::DENIAL_PREFIX,
+            Format::Native | Format::PolicyLayer => "Denied by policy: ",
+        }
+    }
 }
 
 impl std::fmt::Display for Format {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Format::Native => "Tollgate policy (version 1)",
+            Format::Intercept => "Intercept policy",
+            Format::PolicyLayer => "PolicyLayer policy",
         })
     }
 }
@@ -153,10 +178,110 @@ pub fn load(path: &Path) -> Result<Policy, ConfigError> {
         cause,
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
-    parse_native(&text, base).map_err(|message| ConfigError::Invalid {
+    parse(&text, base).map_err(|message| ConfigError::Invalid {
         path: path.into(),
         message,
     })
+}
+
+/// Parse a policy document in whichever format [`detect_format`] finds. `base` resolves relative
+/// plugin paths (native format only).
+pub fn parse(text: &str, base: &Path) -> Result<Policy, String> {
+    match detect_format(text) {
+        Format::Native => parse_native(text, base),
+        Format::Intercept => parse_intercept(text),
+        Format::PolicyLayer => parse_policylayer(text),
+    }
+}
+
+/// Top-level keys only Tollgate's own format has.
+const NATIVE_ONLY_TOP: &[&str] = &["plugins", "limits"];
+/// Rule keys only Tollgate's own format has.
+const NATIVE_ONLY_RULE: &[&str] = &[
+    "reason",
+    "code",
+    "when",
+    "validate",
+    "plugin",
+    "config",
+    "deny_as",
+    "refund_on_error_result",
+    "limits",
+];
+/// Rule keys and values only Intercept has: a file with them is Intercept's whether its version
+/// is written `"1"` or `1`.
+const INTERCEPT_ONLY_RULE: &[&str] = &["on_deny", "state"];
+/// The only top-level keys of a PolicyLayer document.
+const POLICYLAYER_TOP: &[&str] = &["version", "default", "hide", "all_tools", "tools"];
+
+/// Which format a policy document is written in:
+/// - **PolicyLayer** — a JSON document with `all_tools`, or a tool with `limits`, `require` or
+///   `deny_if`; or a JSON document with `version: "1"` (a string) and `default` whose keys are
+///   all PolicyLayer's and whose tools have no `rules`;
+/// - **Intercept** — `version: "1"` (a string) with rules carrying `name`, `conditions`,
+///   `on_deny`, `state`, `action: evaluate` or a `rate_limit: "N/unit"` string (or `version: 1`
+///   with `on_deny`, `state` or `action: evaluate`, which Tollgate's format does not have), and
+///   nothing only Tollgate's format has (`plugins`, `limits`, `reason`, `when`, `validate`,
+///   `action: allow`, a `rate_limit` object, …);
+/// - **native** otherwise (which is also where syntax errors are reported).
+pub fn detect_format(text: &str) -> Format {
+    let Ok(Value::Object(top)) = serde_norway::from_str::<Value>(text) else {
+        return Format::Native;
+    };
+    let tool_defs: Vec<&serde_json::Map<String, Value>> = top
+        .get("tools")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|tools| tools.values())
+        .filter_map(Value::as_object)
+        .collect();
+    let version_one = top.get("version") == Some(&Value::String("1".into()));
+    if text.trim_start().starts_with('{') {
+        let policylayer_keys = top.contains_key("all_tools")
+            || tool_defs.iter().any(|t| {
+                ["limits", "require", "deny_if"]
+                    .iter()
+                    .any(|k| t.contains_key(*k))
+            });
+        let policylayer_shape = version_one
+            && top.contains_key("default")
+            && top.keys().all(|k| POLICYLAYER_TOP.contains(&k.as_str()))
+            && !tool_defs.iter().any(|t| t.contains_key("rules"));
+        if policylayer_keys || policylayer_shape {
+            return Format::PolicyLayer;
+        }
+    }
+    let version_number_one = top.get("version").and_then(Value::as_u64) == Some(1);
+    if !(version_one || version_number_one) || NATIVE_ONLY_TOP.iter().any(|k| top.contains_key(*k))
+    {
+        return Format::Native;
+    }
+    let rules: Vec<&serde_json::Map<String, Value>> = tool_defs
+        .iter()
+        .filter_map(|t| t.get("rules").and_then(Value::as_array))
+        .flatten()
+        .filter_map(Value::as_object)
+        .collect();
+    let native_only = rules.iter().any(|r| {
+        NATIVE_ONLY_RULE.iter().any(|k| r.contains_key(*k))
+            || r.get("action") == Some(&Value::String("allow".into()))
+            || r.get("rate_limit").is_some_and(Value::is_object)
+    });
+    let intercept_only = rules.iter().any(|r| {
+        INTERCEPT_ONLY_RULE.iter().any(|k| r.contains_key(*k))
+            || r.get("action") == Some(&Value::String("evaluate".into()))
+    });
+    let intercept_like = rules.iter().any(|r| {
+        r.contains_key("name")
+            || r.contains_key("conditions")
+            || r.get("rate_limit").is_some_and(Value::is_string)
+    });
+    let intercept = intercept_only || (version_one && intercept_like);
+    if intercept && !native_only {
+        Format::Intercept
+    } else {
+        Format::Native
+    }
 }
 
 /// Whether `name` matches the glob `pattern` (`*` any run of characters, `?` one character).
@@ -184,7 +309,38 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::{detect_format, glob_match, Format};
+
+    #[test]
+    fn formats_are_told_apart() {
+        let intercept = "version: \"1\"\ntools:\n  t:\n    rules:\n      - name: x\n        rate_limit: 5/hour\n";
+        assert_eq!(detect_format(intercept), Format::Intercept);
+        let unquoted = "version: 1\ntools:\n  t:\n    rules:\n      - name: x\n        action: deny\n        on_deny: no\n";
+        assert_eq!(detect_format(unquoted), Format::Intercept);
+        let seed = r#"{"version":"1","default":"deny","tools":{"create_conversation":{"limits":[{"counter":"c","window":"minute","max":30,"scope":"grant"}]}}}"#;
+        assert_eq!(detect_format(seed), Format::PolicyLayer);
+        assert_eq!(
+            detect_format(
+                r#"{"version": "1", "default": "deny", "tools": {"list_customers": {}}}"#
+            ),
+            Format::PolicyLayer
+        );
+        assert_eq!(
+            detect_format(r#"{"version": "1", "all_tools": {"limits": []}}"#),
+            Format::PolicyLayer
+        );
+        for native in [
+            "version: 1\ntools:\n  t:\n    rules:\n      - name: x\n        rate_limit: 5/hour\n",
+            "version: \"1\"\ntools:\n  t:\n    rules:\n      - name: x\n        action: deny\n        reason: no\n",
+            "version: \"1\"\ntools:\n  t:\n    rules:\n      - action: allow\n        rate_limit: { max: 30, window: 60 }\n",
+            "tools: {send_conversation_message: {rules: [{action: allow, rate_limit: {max: 30, window: 60}}]}}",
+            "version: 1\ntools:\n  x:\n    rulez: []\n",
+            "not: [valid",
+            r#"{"version": 1, "default": "deny", "tools": {"echo": {"rules": []}}}"#,
+        ] {
+            assert_eq!(detect_format(native), Format::Native, "{native}");
+        }
+    }
 
     #[test]
     fn globs_match_like_shell_patterns() {

@@ -30,7 +30,9 @@ const BUILTIN: &[&str] = &["deny", "rate-limit", "validate"];
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    version: Value,
+    /// Optional: the short form the product pages show has none.
+    #[serde(default)]
+    version: Option<Value>,
     #[serde(default)]
     #[allow(dead_code)]
     description: Option<String>,
@@ -138,9 +140,10 @@ enum DenyAsWord {
 pub fn parse_native(text: &str, base: &Path) -> Result<Policy, String> {
     let file: File = serde_norway::from_str(text).map_err(|e| e.to_string())?;
     match &file.version {
-        Value::Number(n) if n.as_u64() == Some(1) => {}
-        Value::String(s) if s == "1" => {}
-        other => {
+        None => {}
+        Some(Value::Number(n)) if n.as_u64() == Some(1) => {}
+        Some(Value::String(s)) if s == "1" => {}
+        Some(other) => {
             return Err(format!(
                 "unsupported policy version {other}: this Tollgate reads version 1"
             ))

@@ -62,10 +62,10 @@ fn is_stateless(meta: Option<&serde_json::Map<String, Value>>) -> bool {
         .is_some_and(|v| v >= STATELESS_REVISION)
 }
 
-/// The answer a denial gives the agent. `stateless`: the request speaks 2026-07-28 or later,
-/// whose results must carry `resultType`.
-pub fn denial_response(id: &str, d: &Denial, stateless: bool) -> Vec<u8> {
-    let text = format!("Denied by policy: {}", d.reason);
+/// The answer a denial gives the agent: `prefix` then the reason. `stateless`: the request
+/// speaks 2026-07-28 or later, whose results must carry `resultType`.
+pub fn denial_response(id: &str, d: &Denial, prefix: &str, stateless: bool) -> Vec<u8> {
+    let text = format!("{prefix}{}", d.reason);
     let mut data = json!({ "code": d.code, "rule": d.rule });
     if let Some(ms) = d.retry_after_ms {
         data["retryAfterMs"] = json!(ms);
@@ -204,7 +204,12 @@ impl Session {
             }
             Decision::Deny(d) => {
                 tracing::info!(tool = %params.name, code = %d.code, rule = %d.rule, reason = %d.reason, "denied");
-                Err(denial_response(id, &d, is_stateless(params.meta.as_ref())))
+                Err(denial_response(
+                    id,
+                    &d,
+                    self.chain.denial_prefix(),
+                    is_stateless(params.meta.as_ref()),
+                ))
             }
             Decision::Unknown => Err(jsonrpc::error_response(
                 id,

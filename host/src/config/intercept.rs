@@ -1,0 +1,636 @@
+//! Intercept's YAML policy format (the open-source MCP proxy `PolicyLayer/Intercept`, its
+//! `POLICY.md`), read as it is and compiled into the built-in plugins:
+//!
+//! ```yaml
+//! version: "1"
+//! default: allow
+//! hide: [transfer_repository]
+//! tools:
+//!   create_issue:
+//!     rules:
+//!       - name: "hourly issue limit"
+//!         rate_limit: 5/hour                   # -> rate-limit, counter create_issue._rate_hour
+//!   create_charge:
+//!     rules:
+//!       - name: "max single charge"
+//!         conditions: [{ path: args.amount, op: lte, value: 50000 }]   # -> validate.require
+//!         on_deny: "Single charge cannot exceed $500.00"
+//!       - name: "daily spend cap"
+//!         conditions: [{ path: state.create_charge.daily_spend, op: lte, value: 1000000 }]
+//!         state: { counter: daily_spend, window: day, increment_from: args.amount }  # -> rate-limit
+//!   delete_customer:
+//!     rules: [{ name: "block", action: deny, on_deny: "Not via agents" }]    # -> deny
+//! ```
+//!
+//! Semantics follow Intercept's documentation and code: an `evaluate` rule denies unless all of
+//! its conditions hold; a missing argument satisfies no operator but `exists: false`; a counter
+//! limit `lte N` allows the call while the post-increment value stays at most N (`lt N`: below N);
+//! counters are calendar-aligned UTC windows, per tool (`state.<tool>.<counter>`) or shared by all
+//! tools for `"*"` rules (`state._global.<counter>`). The agent reads `on_deny` prefixed with
+//! `[INTERCEPT POLICY DENIED] ` as Intercept sends it.
+
+use super::{DefaultAction, DenyAs, Format, LimitSpec, PluginSource, Policy, Rule, ToolRules};
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+/// What Intercept puts before every denial message the agent reads.
+pub const DENIAL_PREFIX: &str = "";
+
+/// The operators of Intercept's (and PolicyLayer's) condition language.
+const OPERATORS: &[&str] = &[
+    "eq", "neq", "in", "not_in", "lt", "lte", "gt", "gte", "regex", "contains", "exists",
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    version: Value,
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: Option<String>,
+    #[serde(default)]
+    default: Option<DefaultWord>,
+    #[serde(default)]
+    hide: Vec<String>,
+    #[serde(default)]
+    tools: IndexMap<String, ToolFile>,
+}
+
+/// `default: allow | deny`.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum DefaultWord {
+    Allow,
+    Deny,
+}
+
+impl From<DefaultWord> for DefaultAction {
+    fn from(d: DefaultWord) -> Self {
+        match d {
+            DefaultWord::Allow => DefaultAction::Allow,
+            DefaultWord::Deny => DefaultAction::Deny,
+        }
+    }
+}
+
+/// A counter window: calendar-aligned UTC minute, hour or day.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Window {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Window {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Window::Minute => "minute",
+            Window::Hour => "hour",
+            Window::Day => "day",
+        }
+    }
+
+    pub(super) fn millis(self) -> u64 {
+        match self {
+            Window::Minute => 60_000,
+            Window::Hour => 3_600_000,
+            Window::Day => 86_400_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolFile {
+    #[serde(default)]
+    rules: Vec<RuleFile>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Action {
+    Evaluate,
+    Deny,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    action: Option<Action>,
+    #[serde(default)]
+    rate_limit: Option<String>,
+    #[serde(default)]
+    conditions: Vec<Condition>,
+    #[serde(default)]
+    on_deny: Option<String>,
+    #[serde(default)]
+    state: Option<StateFile>,
+}
+
+/// `{path, op, value}`, as Intercept and PolicyLayer write it.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Condition {
+    pub(super) path: String,
+    pub(super) op: String,
+    #[serde(default)]
+    pub(super) value: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateFile {
+    counter: String,
+    window: Window,
+    #[serde(default)]
+    increment: Option<i64>,
+    #[serde(default)]
+    increment_from: Option<String>,
+}
+
+/// Parse an Intercept policy document (YAML or JSON).
+pub fn parse_intercept(text: &str) -> Result<Policy, String> {
+    let file: File = serde_norway::from_str(text).map_err(|e| e.to_string())?;
+    // Intercept reads `version` into a string, so `1` unquoted is "1" too.
+    if file.version != json!("1") && file.version.as_u64() != Some(1) {
+        return Err(format!("version must be \"1\", got {}", file.version));
+    }
+    let hide = check_hide(&file.hide)?;
+    let mut tools = Vec::new();
+    let mut all_tools = Vec::new();
+    for (tool, def) in &file.tools {
+        exact_tool_name(tool, &format!("tools.{tool}"))?;
+        let scope = if tool == "*" {
+            "_global"
+        } else {
+            tool.as_str()
+        };
+        let mut counters: HashMap<String, usize> = HashMap::new();
+        let mut rules = Vec::new();
+        for (i, r) in def.rules.iter().enumerate() {
+            let at = format!("tools.{tool}.rules[{i}]");
+            rules.extend(compile_rule(r, &at, i, scope, &mut counters)?);
+        }
+        if tool == "*" {
+            all_tools = rules;
+        } else {
+            tools.push(ToolRules {
+                pattern: tool.clone(),
+                rules,
+            });
+        }
+    }
+    Ok(Policy {
+        format: Format::Intercept,
+        default: file.default.unwrap_or(DefaultWord::Allow).into(),
+        hide,
+        tools,
+        all_tools,
+    })
+}
+
+/// `hide`: tool names, or `"*"` for every tool. Tollgate reads hide entries as globs, so a name
+/// with `*` or `?` in it (which no MCP tool name has) would change meaning: refused.
+pub(super) fn check_hide(hide: &[String]) -> Result<Vec<String>, String> {
+    let mut seen = Vec::new();
+    for (i, name) in hide.iter().enumerate() {
+        if name.trim().is_empty() {
+            return Err(format!("hide[{i}]: entry must not be empty"));
+        }
+        if seen.contains(name) {
+            return Err(format!("hide: duplicate entry \"{name}\""));
+        }
+        exact_tool_name(name, &format!("hide[{i}]"))?;
+        seen.push(name.clone());
+    }
+    Ok(seen)
+}
+
+/// Tool keys and hide entries are exact names (or `"*"`), never patterns.
+pub(super) fn exact_tool_name(name: &str, at: &str) -> Result<(), String> {
+    if name != "*" && name.contains(['*', '?']) {
+        return Err(format!(
+            "{at}: `{name}` is not a tool name: this format matches tool names exactly (only \"*\" alone means every tool), and MCP tool names cannot contain `*` or `?`; write a Tollgate policy (version: 1) to use glob patterns"
+        ));
+    }
+    Ok(())
+}
+
+/// One Intercept rule -> the Tollgate rules that enforce it, in order.
+fn compile_rule(
+    r: &RuleFile,
+    at: &str,
+    index: usize,
+    scope: &str,
+    counters: &mut HashMap<String, usize>,
+) -> Result<Vec<Rule>, String> {
+    let err = |m: &str| format!("{at}: {m}");
+    let name = r
+        .name
+        .as_deref()
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| err("rule must have a name"))?;
+    let on_deny = r.on_deny.as_deref().filter(|m| !m.is_empty());
+    let message = |fallback: String| on_deny.unwrap_or(&fallback).to_string();
+    let denied_by_rule = || message(format!("Denied by rule \"{name}\""));
+
+    if r.action == Some(Action::Deny) {
+        if r.rate_limit.is_some() {
+            return Err(err("rate_limit cannot be used with action \"deny\""));
+        }
+        if !r.conditions.is_empty() {
+            return Err(err("deny rules must not have conditions"));
+        }
+        if r.state.is_some() {
+            return Err(err(
+                "deny rules must not have a state block: they deny every call, so nothing is ever counted",
+            ));
+        }
+        return Ok(vec![builtin_rule(
+            name,
+            "deny",
+            json!({ "reason": denied_by_rule() }),
+        )]);
+    }
+
+    if let Some(rate) = &r.rate_limit {
+        if !r.conditions.is_empty() || r.state.is_some() {
+            return Err(err("rate_limit cannot be combined with conditions or state; use separate rules or the full syntax instead"));
+        }
+        let (count, window) = parse_intercept_rate(rate).map_err(|e| err(&e))?;
+        let counter = format!("_rate_{}", window.name());
+        claim_counter(counters, &counter, at, index)?;
+        let config = rate_config(
+            &format!("{scope}.{counter}"),
+            count,
+            window,
+            1,
+            None,
+            message(format!(
+                "Rate limit of {count} per {} reached. Try again later.",
+                window.name()
+            )),
+        );
+        return Ok(vec![builtin_rule(name, "rate-limit", config)]);
+    }
+
+    // An `evaluate` rule: denies unless every condition holds.
+    if r.conditions.is_empty() {
+        return Err(err("evaluate rules must have at least one condition"));
+    }
+    type Numbered<'a> = Vec<(usize, &'a Condition)>;
+    let (state_conditions, arg_conditions): (Numbered, Numbered) = r
+        .conditions
+        .iter()
+        .enumerate()
+        .partition(|(_, c)| c.path.starts_with("state."));
+    let mut out = Vec::new();
+    if !arg_conditions.is_empty() {
+        let mut require = Vec::new();
+        for (j, c) in &arg_conditions {
+            require.extend(condition_config(c).map_err(|e| format!("{at}.conditions[{j}]: {e}"))?);
+        }
+        out.push(builtin_rule(
+            name,
+            "validate",
+            json!({ "require": require, "message": denied_by_rule() }),
+        ));
+    }
+    let Some(state) = &r.state else {
+        if let Some((j, c)) = state_conditions.first() {
+            return Err(format!(
+                "{at}.conditions[{j}]: `{}` reads a counter that this rule's `state` block does not count; Tollgate enforces a counter limit only in the rule whose `state` block counts it (a read-only check of another rule's counter cannot be expressed)",
+                c.path
+            ));
+        }
+        return Ok(out);
+    };
+
+    if state.counter.trim().is_empty() {
+        return Err(err("state: counter must not be empty"));
+    }
+    claim_counter(counters, &state.counter, at, index)?;
+    let own = format!("state.{scope}.{}", state.counter);
+    let mut limit: Option<f64> = None;
+    for (j, c) in &state_conditions {
+        let at = format!("{at}.conditions[{j}]");
+        if c.path != own {
+            return Err(format!(
+                "{at}: `{}` is not this rule's counter (`{own}`); Tollgate enforces a counter limit only in the rule whose `state` block counts it",
+                c.path
+            ));
+        }
+        let Some(n) = c
+            .value
+            .as_ref()
+            .filter(|v| v.is_number())
+            .and_then(Value::as_f64)
+        else {
+            return Err(format!(
+                "{at}: operator \"{}\" requires a numeric value",
+                c.op
+            ));
+        };
+        // The limit is checked against the value after this call's increment.
+        let max = match c.op.as_str() {
+            "lte" => n.floor(),
+            "lt" => n.ceil() - 1.0,
+            other => {
+                return Err(format!(
+                    "{at}: a counter condition must be `lt` or `lte` (a ceiling on the count), got `{other}`; other comparisons on counters cannot be expressed"
+                ))
+            }
+        };
+        limit = Some(limit.map_or(max, |l: f64| l.min(max)));
+    }
+    let Some(limit) = limit else {
+        return Err(err(&format!(
+            "state counter `{}` has no `lt`/`lte` condition on `{own}`, so it limits nothing (Intercept never counts it); add one, or remove the state block",
+            state.counter
+        )));
+    };
+    if limit < 1.0 {
+        return Err(err(&format!(
+            "the limit on `{own}` allows no call at all; use `action: deny` to block the tool"
+        )));
+    }
+    let increment = match state.increment {
+        None | Some(0) => 1,
+        Some(n) if n > 0 => n as u64,
+        Some(n) => {
+            return Err(err(&format!(
+                "state: increment must not be negative, got {n}"
+            )))
+        }
+    };
+    if let Some(from) = &state.increment_from {
+        if !from.starts_with("args.") || from.len() <= "args.".len() {
+            return Err(err(&format!(
+                "state: increment_from must start with \"args.\", got \"{from}\""
+            )));
+        }
+        // Intercept refuses a call whose increment argument is missing.
+        out.push(builtin_rule(
+            name,
+            "validate",
+            json!({ "require": [{ "path": from, "op": "exists", "value": true }] }),
+        ));
+    }
+    let config = rate_config(
+        &format!("{scope}.{}", state.counter),
+        limit as u64,
+        state.window,
+        increment,
+        state.increment_from.as_deref(),
+        message(format!("Rate limit exceeded for {name}")),
+    );
+    out.push(builtin_rule(name, "rate-limit", config));
+    Ok(out)
+}
+
+/// Two rules of one tool counting on the same counter is a mistake in Intercept.
+fn claim_counter(
+    counters: &mut HashMap<String, usize>,
+    counter: &str,
+    at: &str,
+    index: usize,
+) -> Result<(), String> {
+    if let Some(prev) = counters.insert(counter.to_string(), index) {
+        return Err(format!(
+            "{at}: duplicate state counter \"{counter}\" (also used by rules[{prev}])"
+        ));
+    }
+    Ok(())
+}
+
+/// `"5/hour"` -> (5, hour). Intercept accepts exactly `N/minute`, `N/hour` or `N/day`.
+fn parse_intercept_rate(text: &str) -> Result<(u64, Window), String> {
+    let Some((count, window)) = text.split_once('/') else {
+        return Err(format!(
+            "rate_limit must be in the format \"N/window\" (e.g. \"5/hour\"), got \"{text}\""
+        ));
+    };
+    let count = count
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("rate_limit count must be a positive integer, got \"{count}\""))?;
+    let window = match window {
+        "minute" => Window::Minute,
+        "hour" => Window::Hour,
+        "day" => Window::Day,
+        other => {
+            return Err(format!(
+                "rate_limit window must be \"minute\", \"hour\", or \"day\", got \"{other}\""
+            ))
+        }
+    };
+    Ok((count, window))
+}
+
+/// The rate-limit plugin's configuration for a fixed, calendar-aligned window.
+pub(super) fn rate_config(
+    counter: &str,
+    max: u64,
+    window: Window,
+    cost: u64,
+    cost_from: Option<&str>,
+    message: String,
+) -> Value {
+    let mut c = Map::new();
+    c.insert("counter".into(), json!(counter));
+    c.insert("max".into(), json!(max));
+    c.insert("window_ms".into(), json!(window.millis()));
+    c.insert("algorithm".into(), json!("fixed-window"));
+    c.insert("scope".into(), json!("global"));
+    if cost != 1 {
+        c.insert("cost".into(), json!(cost));
+    }
+    if let Some(from) = cost_from {
+        c.insert("cost_from".into(), json!(from));
+    }
+    c.insert("message".into(), json!(message));
+    Value::Object(c)
+}
+
+/// A condition on the arguments -> the conditions the built-in plugins evaluate. Checks what
+/// Intercept's validator checks (path, operator, operand type). A missing argument satisfies no
+/// operator in Intercept (the plugins' `neq`/`not_in` hold for a missing argument), so `neq` and
+/// `not_in` get an `exists` condition in front.
+pub(super) fn condition_config(c: &Condition) -> Result<Vec<Value>, String> {
+    if c.path.strip_prefix("args.").is_none_or(str::is_empty) {
+        return Err(format!(
+            "path must start with \"args.\" (a path into the tool's arguments), got \"{}\"",
+            c.path
+        ));
+    }
+    if !OPERATORS.contains(&c.op.as_str()) {
+        return Err(format!(
+            "unknown operator \"{}\"; use one of: {}",
+            c.op,
+            OPERATORS.join(", ")
+        ));
+    }
+    let value = c.value.clone();
+    match (c.op.as_str(), &value) {
+        ("in" | "not_in", Some(Value::Array(_))) => {}
+        ("in" | "not_in", _) => return Err(format!("operator \"{}\" requires a list value", c.op)),
+        ("lt" | "lte" | "gt" | "gte", Some(Value::Number(_))) => {}
+        ("lt" | "lte" | "gt" | "gte", _) => {
+            return Err(format!("operator \"{}\" requires a numeric value", c.op))
+        }
+        ("exists", Some(Value::Bool(_))) => {}
+        ("exists", _) => return Err("operator \"exists\" requires a boolean value".into()),
+        ("regex", Some(Value::String(_))) => {}
+        ("regex", _) => return Err("regex value must be a string".into()),
+        (_, None) => return Err(format!("operator \"{}\" requires a value", c.op)),
+        _ => {}
+    }
+    let mut out = Vec::new();
+    if matches!(c.op.as_str(), "neq" | "not_in") {
+        out.push(json!({ "path": c.path, "op": "exists", "value": true }));
+    }
+    out.push(json!({ "path": c.path, "op": c.op, "value": value }));
+    Ok(out)
+}
+
+/// A rule run by a built-in plugin, with Tollgate's defaults (denials as `isError` results,
+/// counters refunded when the server fails).
+pub(super) fn builtin_rule(label: &str, plugin: &str, config: Value) -> Rule {
+    Rule {
+        label: label.to_string(),
+        plugin: plugin.to_string(),
+        source: PluginSource::Builtin(plugin.to_string()),
+        config,
+        deny_as: DenyAs::Result,
+        refund_on_error_result: true,
+        limits: LimitSpec::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_rule_kind_compiles_to_its_plugin() {
+        let p = parse_intercept(
+            r#"
+version: "1"
+default: deny
+hide: [transfer_repository]
+tools:
+  create_charge:
+    rules:
+      - name: max single charge
+        conditions: [{ path: args.amount, op: lte, value: 50000 }, { path: args.currency, op: not_in, value: [jpy] }]
+        on_deny: "Single charge cannot exceed $500.00"
+      - name: daily spend cap
+        conditions: [{ path: state.create_charge.daily_spend, op: lt, value: 1000000 }]
+        state: { counter: daily_spend, window: day, increment_from: args.amount }
+  delete_customer:
+    rules: [{ name: block, action: deny, on_deny: "Not via agents" }]
+  "*":
+    rules:
+      - name: global rate limit
+        rate_limit: 60/minute
+"#,
+        )
+        .unwrap();
+        assert_eq!(p.format, Format::Intercept);
+        assert_eq!(p.default, DefaultAction::Deny);
+        assert_eq!(p.hide, vec!["transfer_repository"]);
+        let charge = &p.tools[0].rules;
+        assert_eq!(charge.len(), 3);
+        assert_eq!(
+            charge[0].config,
+            json!({"require": [
+                {"path": "args.amount", "op": "lte", "value": 50000},
+                {"path": "args.currency", "op": "exists", "value": true},
+                {"path": "args.currency", "op": "not_in", "value": ["jpy"]}],
+              "message": "Single charge cannot exceed $500.00"})
+        );
+        assert_eq!(charge[1].plugin, "validate");
+        assert_eq!(
+            charge[2].config,
+            json!({"counter": "create_charge.daily_spend", "max": 999999, "window_ms": 86400000,
+                   "algorithm": "fixed-window", "scope": "global", "cost_from": "args.amount",
+                   "message": "Rate limit exceeded for daily spend cap"})
+        );
+        assert_eq!(charge[2].label, "daily spend cap");
+        assert_eq!(
+            p.tools[1].rules[0].config,
+            json!({"reason": "Not via agents"})
+        );
+        assert_eq!(p.all_tools[0].config["counter"], "_global._rate_minute");
+        assert_eq!(
+            p.all_tools[0].config["message"],
+            "Rate limit of 60 per minute reached. Try again later."
+        );
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_intercepts_words() {
+        let e = |text: &str| parse_intercept(text).unwrap_err();
+        let rule =
+            |body: &str| format!("version: \"1\"\ntools:\n  t:\n    rules:\n      - {body}\n");
+        assert!(
+            e(&rule("name: x\n        rate_limit: 3/fortnight")).ends_with(
+                "rate_limit window must be \"minute\", \"hour\", or \"day\", got \"fortnight\""
+            )
+        );
+        assert_eq!(
+            e(&rule("action: deny")),
+            "tools.t.rules[0]: rule must have a name"
+        );
+        assert_eq!(
+            e(&rule("name: x\n        action: deny\n        conditions: [{path: args.a, op: eq, value: 1}]")),
+            "tools.t.rules[0]: deny rules must not have conditions"
+        );
+        assert_eq!(
+            e(&rule("name: x")),
+            "tools.t.rules[0]: evaluate rules must have at least one condition"
+        );
+        assert!(e(&rule(
+            "name: x\n        conditions: [{path: state.t.n, op: gt, value: 1}]\n        state: {counter: n, window: day}"
+        ))
+        .contains("must be `lt` or `lte`"));
+        assert!(e(&rule(
+            "name: x\n        conditions: [{path: args.a, op: lt, value: a}]"
+        ))
+        .ends_with("operator \"lt\" requires a numeric value"));
+        assert!(e(&rule(
+            "name: x\n        conditions: [{path: amount, op: lt, value: 1}]"
+        ))
+        .contains("path must start with \"args.\""));
+        assert_eq!(
+            e(&rule("name: x\n        on_deyn: y")),
+            "tools.t.rules[0]: unknown field `on_deyn`, expected one of `name`, `action`, `rate_limit`, `conditions`, `on_deny`, `state` at line 6 column 9"
+        );
+        assert!(e("version: \"1\"\nhide: [\"delete_*\"]\n").contains("is not a tool name"));
+        assert!(e("version: \"2\"\n").starts_with("version must be \"1\""));
+    }
+
+    #[test]
+    fn limits_count_the_value_after_the_increment() {
+        let max = |op: &str, v: &str| {
+            let p = parse_intercept(&format!(
+                "version: \"1\"\ntools:\n  t:\n    rules:\n      - name: x\n        conditions: [{{path: state.t.n, op: {op}, value: {v}}}]\n        state: {{counter: n, window: hour, increment: 2}}\n"
+            ))
+            .unwrap();
+            let c = p.tools[0].rules[0].config.clone();
+            assert_eq!(c["cost"], 2);
+            c["max"].as_u64().unwrap()
+        };
+        assert_eq!(max("lte", "10"), 10);
+        assert_eq!(max("lt", "10"), 9);
+        assert_eq!(max("lte", "10.5"), 10);
+        assert_eq!(max("lt", "10.5"), 10);
+    }
+}
