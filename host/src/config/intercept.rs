@@ -36,7 +36,7 @@ use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
 /// What Intercept puts before every denial message the agent reads.
-pub const DENIAL_PREFIX: &str = "";
+pub const DENIAL_PREFIX: &str = "[INTERCEPT POLICY DENIED] ";
 
 /// The operators of Intercept's (and PolicyLayer's) condition language.
 const OPERATORS: &[&str] = &[
