@@ -10,6 +10,7 @@ cd "$root"
 echo "== setup: wasm toolchain and test peers" >&2
 scripts/wasm-toolchain.sh >/dev/null
 scripts/test-peers.sh
+scripts/redis-server.sh install
 
 echo "== guest SDK and built-in plugins, natively" >&2
 cargo test --manifest-path plugins/Cargo.toml --target-dir plugins/target/native

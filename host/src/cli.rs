@@ -1,4 +1,4 @@
-//! Command-line interface: `run` and `check`.
+//! Command-line interface: `run`, `check`, `test` and `scan`.
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -38,6 +38,41 @@ enum Command {
         /// The policy file (YAML or JSON).
         policy: PathBuf,
     },
+    /// Replay recorded calls through the policy (in-memory counters) and compare each decision
+    /// with the expected one; exit 1 when any case fails.
+    Test(TestArgs),
+    /// Start the MCP server COMMAND, list its tools, stop it, and write a starter policy naming
+    /// every tool.
+    Scan(ScanArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TestArgs {
+    /// The policy file (YAML or JSON).
+    policy: PathBuf,
+    /// The cases: `cases: [{name, tool, arguments, caller?, expect: allow|deny|unknown, code?,
+    /// reason_contains?, upstream?: success|error|error_result, wait?: SECONDS}]`, run in order
+    /// on a clock that moves only by `wait`.
+    cases: PathBuf,
+    /// Server name counters are namespaced by, as plugins see it.
+    #[arg(long, default_value = "test")]
+    server_name: String,
+    /// Directory of the compiled-plugin cache (default: the user's cache directory).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ScanArgs {
+    /// Write the policy to this file instead of stdout.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Seconds to wait for each of the server's answers.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+    /// The MCP server's command and arguments, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -46,8 +81,8 @@ struct RunArgs {
     #[arg(long, short)]
     policy: PathBuf,
     /// Where counters live: `sqlite` (default: a file under the user's state directory, shared by
-    /// every Tollgate on the machine and kept across restarts), `sqlite:PATH`, or `memory`
-    /// (forgotten when Tollgate exits).
+    /// every Tollgate on the machine and kept across restarts), `sqlite:PATH`, `memory`
+    /// (forgotten when Tollgate exits), or `redis://HOST:PORT[/DB]` (one limit across replicas).
     #[arg(long, env = "TOLLGATE_STATE", default_value = "sqlite")]
     state: String,
     /// Name of the upstream server, as plugins see it and as counters are namespaced
@@ -104,6 +139,8 @@ async fn dispatch(command: Command) -> Result<i32> {
     match command {
         Command::Run(args) => run(args).await,
         Command::Check { policy } => check(&policy).await.map(|_| 0),
+        Command::Test(args) => test(args).await,
+        Command::Scan(args) => scan(args).await.map(|_| 0),
     }
 }
 
@@ -140,7 +177,10 @@ fn open_state(spec: &str) -> Result<Arc<dyn CounterStore>> {
             Arc::new(SqliteStore::open(&path)?)
         }
         Some(("sqlite", path)) if !path.is_empty() => Arc::new(SqliteStore::open(Path::new(path))?),
-        _ => bail!("unknown --state `{spec}`: expected sqlite, sqlite:PATH or memory"),
+        Some(("redis", _)) => Arc::new(tollgate::state::redis::RedisStore::connect(spec)?),
+        _ => bail!(
+            "unknown --state `{spec}`: expected sqlite, sqlite:PATH, memory or redis://HOST:PORT[/DB]"
+        ),
     };
     tracing::debug!(state = %store.describe(), "counter store");
     Ok(store)
@@ -200,6 +240,65 @@ async fn check(path: &Path) -> Result<()> {
         println!("  every tool, after its own rules (\"*\"):");
         for r in &policy.all_tools {
             println!("    - {}", describe(r));
+        }
+    }
+    Ok(())
+}
+
+async fn test(args: TestArgs) -> Result<i32> {
+    let text = std::fs::read_to_string(&args.cases)
+        .with_context(|| format!("cannot read cases file {}", args.cases.display()))?;
+    let cases = tollgate::replay::parse_cases(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.cases.display()))?;
+    let clock = Arc::new(tollgate::replay::ReplayStore::new());
+    let (_, chain) = load_chain(
+        &args.policy,
+        clock.clone(),
+        &args.server_name,
+        args.cache_dir,
+    )
+    .await?;
+    println!(
+        "{} against {} ({} case{})",
+        args.policy.display(),
+        args.cases.display(),
+        cases.len(),
+        if cases.len() == 1 { "" } else { "s" }
+    );
+    let outcomes = tollgate::replay::run(&chain, &clock, &cases).await;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        println!("{}", outcome.render(i));
+    }
+    let failed = outcomes.iter().filter(|o| !o.passed()).count();
+    if failed == 0 {
+        println!("all {} passed", outcomes.len());
+        Ok(0)
+    } else {
+        println!("{failed} of {} failed", outcomes.len());
+        Ok(1)
+    }
+}
+
+async fn scan(args: ScanArgs) -> Result<()> {
+    let found =
+        tollgate::scan::scan(&args.command, Duration::from_secs(args.timeout.max(1))).await?;
+    let policy = tollgate::scan::starter_policy(&found, &args.command);
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, &policy)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!(
+                "tollgate: wrote a starter policy for {} tool{} to {}",
+                found.tools.len(),
+                if found.tools.len() == 1 { "" } else { "s" },
+                path.display()
+            );
+        }
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(policy.as_bytes())?;
+            out.flush()?;
         }
     }
     Ok(())

@@ -17,5 +17,7 @@ pub mod config;
 pub mod engine;
 pub mod jsonrpc;
 pub mod proxy;
+pub mod replay;
+pub mod scan;
 pub mod state;
 pub mod transport;

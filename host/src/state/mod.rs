@@ -4,6 +4,7 @@
 
 pub mod algorithm;
 pub mod memory;
+pub mod redis;
 pub mod sqlite;
 
 pub use algorithm::Algorithm;

@@ -1,0 +1,391 @@
+//! `tollgate test POLICY CASES`: replay recorded calls through a loaded [`Chain`] and compare each
+//! decision with the expected one.
+//!
+//! ```yaml
+//! cases:
+//!   - name: a regular number is allowed
+//!     tool: send_message
+//!     arguments: { to: "+15551234567", body: hi }
+//!     expect: allow
+//!     upstream: success            # what the server answers: success | error | error_result
+//!   - name: the fourth message a minute is refused
+//!     tool: send_message
+//!     arguments: { to: "+15551234567", body: hi }
+//!     expect: deny
+//!     code: rate_limited
+//!     reason_contains: "rate limit"
+//! ```
+//!
+//! Cases run in order against one chain, so counters carry from case to case; an allowed call is
+//! settled with its `upstream` answer (a success commits its reservations, an error refunds them).
+//! Counters live in a [`ReplayStore`]: in memory, on a clock that stands still at midnight
+//! (UTC, 2025-01-01) and moves only when a case says `wait: SECONDS`, so rate-limit windows never
+//! roll over in the middle of a run and the results are the same on every run.
+
+use crate::chain::{Chain, Decision, UpstreamOutcome};
+use crate::engine::CallInput;
+use crate::state::memory::MemoryStore;
+use crate::state::{CounterStore, Reservation, StoreError, TakeRequest, Taken};
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Where the replay clock starts: 2025-01-01T00:00:00Z, aligned to every window up to a day.
+const REPLAY_EPOCH_MS: u64 = 1_735_689_600_000;
+
+/// In-memory counters on a clock that moves only when told to.
+pub struct ReplayStore {
+    inner: MemoryStore,
+    now_ms: AtomicU64,
+}
+
+impl Default for ReplayStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ReplayStore {
+    /// Empty counters, the clock at 2025-01-01T00:00:00Z.
+    pub fn new() -> Self {
+        Self {
+            inner: MemoryStore::new(),
+            now_ms: AtomicU64::new(REPLAY_EPOCH_MS),
+        }
+    }
+
+    /// Move the clock forward.
+    pub fn advance(&self, ms: u64) {
+        self.now_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl CounterStore for ReplayStore {
+    async fn take(
+        &self,
+        request: &TakeRequest,
+    ) -> Result<(Taken, Option<Reservation>), StoreError> {
+        Ok(self
+            .inner
+            .take_at(request, self.now_ms.load(Ordering::SeqCst)))
+    }
+
+    async fn refund(&self, reservation: &Reservation) -> Result<(), StoreError> {
+        self.inner.refund(reservation).await
+    }
+
+    fn describe(&self) -> String {
+        "memory (replay clock)".into()
+    }
+}
+
+/// A file of cases.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFile {
+    /// The cases, run in order.
+    pub cases: Vec<Case>,
+}
+
+/// One recorded call and what the policy should decide.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    /// What the case checks, shown in the report.
+    pub name: String,
+    /// The tool called.
+    pub tool: String,
+    /// The call's arguments (default `{}`).
+    #[serde(default)]
+    pub arguments: Option<Value>,
+    /// The caller identity plugins see (default `anonymous`, as in a session whose client gave
+    /// no name).
+    #[serde(default)]
+    pub caller: Option<String>,
+    /// The expected decision.
+    pub expect: Expect,
+    /// For `deny`: the expected denial code.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// For `deny`: text the reason must contain.
+    #[serde(default)]
+    pub reason_contains: Option<String>,
+    /// For an allowed call: the server's answer, which settles the counters (default success).
+    #[serde(default)]
+    pub upstream: Upstream,
+    /// Seconds to move the replay clock forward before this call (e.g. past a rate-limit window).
+    #[serde(default)]
+    pub wait: Option<f64>,
+}
+
+/// An expected decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expect {
+    /// Forwarded to the server.
+    Allow,
+    /// Answered with a denial.
+    Deny,
+    /// Answered as an unknown tool (hidden).
+    Unknown,
+}
+
+impl Expect {
+    fn word(self) -> &'static str {
+        match self {
+            Expect::Allow => "allow",
+            Expect::Deny => "deny",
+            Expect::Unknown => "unknown",
+        }
+    }
+}
+
+/// What the server answers an allowed call with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Upstream {
+    /// A result: the call's reservations are committed.
+    #[default]
+    Success,
+    /// A JSON-RPC error: reservations are refunded.
+    Error,
+    /// A result with `isError: true`: refunded unless the rule says `refund_on_error_result: false`.
+    ErrorResult,
+}
+
+impl From<Upstream> for UpstreamOutcome {
+    fn from(u: Upstream) -> Self {
+        match u {
+            Upstream::Success => UpstreamOutcome::Success,
+            Upstream::Error => UpstreamOutcome::Failed,
+            Upstream::ErrorResult => UpstreamOutcome::ErrorResult,
+        }
+    }
+}
+
+/// What the chain decided, reduced to what a case can expect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actual {
+    /// allow, deny or unknown.
+    pub decision: Expect,
+    /// The denial's code.
+    pub code: Option<String>,
+    /// The denial's reason.
+    pub reason: Option<String>,
+    /// The rule that denied.
+    pub rule: Option<String>,
+}
+
+/// One case's outcome.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The case.
+    pub case: Case,
+    /// What happened.
+    pub actual: Actual,
+}
+
+impl Outcome {
+    /// Whether the decision matched every expectation the case states.
+    pub fn passed(&self) -> bool {
+        self.decision_ok() && self.code_ok() && self.reason_ok()
+    }
+
+    fn decision_ok(&self) -> bool {
+        self.case.expect == self.actual.decision
+    }
+
+    fn code_ok(&self) -> bool {
+        self.case.code.is_none() || self.case.code == self.actual.code
+    }
+
+    fn reason_ok(&self) -> bool {
+        match &self.case.reason_contains {
+            None => true,
+            Some(want) => self
+                .actual
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains(want)),
+        }
+    }
+
+    /// The report line, and for a mismatch the expected-vs-actual diff under it.
+    pub fn render(&self, index: usize) -> String {
+        let mut out = String::new();
+        if self.passed() {
+            let _ = write!(out, "✓ {}. {}", index + 1, self.case.name);
+            return out;
+        }
+        let _ = writeln!(
+            out,
+            "✗ {}. {}  ({} {})",
+            index + 1,
+            self.case.name,
+            self.case.tool,
+            self.case
+                .arguments
+                .as_ref()
+                .map(Value::to_string)
+                .unwrap_or_else(|| "{}".into())
+        );
+        let none = || "(none)".to_string();
+        let quote = |s: &str| format!("{s:?}");
+        let mut line = |ok: bool, what: &str, expected: String, actual: String| {
+            let mark = if ok { ' ' } else { '!' };
+            let _ = writeln!(out, "    {mark} {what:<9} - expected: {expected}");
+            let _ = writeln!(out, "    {mark} {:<9} + actual:   {actual}", "");
+        };
+        line(
+            self.decision_ok(),
+            "decision",
+            self.case.expect.word().into(),
+            self.actual.decision.word().into(),
+        );
+        if self.case.code.is_some() || self.actual.code.is_some() {
+            line(
+                self.code_ok(),
+                "code",
+                self.case.code.clone().unwrap_or_else(|| "(any)".into()),
+                self.actual.code.clone().unwrap_or_else(none),
+            );
+        }
+        if self.case.reason_contains.is_some() || self.actual.reason.is_some() {
+            line(
+                self.reason_ok(),
+                "reason",
+                self.case
+                    .reason_contains
+                    .as_deref()
+                    .map(|r| format!("contains {}", quote(r)))
+                    .unwrap_or_else(|| "(any)".into()),
+                self.actual
+                    .reason
+                    .as_deref()
+                    .map(quote)
+                    .unwrap_or_else(none),
+            );
+        }
+        if let Some(rule) = &self.actual.rule {
+            let _ = writeln!(out, "      (denied by {rule})");
+        }
+        out.truncate(out.trim_end().len());
+        out
+    }
+}
+
+/// Parse a case file (YAML or JSON); errors carry the line where the parser knows it.
+pub fn parse_cases(text: &str) -> Result<Vec<Case>, String> {
+    let file: CaseFile = serde_norway::from_str(text).map_err(|e| e.to_string())?;
+    for (i, case) in file.cases.iter().enumerate() {
+        let at = |m: &str| format!("case {} ({}): {m}", i + 1, case.name);
+        if let Some(args) = &case.arguments {
+            if !args.is_object() {
+                return Err(at("`arguments` must be an object"));
+            }
+        }
+        if case.wait.is_some_and(|w| !(w.is_finite() && w >= 0.0)) {
+            return Err(at("`wait` must be a number of seconds, 0 or more"));
+        }
+        if case.expect != Expect::Deny && (case.code.is_some() || case.reason_contains.is_some()) {
+            return Err(at("`code` and `reason_contains` go with `expect: deny`"));
+        }
+    }
+    Ok(file.cases)
+}
+
+/// Run the cases in order through `chain`, settling allowed calls with their `upstream` answer.
+/// `clock` is the store the chain was loaded with; `wait` moves it.
+pub async fn run(chain: &Chain, clock: &ReplayStore, cases: &[Case]) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(cases.len());
+    for case in cases {
+        if let Some(secs) = case.wait {
+            clock.advance((secs * 1000.0).round() as u64);
+        }
+        let call = CallInput {
+            tool: case.tool.clone(),
+            arguments: case
+                .arguments
+                .as_ref()
+                .map(Value::to_string)
+                .unwrap_or_else(|| "{}".into()),
+            server: chain.server().into(),
+            caller: case.caller.clone().unwrap_or_else(|| "anonymous".into()),
+            metadata: vec![],
+        };
+        let actual = match chain.decide(call).await {
+            Decision::Allow { ticket, .. } => {
+                chain.settle(ticket, case.upstream.into()).await;
+                Actual {
+                    decision: Expect::Allow,
+                    code: None,
+                    reason: None,
+                    rule: None,
+                }
+            }
+            Decision::Deny(d) => Actual {
+                decision: Expect::Deny,
+                code: Some(d.code),
+                reason: Some(d.reason),
+                rule: Some(d.rule),
+            },
+            Decision::Unknown => Actual {
+                decision: Expect::Unknown,
+                code: None,
+                reason: None,
+                rule: None,
+            },
+        };
+        outcomes.push(Outcome {
+            case: case.clone(),
+            actual,
+        });
+    }
+    outcomes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_files_parse_strictly() {
+        let cases = parse_cases(
+            "cases:\n  - {name: a, tool: t, expect: deny, code: denied, upstream: error_result}\n",
+        )
+        .unwrap();
+        assert_eq!(cases[0].upstream, Upstream::ErrorResult);
+        assert!(parse_cases("cases:\n  - {name: a, tool: t, expect: maybe}\n").is_err());
+        assert!(parse_cases("cases:\n  - {name: a, tool: t, expect: allow, typo: 1}\n").is_err());
+        assert!(
+            parse_cases("cases:\n  - {name: a, tool: t, expect: allow, code: x}\n")
+                .unwrap_err()
+                .contains("go with `expect: deny`")
+        );
+    }
+
+    #[test]
+    fn a_mismatch_renders_a_diff() {
+        let outcome = Outcome {
+            case: parse_cases(
+                "cases:\n  - {name: limit, tool: t, expect: deny, code: rate_limited}\n",
+            )
+            .unwrap()
+            .remove(0),
+            actual: Actual {
+                decision: Expect::Allow,
+                code: None,
+                reason: None,
+                rule: None,
+            },
+        };
+        assert!(!outcome.passed());
+        let text = outcome.render(0);
+        assert!(text.starts_with("✗ 1. limit"), "{text}");
+        assert!(text.contains("- expected: deny") && text.contains("+ actual:   allow"));
+        assert!(text.contains("- expected: rate_limited") && text.contains("+ actual:   (none)"));
+    }
+}
