@@ -48,7 +48,21 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn the_shipped_case_files_pass() {
-    for name in ["demo", "twilio"] {
+    // Every case file policies/tests/NAME.cases.yaml replays against policies/NAME.yaml, and every
+    // shipped pack has one.
+    let mut names: Vec<String> = std::fs::read_dir(repo().join("policies/tests"))
+        .unwrap()
+        .filter_map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_str()?
+                .strip_suffix(".cases.yaml")
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["demo", "filesystem", "github", "twilio"]);
+    for name in &names {
         let policy = format!("policies/{name}.yaml");
         let cases = format!("policies/tests/{name}.cases.yaml");
         let out = tollgate(&["test", &policy, &cases, "--cache-dir", CODE_CACHE]);
