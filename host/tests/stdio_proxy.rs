@@ -417,3 +417,62 @@ fn an_intercept_policy_file_answers_with_intercepts_prefix() {
     assert_eq!(r["result"]["content"][0]["text"], "[]");
     assert_eq!(p.finish().0, 0);
 }
+
+/// `tollgate check` on a file with `text`: (exit code, stderr).
+fn check_text(name: &str, text: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn broken_policy_files_get_clear_errors() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["check", "/nonexistent/policy.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "cannot read policy file /nonexistent/policy.yaml: No such file or directory"
+        ),
+        "{stderr}"
+    );
+
+    let (code, stderr) = check_text("syntax.yaml", "version: 1\ntools:\n  send: {rules: [\n");
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("syntax.yaml: ") && stderr.contains("line 4"),
+        "YAML syntax errors name the line: {stderr}"
+    );
+
+    let (code, stderr) = check_text("types.yaml", "version: 1\nhide: delete_all\n");
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("types.yaml: hide: invalid type: string \"delete_all\", expected a sequence at line 2 column 7"), "{stderr}");
+
+    let (code, stderr) = check_text("json.json", "{\"version\": 1, \"tools\": {\"x\": {\"rules\": [{\"rate_limit\": {\"max\": \"ten\", \"window\": 60}}]}}}");
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains(
+            "json.json: rule tools.x.rules[0]: rate_limit.max must be a whole number, got \"ten\""
+        ),
+        "{stderr}"
+    );
+
+    let (code, stderr) = check_text(
+        "schema.yaml",
+        "version: 1\ntools:\n  x:\n    rules:\n      - validate: { schema: { type: strnig } }\n",
+    );
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("rule tools.x.rules[0]: plugin `validate` rejected its configuration: `schema` is not a valid JSON Schema"), "{stderr}");
+}
