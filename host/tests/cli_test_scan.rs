@@ -372,16 +372,20 @@ fn scan_of_a_server_that_exits_is_an_error() {
 #[test]
 fn scan_writes_a_starter_policy_for_server_everything() {
     let peers = repo().join("tests/peers");
-    let _ = Command::new(repo().join("scripts/test-peers.sh"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    let install = Command::new(repo().join("scripts/test-peers.sh"))
+        .output()
+        .expect("run scripts/test-peers.sh");
+    assert!(
+        install.status.success(),
+        "scripts/test-peers.sh failed:\n{}",
+        String::from_utf8_lossy(&install.stderr)
+    );
     let index = peers.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
     let node = peers.join(".env/bin/node");
-    if !index.exists() || !node.exists() {
-        eprintln!("skipped: server-everything is not installed (scripts/test-peers.sh)");
-        return;
-    }
+    assert!(
+        index.exists() && node.exists(),
+        "scripts/test-peers.sh did not install server-everything"
+    );
     let command = vec![
         node.display().to_string(),
         index.display().to_string(),

@@ -45,6 +45,24 @@ async fn load(engine: &PolicyEngine, mode: &str, limits: Limits) -> tollgate::en
         .unwrap()
 }
 
+/// Load a plugin that must fail; the error as the user reads it.
+async fn load_error(engine: &PolicyEngine, name: &str, wasm: &[u8], config: &str) -> String {
+    match engine
+        .load(
+            name,
+            wasm,
+            Limits::default(),
+            config,
+            Arc::new(MemoryStore::new()),
+            "t/",
+        )
+        .await
+    {
+        Ok(_) => panic!("plugin `{name}` loaded, but it must be refused"),
+        Err(e) => e.to_string(),
+    }
+}
+
 async fn failure_then_recovery(mode: &str, limits: Limits) -> String {
     let engine = engine();
     let plugin = load(&engine, mode, limits).await;
@@ -162,35 +180,13 @@ async fn a_rewrite_that_is_not_an_object_is_an_invalid_verdict() {
 #[tokio::test]
 async fn a_configuration_the_plugin_rejects_fails_the_load() {
     let engine = engine();
-    let err = engine
-        .load(
-            "misbehave",
-            MISBEHAVE,
-            Limits::default(),
-            r#"{"mode":"sulk"}"#,
-            Arc::new(MemoryStore::new()),
-            "t/",
-        )
-        .await
-        .err()
-        .unwrap();
+    let err = load_error(&engine, "misbehave", MISBEHAVE, r#"{"mode":"sulk"}"#).await;
     assert_eq!(
-        err.to_string(),
+        err,
         "plugin `misbehave` rejected its configuration: unknown mode `sulk`"
     );
-    let err = engine
-        .load(
-            "misbehave",
-            MISBEHAVE,
-            Limits::default(),
-            r#"{"mood":"x"}"#,
-            Arc::new(MemoryStore::new()),
-            "t/",
-        )
-        .await
-        .err()
-        .unwrap();
-    assert!(err.to_string().starts_with("plugin `misbehave` rejected its configuration: invalid configuration: unknown field `mood`"), "{err}");
+    let err = load_error(&engine, "misbehave", MISBEHAVE, r#"{"mood":"x"}"#).await;
+    assert!(err.starts_with("plugin `misbehave` rejected its configuration: invalid configuration: unknown field `mood`"), "{err}");
 }
 
 /// Replace the stamped version inside the component's custom section (same length, so the
@@ -212,20 +208,9 @@ fn restamp(wasm: &[u8], from: &str, to: &str) -> Vec<u8> {
 async fn a_plugin_stamped_with_another_wit_version_is_refused_before_compiling() {
     let engine = engine();
     let other = restamp(MISBEHAVE, "0.1.0", "0.9.0");
-    let err = engine
-        .load(
-            "misbehave",
-            &other,
-            Limits::default(),
-            r#"{"mode":"allow"}"#,
-            Arc::new(MemoryStore::new()),
-            "t/",
-        )
-        .await
-        .err()
-        .unwrap();
+    let err = load_error(&engine, "misbehave", &other, r#"{"mode":"allow"}"#).await;
     assert_eq!(
-        err.to_string(),
+        err,
         "plugin `misbehave` cannot be loaded: it was built against tollgate:policy@0.9.0, but this Tollgate implements tollgate:policy@0.1.0; rebuild it with a matching tollgate-sdk"
     );
     // The same engine still loads and runs a matching plugin.
@@ -239,21 +224,9 @@ async fn a_plugin_stamped_with_another_wit_version_is_refused_before_compiling()
 #[tokio::test]
 async fn bytes_that_are_not_a_component_are_refused() {
     let engine = engine();
-    let err = engine
-        .load(
-            "junk",
-            b"not wasm at all",
-            Limits::default(),
-            "{}",
-            Arc::new(MemoryStore::new()),
-            "t/",
-        )
-        .await
-        .err()
-        .unwrap();
+    let err = load_error(&engine, "junk", b"not wasm at all", "{}").await;
     assert!(
-        err.to_string()
-            .starts_with("plugin `junk` cannot be loaded: it is not a WebAssembly component"),
+        err.starts_with("plugin `junk` cannot be loaded: it is not a WebAssembly component"),
         "{err}"
     );
 }
