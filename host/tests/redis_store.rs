@@ -633,3 +633,63 @@ fn tollgate_denies_with_state_unavailable_when_redis_is_down() {
     let listed = proxy.call(2, "list_messages", json!({}));
     assert_eq!(listed["result"]["content"][0]["text"], "[]", "{listed}");
 }
+
+/// Stops (SIGSTOP) a redis-server for as long as it lives, then lets it go on (SIGCONT): a
+/// server that accepts connections and answers nothing, the way a hung one does.
+struct Frozen(u32);
+
+impl Frozen {
+    fn freeze(server: &RedisServer) -> Frozen {
+        let pid = server.child.id();
+        // SAFETY: plain kill(2) on a child we started.
+        assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGSTOP) }, 0);
+        Frozen(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { libc::kill(self.0 as i32, libc::SIGCONT) };
+    }
+}
+
+#[test]
+fn a_hung_redis_is_the_stores_failure_not_the_plugins() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    // The store's operation timeout (500 ms) is far past the plugin deadline (50 ms): waiting
+    // on the store must not count as the plugin's own time.
+    std::fs::write(
+        &policy,
+        "version: 1\ntools:\n  send_message:\n    rules:\n      - rate_limit: { max: 5, window: day }\n  list_messages:\n    rules:\n      - rate_limit: { max: 5, window: day, fail_mode: open }\n",
+    )
+    .unwrap();
+    let mut proxy = Proxy::start(&policy, &server.url());
+    let hi = json!({"to": "+15550100", "body": "hi"});
+    let first = proxy.call(1, "send_message", hi.clone());
+    assert_ne!(first["result"]["isError"], true, "{first}");
+
+    let frozen = Frozen::freeze(&server);
+    let closed = proxy.call(2, "send_message", hi.clone());
+    assert_eq!(
+        closed["result"]["_meta"]["dev.tollgate/denial"]["code"], "state_unavailable",
+        "a hung store under fail_mode closed: {closed}"
+    );
+    let open = proxy.call(3, "list_messages", json!({}));
+    assert_ne!(
+        open["result"]["isError"], true,
+        "fail_mode open lets it through: {open}"
+    );
+    assert!(
+        open["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("+15550100")),
+        "the server answered: {open}"
+    );
+    drop(frozen);
+
+    let again = proxy.call(4, "send_message", hi);
+    assert_ne!(again["result"]["isError"], true, "recovered: {again}");
+}

@@ -33,6 +33,13 @@ pub struct HostState {
     pub reservations: Vec<Reservation>,
     /// Enforces the memory limit and remembers whether it was hit.
     pub limiter: MemoryLimiter,
+    /// The deadline of the current call, counting only the plugin's own time.
+    pub deadline: Duration,
+    /// When the current call started.
+    pub call_started: std::time::Instant,
+    /// Wall time the current call spent waiting in host calls (the counter store): it does not
+    /// count against the deadline, since a slow store is the store's failure, not the plugin's.
+    pub host_time: Duration,
 }
 
 impl types::Host for HostState {}
@@ -57,7 +64,10 @@ impl counters::Host for HostState {
                 counters::Algorithm::TokenBucket => state::Algorithm::TokenBucket,
             },
         };
-        match self.counters.take(&request).await {
+        let started = std::time::Instant::now();
+        let outcome = self.counters.take(&request).await;
+        self.host_time += started.elapsed();
+        match outcome {
             Ok((taken, reservation)) => {
                 self.reservations.extend(reservation);
                 Ok(counters::Taken {

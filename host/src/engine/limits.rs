@@ -44,7 +44,8 @@ impl Limits {
     }
 }
 
-fn ticks(d: Duration) -> u64 {
+/// A duration in epoch ticks, rounded up (at least one).
+pub fn ticks(d: Duration) -> u64 {
     (d.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64).max(1)
 }
 

@@ -5,11 +5,12 @@
 use super::bindings::{
     HostState, Plugin as Bindings, PluginPre, WitCall, WitResultVerdict, WitVerdict,
 };
-use super::limits::{describe_bytes, Limits, MemoryLimiter};
+use super::limits::{self, describe_bytes, Limits, MemoryLimiter};
 use super::pool::{Pool, Strategy};
 use crate::state::{CounterStore, Reservation};
 use std::sync::Arc;
-use wasmtime::{Engine, Store, Trap};
+use std::time::{Duration, Instant};
+use wasmtime::{Engine, Store, StoreContextMut, Trap, UpdateDeadline};
 
 /// The call a plugin decides, in the host's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +176,9 @@ impl Plugin {
         let state = store.data_mut();
         state.reservations.clear();
         state.limiter.reset();
+        state.deadline = self.limits.deadline;
+        state.call_started = Instant::now();
+        state.host_time = Duration::ZERO;
     }
 
     /// Turn a wasmtime error from inside a call into the failure the user should read.
@@ -205,11 +209,16 @@ impl Plugin {
             counters: self.counters.clone(),
             reservations: Vec::new(),
             limiter: MemoryLimiter::new(self.limits.memory_bytes),
+            deadline: self.limits.deadline,
+            call_started: Instant::now(),
+            host_time: Duration::ZERO,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_callback(credit_host_time);
         self.prepare(&mut store);
         store.set_epoch_deadline(self.limits.configure_ticks());
+        store.data_mut().deadline = self.limits.configure_deadline();
         let bindings = match self.pre.instantiate_async(&mut store).await {
             Ok(b) => b,
             Err(e) => return Err(self.error(self.classify(&store, e, true))),
@@ -315,6 +324,19 @@ impl Plugin {
             Err(e) => Err(self.error(self.classify(&instance.store, e, false))),
         }
     }
+}
+
+/// Reached the epoch deadline: time the plugin spent waiting on host calls (a counter store up
+/// to its own timeout) does not count, so the deadline measures the plugin's own work and a slow
+/// store surfaces as the store's error (`state_unavailable`, or allowed under `fail_mode: open`)
+/// rather than as a plugin that ran too long. Interrupts once the plugin's own time is used up.
+fn credit_host_time(store: StoreContextMut<'_, HostState>) -> wasmtime::Result<UpdateDeadline> {
+    let state = store.data();
+    let own = state.call_started.elapsed().saturating_sub(state.host_time);
+    Ok(match state.deadline.checked_sub(own) {
+        Some(left) if !left.is_zero() => UpdateDeadline::Continue(limits::ticks(left)),
+        _ => UpdateDeadline::Interrupt,
+    })
 }
 
 /// Check what the guest answered: a rewrite must be a JSON object, a denial must say why.
