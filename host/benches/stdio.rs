@@ -1,10 +1,12 @@
 //! 1,000 sequential `tools/call` round trips straight to a Rust stdio MCP upstream, and the same
-//! through `tollgate run` with a 3-rule chain (deny + validate + rate-limit), in alternating
-//! rounds so both see the same machine conditions. Prints p50/p99 of both and their ratio.
+//! through `tollgate run` with no rules, with a 3-rule chain (deny + validate + rate-limit) on the
+//! default sqlite counters, and with that chain on memory counters — in alternating rounds so all
+//! see the same machine conditions. Prints p50/p99 of each and the ratio to direct.
 //!
-//! Run: `cargo bench -p tollgate --bench stdio` (figures go to BENCHMARKS.md). The upstream is
-//! this same executable started with `--serve-upstream`: a minimal line-based MCP server that
-//! answers `initialize`, `tools/list` and an `echo` tool.
+//! Run: `cargo bench -p tollgate --bench stdio` (figures go to BENCHMARKS.md). Two upstreams,
+//! both this same executable: `--serve-rmcp`, an `echo` server on the official Rust SDK (rmcp)
+//! — the realistic one — and `--serve-upstream`, a bare line loop that answers `initialize`,
+//! `tools/list` and `echo` with nothing else in the way (the floor: what relaying alone costs).
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -50,6 +52,47 @@ fn serve_upstream() {
     }
 }
 
+/// The realistic upstream: an MCP server on the official Rust SDK with one `echo` tool.
+mod rmcp_echo {
+    use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
+    use rmcp::{schemars, tool, tool_handler, tool_router, ServerHandler, ServiceExt};
+
+    #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+    struct EchoRequest {
+        message: String,
+    }
+
+    #[derive(Debug, Clone)]
+    struct Echo {
+        tool_router: ToolRouter<Self>,
+    }
+
+    #[tool_router]
+    impl Echo {
+        #[tool(description = "Echo the message back")]
+        fn echo(&self, Parameters(EchoRequest { message }): Parameters<EchoRequest>) -> String {
+            message
+        }
+    }
+
+    #[tool_handler(router = self.tool_router)]
+    impl ServerHandler for Echo {}
+
+    pub fn serve() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let server = Echo {
+                tool_router: Echo::tool_router(),
+            };
+            let running = server.serve(rmcp::transport::stdio()).await.unwrap();
+            let _ = running.waiting().await;
+        });
+    }
+}
+
 struct Peer {
     child: Child,
     stdin: ChildStdin,
@@ -74,6 +117,11 @@ impl Peer {
             next_id: 0,
         };
         peer.call("initialize", json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}));
+        writeln!(
+            peer.stdin,
+            r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#
+        )
+        .unwrap();
         peer
     }
 
@@ -90,7 +138,7 @@ impl Peer {
         self.stdout.read_line(&mut reply).unwrap();
         let elapsed = start.elapsed();
         assert!(
-            reply.contains(r#""result""#) && !reply.contains("isError"),
+            reply.contains(r#""result""#) && !reply.contains(r#""isError":true"#),
             "unexpected reply: {reply}"
         );
         elapsed
@@ -112,36 +160,55 @@ fn main() {
     if std::env::args().any(|a| a == "--serve-upstream") {
         return serve_upstream();
     }
+    if std::env::args().any(|a| a == "--serve-rmcp") {
+        return rmcp_echo::serve();
+    }
+    for (upstream, flag) in [
+        ("rmcp echo server", "--serve-rmcp"),
+        ("bare line loop", "--serve-upstream"),
+    ] {
+        compare(upstream, flag);
+    }
+}
+
+/// Direct vs through Tollgate against one upstream, in alternating rounds.
+fn compare(upstream_name: &str, flag: &str) {
     let me = std::env::current_exe().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("bench.yaml");
     std::fs::write(&policy, POLICY).unwrap();
     let empty = dir.path().join("empty.yaml");
     std::fs::write(&empty, "version: 1\n").unwrap();
+    let sqlite = format!("sqlite:{}", dir.path().join("counters.sqlite").display());
     let upstream = || {
         let mut c = Command::new(&me);
-        c.arg("--serve-upstream");
+        c.arg(flag);
         c
     };
-    let through = |policy: &std::path::Path| {
+    let through = |policy: &std::path::Path, state: &str| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_tollgate"));
-        c.args(["run", "--log", "warn", "--policy"])
+        c.args(["run", "--log", "warn", "--state", state, "--policy"])
             .arg(policy)
             .arg("--")
             .arg(&me)
-            .arg("--serve-upstream");
+            .arg(flag);
         c
     };
     let mut peers = [
         ("direct", Peer::start(upstream()), Vec::new()),
         (
             "tollgate, no rules",
-            Peer::start(through(&empty)),
+            Peer::start(through(&empty, "memory")),
             Vec::new(),
         ),
         (
-            "tollgate, 3-rule chain",
-            Peer::start(through(&policy)),
+            "3 rules, sqlite (default)",
+            Peer::start(through(&policy, &sqlite)),
+            Vec::new(),
+        ),
+        (
+            "3 rules, memory counters",
+            Peer::start(through(&policy, "memory")),
             Vec::new(),
         ),
     ];
@@ -158,7 +225,7 @@ fn main() {
         }
     }
     println!(
-        "{} sequential tools/call over stdio per peer, {rounds} alternating rounds of {per_round}",
+        "{upstream_name}: {} sequential tools/call over stdio per peer, {rounds} alternating rounds of {per_round}",
         rounds * per_round
     );
     let mut direct = (0.0, 0.0);
@@ -167,10 +234,10 @@ fn main() {
         let (p50, p99) = (percentile(samples, 0.5), percentile(samples, 0.99));
         if *name == "direct" {
             direct = (p50, p99);
-            println!("  {name:<24} p50 {p50:>7.1} µs   p99 {p99:>7.1} µs");
+            println!("  {name:<26} p50 {p50:>7.1} µs   p99 {p99:>7.1} µs");
         } else {
             println!(
-                "  {name:<24} p50 {p50:>7.1} µs   p99 {p99:>7.1} µs   adds {:>6.1} µs at p50, p99 {:.2}x direct",
+                "  {name:<26} p50 {p50:>7.1} µs   p99 {p99:>7.1} µs   adds {:>6.1} µs at p50, p99 {:.2}x direct",
                 p50 - direct.0,
                 p99 / direct.1
             );

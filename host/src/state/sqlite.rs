@@ -71,34 +71,34 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(error)?;
+        // Cached statements: parsing the SQL again on every call cost more than running it.
         let mut state = tx
-            .query_row(
-                "SELECT start_ms, used, prev_used FROM counters WHERE key = ?1",
-                [key],
-                |row| {
-                    Ok(CounterState {
-                        start_ms: row.get::<_, i64>(0)? as u64,
-                        used: row.get::<_, i64>(1)? as u64,
-                        prev_used: row.get::<_, i64>(2)? as u64,
-                    })
-                },
-            )
+            .prepare_cached("SELECT start_ms, used, prev_used FROM counters WHERE key = ?1")
+            .map_err(error)?
+            .query_row([key], |row| {
+                Ok(CounterState {
+                    start_ms: row.get::<_, i64>(0)? as u64,
+                    used: row.get::<_, i64>(1)? as u64,
+                    prev_used: row.get::<_, i64>(2)? as u64,
+                })
+            })
             .optional()
             .map_err(error)?
             .unwrap_or_default();
         let before = state;
         let out = f(&mut state);
         if state != before {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO counters (key, start_ms, used, prev_used) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(key) DO UPDATE SET start_ms = ?2, used = ?3, prev_used = ?4",
-                params![
-                    key,
-                    state.start_ms as i64,
-                    state.used as i64,
-                    state.prev_used as i64
-                ],
             )
+            .map_err(error)?
+            .execute(params![
+                key,
+                state.start_ms as i64,
+                state.used as i64,
+                state.prev_used as i64
+            ])
             .map_err(error)?;
         }
         tx.commit().map_err(error)?;
