@@ -9,6 +9,7 @@ use std::time::Duration;
 use tollgate::chain::Chain;
 use tollgate::config::{self, LimitSpec, Policy};
 use tollgate::engine::{CodeCache, EngineConfig, LimitsSpecExt, PolicyEngine};
+use tollgate::proxy::http;
 use tollgate::proxy::stdio::{self, StdioOptions};
 use tollgate::proxy::Session;
 use tollgate::state::memory::MemoryStore;
@@ -95,9 +96,71 @@ struct RunArgs {
     /// Directory of the compiled-plugin cache (default: the user's cache directory).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    http: HttpArgs,
     /// The MCP server's command and arguments, after `--`.
     #[arg(last = true, required = true)]
     command: Vec<String>,
+}
+
+/// Serving agents over Streamable HTTP instead of stdio.
+#[derive(Debug, clap::Args)]
+struct HttpArgs {
+    /// Serve MCP over Streamable HTTP at http://ADDR/mcp (e.g. 127.0.0.1:8080; port 0 picks a
+    /// free one) instead of on stdin/stdout; each session gets its own server process.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Accept `Authorization: Bearer <token>` with the token read from environment variable
+    /// ENV; the caller (what `scope: caller` and plugins see) is CALLER. Repeatable.
+    #[arg(long, value_name = "CALLER=ENV")]
+    auth_token: Vec<String>,
+    /// Accept this browser Origin besides loopback ones (e.g. https://app.example.com).
+    #[arg(long, value_name = "ORIGIN")]
+    allowed_origin: Vec<String>,
+    /// Accept this Host header name besides loopback names and the bound address.
+    #[arg(long, value_name = "HOST")]
+    allowed_host: Vec<String>,
+    /// Allow a non-loopback --listen address without --auth-token (something in front of
+    /// Tollgate authenticates).
+    #[arg(long)]
+    allow_remote_without_auth: bool,
+    /// Close a session (and stop its server process) after this many seconds without requests.
+    #[arg(long, default_value_t = 1800)]
+    session_idle_secs: u64,
+}
+
+impl HttpArgs {
+    fn access(&self, listen: std::net::SocketAddr) -> Result<http::Access> {
+        let tokens = self
+            .auth_token
+            .iter()
+            .map(|spec| {
+                let (caller, var) = spec
+                    .split_once('=')
+                    .with_context(|| format!("--auth-token `{spec}`: expected CALLER=ENV_VAR"))?;
+                let secret = std::env::var(var).with_context(|| {
+                    format!("--auth-token {caller}: environment variable {var} is not set")
+                })?;
+                if secret.len() < 16 {
+                    bail!(
+                        "--auth-token {caller}: the token in {var} is shorter than 16 characters"
+                    );
+                }
+                Ok(http::Token {
+                    caller: caller.to_string(),
+                    secret,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let loopback = listen.ip().is_loopback();
+        Ok(http::Access {
+            loopback,
+            tokens,
+            allowed_hosts: self.allowed_host.clone(),
+            allowed_origins: self.allowed_origin.clone(),
+            bound: None,
+        })
+    }
 }
 
 /// Entry point: run the command, print errors plainly, return the exit code.
@@ -210,6 +273,19 @@ async fn run(args: RunArgs) -> Result<i32> {
     let state = open_state(&args.state)?;
     let (_, chain) = load_chain(&args.policy, state, &server, args.cache_dir).await?;
     tracing::info!(policy = %args.policy.display(), server, "policy loaded");
+    if let Some(listen) = args.http.listen {
+        let access = args.http.access(listen)?;
+        let options = http::HttpOptions {
+            listen,
+            command: args.command,
+            access,
+            max_message_bytes: args.max_message_bytes,
+            idle_timeout: Duration::from_secs(args.http.session_idle_secs),
+            shutdown_grace: Duration::from_secs(10),
+            allow_remote_without_auth: args.http.allow_remote_without_auth,
+        };
+        return Ok(http::run(Arc::new(chain), options).await?);
+    }
     let session = Arc::new(Session::new(Arc::new(chain)));
     let options = StdioOptions {
         command: args.command,

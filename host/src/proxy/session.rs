@@ -33,6 +33,8 @@ enum Pending {
 pub struct Session {
     chain: Arc<Chain>,
     caller: Mutex<String>,
+    /// Set when a transport authenticated the caller: the client's own name no longer replaces it.
+    authenticated: std::sync::atomic::AtomicBool,
     pending: Mutex<HashMap<String, Pending>>,
 }
 
@@ -93,6 +95,7 @@ impl Session {
         Self {
             chain,
             caller: Mutex::new("anonymous".into()),
+            authenticated: std::sync::atomic::AtomicBool::new(false),
             pending: Mutex::new(HashMap::new()),
         }
     }
@@ -100,6 +103,14 @@ impl Session {
     /// Set the caller identity (an authenticated principal).
     pub fn set_caller(&self, caller: &str) {
         *self.caller.lock().unwrap_or_else(|p| p.into_inner()) = caller.to_string();
+    }
+
+    /// Set the caller to a principal the transport authenticated (a bearer token's identity);
+    /// `initialize`'s `clientInfo.name` no longer changes it.
+    pub fn set_authenticated_caller(&self, caller: &str) {
+        self.set_caller(caller);
+        self.authenticated
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The caller identity plugins see.
@@ -156,7 +167,10 @@ impl Session {
                 Ok(None)
             }
             (Kind::Request, Some("initialize")) => {
-                if let Some(name) = client_name(env.params) {
+                let authenticated = self
+                    .authenticated
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                if let Some(name) = client_name(env.params).filter(|_| !authenticated) {
                     self.set_caller(&name);
                 }
                 Ok(None)

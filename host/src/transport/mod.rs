@@ -1,4 +1,5 @@
-//! Framing and byte streams: newline-delimited JSON-RPC over stdio.
+//! Framing and byte streams: newline-delimited JSON-RPC over stdio, HTTP bodies and SSE.
 
+pub mod http;
 pub mod lines;
 pub mod stdio;

@@ -1,0 +1,477 @@
+//! The Streamable HTTP listener: agents reach Tollgate at `http://ADDR/mcp` and every message
+//! goes through a [`Session`] to an MCP server child process.
+//!
+//! **One child per session.** An `initialize` starts a new child and a new `Mcp-Session-Id`; its
+//! messages never mix with another agent's. A shared child with id rewriting would save
+//! processes but breaks what servers legitimately keep per connection — the negotiated protocol
+//! version and capabilities, `roots`, `logging/setLevel`, resource subscriptions, and who a
+//! sampling or elicitation request must reach — so the cost (one process per agent, reaped when
+//! the session is deleted or idle) is worth it. Stateless 2026-07-28 requests have no session:
+//! they share one child per caller (one for all when there is no authentication), which is safe
+//! because that revision keeps no per-connection state (version and client info ride in each
+//! request), and their ids are rewritten so concurrent agents' ids cannot collide.
+
+// Helpers return the early answer (a refusal) as the error: a whole Response, built at most once
+// per request, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
+mod access;
+mod child;
+mod post;
+
+pub use access::{Access, Refusal, Token};
+
+use super::Session;
+use crate::chain::Chain;
+use crate::transport::http::{event_stream, full, ResponseBody};
+use bytes::Bytes;
+use child::ChildUpstream;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// How the listener runs.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// The MCP server's command, started once per session.
+    pub command: Vec<String>,
+    /// Who may connect.
+    pub access: Access,
+    /// Largest request body, in bytes.
+    pub max_message_bytes: usize,
+    /// Sessions unused this long are closed and their child stopped.
+    pub idle_timeout: Duration,
+    /// How long in-flight requests may take to finish at shutdown.
+    pub shutdown_grace: Duration,
+    /// Serve a non-loopback address without tokens (something in front authenticates).
+    pub allow_remote_without_auth: bool,
+}
+
+/// The listener could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// Binding failed.
+    #[error("cannot listen on {addr}: {cause}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        cause: std::io::Error,
+    },
+    /// A non-loopback address without authentication.
+    #[error("refusing to listen on {0} without authentication: give --auth-token, or --allow-remote-without-auth if something in front of Tollgate authenticates")]
+    Unauthenticated(SocketAddr),
+}
+
+/// The MCP endpoint's path.
+pub const PATH: &str = "/mcp";
+
+/// One agent session: its policy session and its child.
+struct Entry {
+    session: Arc<Session>,
+    upstream: Arc<ChildUpstream>,
+    /// The authenticated caller that created it; other tokens may not use it.
+    owner: Option<String>,
+    last_used: Mutex<Instant>,
+}
+
+/// Shared state of the listener.
+struct Listener {
+    chain: Arc<Chain>,
+    options: HttpOptions,
+    sessions: Mutex<HashMap<String, Arc<Entry>>>,
+    /// The children shared by stateless (2026-07-28) requests, per authenticated caller,
+    /// started on first use.
+    stateless: tokio::sync::Mutex<HashMap<Option<String>, Arc<Entry>>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+/// Serve until SIGINT/SIGTERM; returns the exit code.
+pub async fn run(chain: Arc<Chain>, options: HttpOptions) -> Result<i32, HttpError> {
+    if !options.access.loopback
+        && options.access.tokens.is_empty()
+        && !options.allow_remote_without_auth
+    {
+        return Err(HttpError::Unauthenticated(options.listen));
+    }
+    let socket = TcpListener::bind(options.listen)
+        .await
+        .map_err(|cause| HttpError::Bind {
+            addr: options.listen,
+            cause,
+        })?;
+    let bound = socket.local_addr().unwrap_or(options.listen);
+    let mut options = options;
+    options.access.bound = Some(bound);
+    eprintln!("tollgate: listening on http://{bound}{PATH}");
+    let listener = Arc::new(Listener {
+        chain,
+        options,
+        sessions: Mutex::new(HashMap::new()),
+        stateless: tokio::sync::Mutex::new(HashMap::new()),
+        next_id: std::sync::atomic::AtomicU64::new(1),
+    });
+    tokio::spawn(reap_idle(Arc::downgrade(&listener)));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = socket.accept() => {
+                let Ok((stream, _peer)) = accepted else { continue };
+                // Without it a response written in several pieces (SSE) waits on Nagle's
+                // algorithm and the peer's delayed ACK: tens of milliseconds per call.
+                let _ = stream.set_nodelay(true);
+                let listener = listener.clone();
+                let mut stop = stop_rx.clone();
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let listener = listener.clone();
+                        async move { Ok::<_, std::convert::Infallible>(listener.handle(req).await) }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = stop.changed() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = &mut shutdown => break,
+        }
+    }
+    tracing::info!("shutting down: letting in-flight requests finish");
+    let _ = stop_tx.send(true);
+    let entries: Vec<Arc<Entry>> = listener.take_all().await;
+    for e in &entries {
+        e.upstream.close_general();
+    }
+    let grace = listener.options.shutdown_grace;
+    let _ = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    for e in entries {
+        e.upstream.shut_down(Duration::from_secs(2)).await;
+    }
+    Ok(0)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+async fn reap_idle(listener: std::sync::Weak<Listener>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let Some(l) = listener.upgrade() else { return };
+        let timeout = l.options.idle_timeout;
+        let idle: Vec<(String, Arc<Entry>)> = {
+            let mut sessions = l.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            let ids: Vec<String> = sessions
+                .iter()
+                .filter(|(_, e)| e.idle_for() > timeout)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| sessions.remove(&id).map(|e| (id, e)))
+                .collect()
+        };
+        for (id, e) in idle {
+            tracing::info!(session = %id, "closing a session idle for over {timeout:?}");
+            e.upstream.shut_down(Duration::from_secs(2)).await;
+        }
+    }
+}
+
+impl Entry {
+    fn touch(&self) {
+        *self.last_used.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.last_used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+    }
+}
+
+/// A fresh session id: 128 random bits from the OS, in hex.
+fn new_session_id() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    if let Err(e) = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)) {
+        // Never fall back to something guessable.
+        panic!("cannot read /dev/urandom for a session id: {e}");
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A JSON answer.
+fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// An HTTP-level refusal carrying a JSON-RPC error body clients can show.
+fn refuse(status: StatusCode, code: i64, message: &str) -> Response<ResponseBody> {
+    let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
+    json_response(status, body.to_string())
+}
+
+impl Listener {
+    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ResponseBody> {
+        if req.uri().path() != PATH {
+            return refuse(
+                StatusCode::NOT_FOUND,
+                -32600,
+                &format!("Not Found: the MCP endpoint is {PATH}"),
+            );
+        }
+        let caller = match self.options.access.check(req.headers()) {
+            Ok(caller) => caller,
+            Err(Refusal::Forbidden(m)) => {
+                return refuse(StatusCode::FORBIDDEN, -32600, &format!("Forbidden: {m}"))
+            }
+            Err(Refusal::Unauthorized(m)) => {
+                let mut r = refuse(
+                    StatusCode::UNAUTHORIZED,
+                    -32600,
+                    &format!("Unauthorized: {m}"),
+                );
+                r.headers_mut().insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="tollgate""#),
+                );
+                return r;
+            }
+        };
+        if let Some(v) = req.headers().get("mcp-protocol-version") {
+            let v = v.to_str().unwrap_or("");
+            if !post::KNOWN_REVISIONS.contains(&v) {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    -32600,
+                    &format!("Bad Request: unsupported MCP-Protocol-Version `{v}`"),
+                );
+            }
+        }
+        match *req.method() {
+            Method::POST => self.post(req, caller).await,
+            Method::GET => self.get(&req, caller),
+            Method::DELETE => self.delete(&req, caller).await,
+            _ => {
+                let mut r = refuse(StatusCode::METHOD_NOT_ALLOWED, -32600, "Method Not Allowed");
+                r.headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+                r
+            }
+        }
+    }
+
+    /// The session a request names, checking it belongs to the same caller.
+    fn lookup(
+        &self,
+        req_headers: &hyper::HeaderMap,
+        caller: &Option<String>,
+    ) -> Result<Option<(String, Arc<Entry>)>, Response<ResponseBody>> {
+        let Some(id) = req_headers.get("mcp-session-id") else {
+            return Ok(None);
+        };
+        let id = id.to_str().unwrap_or("").to_string();
+        let entry = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned();
+        match entry {
+            None => Err(refuse(
+                StatusCode::NOT_FOUND,
+                -32001,
+                "Session not found: start a new one with initialize",
+            )),
+            Some(e) if e.owner.is_some() && e.owner != *caller => Err(refuse(
+                StatusCode::FORBIDDEN,
+                -32600,
+                "Forbidden: this session belongs to another caller",
+            )),
+            Some(e) => {
+                e.touch();
+                Ok(Some((id, e)))
+            }
+        }
+    }
+
+    /// A new session with its own child.
+    fn open_session(
+        &self,
+        caller: &Option<String>,
+    ) -> Result<(String, Arc<Entry>), Response<ResponseBody>> {
+        let entry = self.new_entry(caller)?;
+        let id = new_session_id();
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), entry.clone());
+        tracing::info!(session = %id, caller = caller.as_deref().unwrap_or("-"), "session started");
+        Ok((id, entry))
+    }
+
+    fn new_entry(&self, caller: &Option<String>) -> Result<Arc<Entry>, Response<ResponseBody>> {
+        let session = Arc::new(Session::new(self.chain.clone()));
+        if let Some(c) = caller {
+            session.set_authenticated_caller(c);
+        }
+        let upstream =
+            ChildUpstream::spawn(&self.options.command, session.clone()).map_err(|e| {
+                tracing::error!("{e}");
+                refuse(StatusCode::BAD_GATEWAY, -32603, &e.to_string())
+            })?;
+        Ok(Arc::new(Entry {
+            session,
+            upstream,
+            owner: caller.clone(),
+            last_used: Mutex::new(Instant::now()),
+        }))
+    }
+
+    /// The child shared by this caller's stateless requests.
+    async fn stateless_entry(
+        &self,
+        caller: &Option<String>,
+    ) -> Result<Arc<Entry>, Response<ResponseBody>> {
+        let mut shared = self.stateless.lock().await;
+        if let Some(e) = shared.get(caller) {
+            e.touch();
+            return Ok(e.clone());
+        }
+        let e = self.new_entry(caller)?;
+        shared.insert(caller.clone(), e.clone());
+        Ok(e)
+    }
+
+    fn get(&self, req: &Request<Incoming>, caller: Option<String>) -> Response<ResponseBody> {
+        let accepts_sse = req
+            .headers()
+            .get(ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/event-stream"));
+        if !accepts_sse {
+            return refuse(
+                StatusCode::NOT_ACCEPTABLE,
+                -32600,
+                "Not Acceptable: the GET stream is text/event-stream",
+            );
+        }
+        let entry = match self.lookup(req.headers(), &caller) {
+            Ok(Some((_, e))) => e,
+            Ok(None) => {
+                return refuse(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    -32600,
+                    "Method Not Allowed: a GET stream needs an Mcp-Session-Id",
+                )
+            }
+            Err(r) => return r,
+        };
+        let (tx, body) = event_stream();
+        let (raw_tx, mut raw_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        if !entry.upstream.open_general(raw_tx) {
+            return refuse(
+                StatusCode::CONFLICT,
+                -32600,
+                "Conflict: this session already has a GET stream",
+            );
+        }
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    m = raw_rx.recv() => match m {
+                        Some(m) => if tx.send(crate::transport::http::sse_event(&m)).is_err() { break },
+                        None => break,
+                    },
+                    _ = tx.closed() => break,
+                }
+            }
+        });
+        sse_response(body, None)
+    }
+
+    async fn delete(
+        &self,
+        req: &Request<Incoming>,
+        caller: Option<String>,
+    ) -> Response<ResponseBody> {
+        match self.lookup(req.headers(), &caller) {
+            Ok(Some((id, entry))) => {
+                self.sessions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                entry.upstream.close_general();
+                entry.upstream.shut_down(Duration::from_secs(2)).await;
+                tracing::info!(session = %id, "session deleted by the client");
+                json_response(StatusCode::OK, "")
+            }
+            Ok(None) => refuse(
+                StatusCode::BAD_REQUEST,
+                -32600,
+                "Bad Request: DELETE needs an Mcp-Session-Id",
+            ),
+            Err(r) => r,
+        }
+    }
+
+    async fn take_all(&self) -> Vec<Arc<Entry>> {
+        let mut all: Vec<Arc<Entry>> = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, e)| e)
+            .collect();
+        all.extend(self.stateless.lock().await.drain().map(|(_, e)| e));
+        all
+    }
+}
+
+/// An SSE response, with the session id when one was just created.
+fn sse_response(body: ResponseBody, session_id: Option<&str>) -> Response<ResponseBody> {
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert("cache-control", HeaderValue::from_static("no-cache"));
+    if let Some(id) = session_id.and_then(|id| HeaderValue::from_str(id).ok()) {
+        h.insert("mcp-session-id", id);
+    }
+    r
+}

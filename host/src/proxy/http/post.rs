@@ -1,0 +1,486 @@
+//! `POST /mcp`: one JSON-RPC message (or a batch) from the agent. Requests are answered on an
+//! SSE stream (progress and server requests about them first, then the response) or, for
+//! clients that accept only JSON, with the response itself; notifications and responses get
+//! 202.
+
+use super::child::{requested_progress_token, Stream};
+use super::{json_response, refuse, sse_response, Entry, Listener};
+use crate::jsonrpc::{self, Envelope, Kind, Parsed};
+use crate::transport::http::{event_stream, read_body, sse_event, BodyError, ResponseBody};
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Protocol revisions the listener accepts in `MCP-Protocol-Version`.
+pub const KNOWN_REVISIONS: &[&str] = &[
+    "2024-11-05",
+    "2025-03-26",
+    "2025-06-18",
+    "2025-11-25",
+    "2026-07-28",
+];
+
+/// JSON-RPC code of a header that disagrees with the body (2026-07-28).
+const HEADER_MISMATCH: i64 = -32020;
+
+/// `_meta` key carrying the protocol revision of a stateless request.
+const PROTOCOL_VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
+
+/// What the listener needs to know about a single message.
+struct Inspected {
+    method: Option<String>,
+    /// `params.name` (tools/call, prompts/get) or `params.uri` (resources/read).
+    name: Option<String>,
+    /// The revision in `params._meta`, for stateless (2026-07-28) requests.
+    revision: Option<String>,
+    is_initialize: bool,
+}
+
+fn inspect(env: &Envelope<'_>) -> Inspected {
+    let params: Option<Value> = env.params.and_then(|p| serde_json::from_str(p.get()).ok());
+    let key = match env.method.as_deref() {
+        Some("tools/call" | "prompts/get") => Some("name"),
+        Some("resources/read") => Some("uri"),
+        _ => None,
+    };
+    let name = key
+        .and_then(|k| params.as_ref()?.get(k)?.as_str())
+        .map(str::to_string);
+    let revision = params
+        .as_ref()
+        .and_then(|p| p.pointer("/_meta")?.get(PROTOCOL_VERSION_META)?.as_str())
+        .map(str::to_string);
+    Inspected {
+        method: env.method.as_deref().map(str::to_string),
+        name,
+        revision,
+        is_initialize: env.kind() == Kind::Request && env.method.as_deref() == Some("initialize"),
+    }
+}
+
+/// A header value, decoding the `=?base64?…?=` form clients use for values that are not plain
+/// ASCII.
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    let raw = headers.get(name)?.to_str().ok()?;
+    match raw
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="))
+    {
+        Some(payload) => {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(payload)
+                .ok()?;
+            String::from_utf8(bytes).ok()
+        }
+        None => Some(raw.to_string()),
+    }
+}
+
+/// The 2026-07-28 rule: `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` must match the
+/// body (and must be there for stateless requests); policy reads the body, so a header that
+/// says something else is refused rather than believed.
+fn check_headers(headers: &HeaderMap, m: &Inspected) -> Result<(), String> {
+    let stateless = m.revision.is_some();
+    if stateless {
+        let version = header(headers, "mcp-protocol-version");
+        if version != m.revision {
+            return Err(
+                "MCP-Protocol-Version header does not match the request's _meta protocol version"
+                    .into(),
+            );
+        }
+    }
+    match header(headers, "mcp-method") {
+        Some(h) if Some(&h) != m.method.as_ref() => {
+            return Err(format!(
+                "Mcp-Method header `{h}` does not match the body's method `{}`",
+                m.method.as_deref().unwrap_or("")
+            ))
+        }
+        None if stateless => return Err("Mcp-Method header is required".into()),
+        _ => {}
+    }
+    if let Some(name) = &m.name {
+        match header(headers, "mcp-name") {
+            Some(h) if &h != name => {
+                return Err(format!(
+                    "Mcp-Name header `{h}` does not match the body's `{name}`"
+                ))
+            }
+            None if stateless => return Err("Mcp-Name header is required".into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The requests (ids as JSON text) in `bytes`, with the progress tokens they asked for.
+fn requests_in(bytes: &[u8]) -> (Vec<String>, Vec<(String, String)>) {
+    let mut ids = Vec::new();
+    let mut tokens = Vec::new();
+    let mut note = |env: &Envelope<'_>| {
+        if env.kind() == Kind::Request {
+            let id = env.id_text().to_string();
+            if let Some(t) = requested_progress_token(env.params) {
+                tokens.push((t, id.clone()));
+            }
+            ids.push(id);
+        }
+    };
+    match jsonrpc::parse(bytes) {
+        Ok(Parsed::Single(env)) => note(&env),
+        Ok(Parsed::Batch(items)) => {
+            for item in items {
+                if let Ok(env) = serde_json::from_str::<Envelope>(item.get()) {
+                    note(&env);
+                }
+            }
+        }
+        Err(_) => {}
+    }
+    (ids, tokens)
+}
+
+/// Stateless requests share a child, so their ids are replaced by unique ones on the way in
+/// and restored on the way out.
+struct IdSwap {
+    ours: String,
+    theirs: Box<RawValue>,
+}
+
+impl IdSwap {
+    fn apply(message: &[u8], ours: String) -> Option<(Vec<u8>, IdSwap)> {
+        let mut v: Value = serde_json::from_slice(message).ok()?;
+        let theirs = RawValue::from_string(v.get("id")?.to_string()).ok()?;
+        v["id"] = Value::String(ours.clone());
+        let bytes = serde_json::to_vec(&v).ok()?;
+        Some((
+            bytes,
+            IdSwap {
+                ours: format!("\"{ours}\""),
+                theirs,
+            },
+        ))
+    }
+
+    fn restore(&self, message: Bytes) -> Bytes {
+        let is_ours = matches!(jsonrpc::parse(&message), Ok(Parsed::Single(env)) if env.kind() == Kind::Response && env.id_text() == self.ours);
+        if !is_ours {
+            return message;
+        }
+        let Ok(mut v) = serde_json::from_slice::<Value>(&message) else {
+            return message;
+        };
+        v["id"] = serde_json::from_str(self.theirs.get()).unwrap_or(Value::Null);
+        serde_json::to_vec(&v).map(Bytes::from).unwrap_or(message)
+    }
+}
+
+impl Listener {
+    pub(super) async fn post(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        caller: Option<String>,
+    ) -> Response<ResponseBody> {
+        let headers = req.headers().clone();
+        let content_type = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !content_type.starts_with("application/json") {
+            return refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                -32600,
+                "Unsupported Media Type: POST a JSON-RPC message as application/json",
+            );
+        }
+        let accept = headers
+            .get(ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("*/*");
+        let sse_ok = accept.contains("text/event-stream");
+        let body = match read_body(req.into_body(), self.options.max_message_bytes).await {
+            Ok(b) => b,
+            Err(e @ BodyError::TooLarge(_)) => {
+                return refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    -32600,
+                    &format!("Invalid Request: {e} (--max-message-bytes)"),
+                )
+            }
+            Err(e) => return refuse(StatusCode::BAD_REQUEST, -32600, &e.to_string()),
+        };
+        let inspected = match jsonrpc::parse(&body) {
+            Err((code, message)) => return refuse(StatusCode::BAD_REQUEST, code, &message),
+            Ok(Parsed::Single(env)) => {
+                let m = inspect(&env);
+                if let Err(why) = check_headers(&headers, &m) {
+                    let answer =
+                        jsonrpc::error_response(env.id_text(), HEADER_MISMATCH, &why, None);
+                    return json_response(StatusCode::BAD_REQUEST, answer);
+                }
+                Some(m)
+            }
+            Ok(Parsed::Batch(_)) => None,
+        };
+        let is_initialize = inspected.as_ref().is_some_and(|m| m.is_initialize);
+        let stateless = inspected.as_ref().is_some_and(|m| m.revision.is_some());
+        let (new_session, entry, shared) =
+            match self.lookup(&headers, &caller) {
+                Err(r) => return r,
+                Ok(Some((_, e))) => (None, e, false),
+                Ok(None) if is_initialize => match self.open_session(&caller) {
+                    Ok((id, e)) => (Some(id), e, false),
+                    Err(r) => return r,
+                },
+                Ok(None) if stateless => match self.stateless_entry(&caller).await {
+                    Ok(e) => (None, e, true),
+                    Err(r) => return r,
+                },
+                Ok(None) => return refuse(
+                    StatusCode::BAD_REQUEST,
+                    -32600,
+                    "Bad Request: Mcp-Session-Id header required (start a session with initialize)",
+                ),
+            };
+        let mut swap = None;
+        let mut message = body.to_vec();
+        if shared {
+            let n = self
+                .next_id
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Some((bytes, s)) = IdSwap::apply(&message, format!("tollgate-{n}")) {
+                message = bytes;
+                swap = Some(s);
+            }
+        }
+        let routed = entry.session.from_client(&message).await;
+        let restore = |m: Bytes| match &swap {
+            Some(s) => s.restore(m),
+            None => m,
+        };
+        let answers: Vec<Bytes> = routed
+            .to_client
+            .into_iter()
+            .map(|a| restore(a.into()))
+            .collect();
+        let Some(to_server) = routed.to_server else {
+            return answer_json(answers, new_session.as_deref());
+        };
+        let (ids, tokens) = requests_in(&to_server);
+        if ids.is_empty() {
+            if let Err(e) = entry.upstream.send(&to_server).await {
+                return refuse(
+                    StatusCode::BAD_GATEWAY,
+                    -32603,
+                    &format!("the MCP server is gone: {e}"),
+                );
+            }
+            if answers.is_empty() {
+                let mut r = json_response(StatusCode::ACCEPTED, "");
+                set_session(&mut r, new_session.as_deref());
+                return r;
+            }
+            return answer_json(answers, new_session.as_deref());
+        }
+        let (raw_tx, raw_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        entry.upstream.expect(&ids, &tokens, &raw_tx);
+        drop(raw_tx);
+        if let Err(e) = entry.upstream.send(&to_server).await {
+            entry.upstream.forget(&ids);
+            return refuse(
+                StatusCode::BAD_GATEWAY,
+                -32603,
+                &format!("the MCP server is gone: {e}"),
+            );
+        }
+        if sse_ok {
+            let (tx, body) = event_stream();
+            for a in &answers {
+                let _ = tx.send(sse_event(a));
+            }
+            tokio::spawn(stream_answers(entry, ids, raw_rx, tx, swap, shared));
+            sse_response(body, new_session.as_deref())
+        } else {
+            let mut all = answers;
+            all.extend(collect_answers(&entry, ids, raw_rx, swap).await);
+            answer_json(all, new_session.as_deref())
+        }
+    }
+}
+
+fn set_session(r: &mut Response<ResponseBody>, id: Option<&str>) {
+    if let Some(v) = id.and_then(|id| HeaderValue::from_str(id).ok()) {
+        r.headers_mut().insert("mcp-session-id", v);
+    }
+}
+
+/// Answer with JSON: one message, or several as an array.
+fn answer_json(mut answers: Vec<Bytes>, session: Option<&str>) -> Response<ResponseBody> {
+    let body: Bytes = match answers.len() {
+        1 => answers.remove(0),
+        _ => {
+            let parts: Vec<&[u8]> = answers.iter().map(|a| &a[..]).collect();
+            let mut joined = b"[".to_vec();
+            joined.extend_from_slice(&parts.join(&b","[..]));
+            joined.push(b']');
+            joined.into()
+        }
+    };
+    let mut r = json_response(StatusCode::OK, body);
+    set_session(&mut r, session);
+    r
+}
+
+/// Whether `m` is the response to one of `ids`; removes it from `ids`.
+fn answers_one(m: &[u8], ids: &mut Vec<String>) -> bool {
+    match jsonrpc::parse(m) {
+        Ok(Parsed::Single(env)) if env.kind() == Kind::Response => {
+            let before = ids.len();
+            ids.retain(|id| id != env.id_text());
+            ids.len() < before
+        }
+        _ => false,
+    }
+}
+
+/// Forward what the server says about these requests as SSE events until every one is
+/// answered. A client that goes away first: its stateless requests are cancelled upstream (in
+/// the 2026-07-28 revision closing the stream is how a client cancels); in session revisions a
+/// disconnect is not a cancellation, and the answer is dropped.
+async fn stream_answers(
+    entry: Arc<Entry>,
+    mut ids: Vec<String>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
+    tx: Stream,
+    swap: Option<IdSwap>,
+    shared: bool,
+) {
+    while !ids.is_empty() {
+        tokio::select! {
+            m = rx.recv() => {
+                let Some(m) = m else { break };
+                answers_one(&m, &mut ids);
+                let m = match &swap { Some(s) => s.restore(m), None => m };
+                if tx.send(sse_event(&m)).is_err() {
+                    break;
+                }
+            }
+            _ = tx.closed() => break,
+        }
+    }
+    if !ids.is_empty() {
+        entry.upstream.forget(&ids);
+        if shared {
+            for id in &ids {
+                let cancel = format!(
+                    r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{id},"reason":"the client closed its stream"}}}}"#
+                );
+                let _ = entry.upstream.send(cancel.as_bytes()).await;
+            }
+        }
+    }
+}
+
+/// Wait for the responses of a JSON-only client; other messages about the requests cannot
+/// reach it and are dropped (with a log line).
+async fn collect_answers(
+    entry: &Entry,
+    mut ids: Vec<String>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
+    swap: Option<IdSwap>,
+) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    while !ids.is_empty() {
+        let Some(m) = rx.recv().await else { break };
+        if answers_one(&m, &mut ids) {
+            out.push(match &swap {
+                Some(s) => s.restore(m),
+                None => m,
+            });
+        } else {
+            tracing::debug!(
+                "a JSON-only client cannot receive a server message about its request; dropped"
+            );
+        }
+    }
+    entry.upstream.forget(&ids);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn inspected(body: &str) -> Inspected {
+        match jsonrpc::parse(body.as_bytes()).unwrap() {
+            Parsed::Single(env) => inspect(&env),
+            Parsed::Batch(_) => panic!("batch"),
+        }
+    }
+
+    const MODERN: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"send_message","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+
+    #[test]
+    fn stateless_requests_need_headers_that_match_the_body() {
+        let m = inspected(MODERN);
+        let good = [
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "send_message"),
+        ];
+        assert_eq!(check_headers(&headers(&good), &m), Ok(()));
+        let lying = [
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "list_messages"),
+        ];
+        assert!(check_headers(&headers(&lying), &m)
+            .unwrap_err()
+            .contains("Mcp-Name header `list_messages`"));
+        let missing = [("mcp-protocol-version", "2026-07-28")];
+        assert!(check_headers(&headers(&missing), &m)
+            .unwrap_err()
+            .contains("Mcp-Method header is required"));
+        // Base64-wrapped values decode before comparing.
+        let wrapped = [
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "=?base64?c2VuZF9tZXNzYWdl?="),
+        ];
+        assert_eq!(check_headers(&headers(&wrapped), &m), Ok(()));
+    }
+
+    #[test]
+    fn session_requests_may_omit_the_headers_but_not_contradict_the_body() {
+        let m =
+            inspected(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a"}}"#);
+        assert_eq!(check_headers(&headers(&[]), &m), Ok(()));
+        assert!(check_headers(&headers(&[("mcp-method", "tools/list")]), &m).is_err());
+    }
+
+    #[test]
+    fn swapped_ids_come_back_as_the_clients_own() {
+        let (bytes, swap) = IdSwap::apply(MODERN.as_bytes(), "tollgate-7".into()).unwrap();
+        assert!(String::from_utf8_lossy(&bytes).contains(r#""id":"tollgate-7""#));
+        let answer = Bytes::from_static(br#"{"jsonrpc":"2.0","id":"tollgate-7","result":{}}"#);
+        let restored = swap.restore(answer);
+        let v: Value = serde_json::from_slice(&restored).unwrap();
+        assert_eq!(v["id"], 1);
+        let other = Bytes::from_static(br#"{"jsonrpc":"2.0","id":"tollgate-8","result":{}}"#);
+        assert_eq!(swap.restore(other.clone()), other);
+    }
+}
