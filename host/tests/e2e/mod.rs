@@ -176,11 +176,22 @@ impl std::fmt::Display for Run {
 
 /// Run `client` against `command` with `scenario`; panics unless it connects and reports.
 pub fn drive(client: Client, command: &[String], scenario: &Value) -> Run {
+    drive_with_env(client, command, scenario, &[])
+}
+
+/// [`drive`] with extra environment variables for the driver (e.g. `MCP_HEADERS`).
+pub fn drive_with_env(
+    client: Client,
+    command: &[String],
+    scenario: &Value,
+    env: &[(&str, &str)],
+) -> Run {
     let argv = client.command();
     let mut child = Command::new(&argv[0])
         .args(&argv[1..])
         .arg("--")
         .args(command)
+        .envs(env.iter().copied())
         .current_dir(peers())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -302,4 +313,174 @@ pub fn assert_rate_limited(result: &Value, rule: &str, limit: &str) -> u64 {
     );
     assert_denial(result, "rate_limited", rule, &expected);
     ms
+}
+
+/// `tollgate run --listen 127.0.0.1:0 …` in the background, serving Streamable HTTP; stopped
+/// with SIGTERM when dropped.
+pub struct Listening {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT/mcp`.
+    pub url: String,
+    /// Everything Tollgate (and the servers it started) wrote to stderr so far.
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Listening {
+    /// Start Tollgate on a free loopback port with `policy` (under tests/policies/) in front of
+    /// `server`, with `extra` arguments and environment; waits until it listens.
+    pub fn start(
+        policy: &str,
+        server: Vec<String>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Listening {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args([
+                "run",
+                "--listen",
+                "127.0.0.1:0",
+                "--state",
+                "memory",
+                "--policy",
+            ])
+            .arg(policy_path(policy))
+            .args(extra)
+            .arg("--")
+            .args(&server)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start tollgate");
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("tollgate: listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("tollgate did not start listening:\n{}", log.lock().unwrap())
+            });
+        Listening {
+            child,
+            url,
+            stderr: log,
+        }
+    }
+
+    /// Tollgate's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `host:port` of the listener.
+    pub fn authority(&self) -> String {
+        self.url
+            .trim_start_matches("http://")
+            .trim_end_matches("/mcp")
+            .to_string()
+    }
+
+    /// Send SIGTERM and wait for the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One raw HTTP/1.1 exchange (Connection: close): status, headers (lower-case names), body.
+pub fn http_request(
+    authority: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let mut stream = std::net::TcpStream::connect(authority).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut request = format!(
+        "{method} /mcp HTTP/1.1\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        request.push_str(&format!("host: {authority}\r\n"));
+    }
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (status, headers, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
 }

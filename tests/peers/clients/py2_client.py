@@ -21,6 +21,8 @@ from typing import Any
 import anyio
 import mcp_types as types
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from pydantic import TypeAdapter
 
@@ -129,8 +131,13 @@ class Driver:
         return {"exception": f"unknown op {op!r}"}
 
     async def run(self, argv: list[str]) -> int:
+        if argv[0] == "--url":
+            headers = json.loads(os.environ.get("MCP_HEADERS") or "{}")
+            server = streamable_http_client(argv[1], http_client=create_mcp_http_client(headers=headers))
+        else:
+            server = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
         client = Client(
-            StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ)),
+            server,
             mode=self.scenario.get("mode", "auto"),
             log_level=self.scenario.get("log_level", "debug"),
             read_timeout_seconds=float(self.scenario.get("timeout", 30)),

@@ -2,6 +2,9 @@
 
 Usage:
     echo '{"steps":[...]}' | tests/peers/.env/py1/bin/python tests/peers/clients/py_client.py -- COMMAND ARGS...
+    echo '{"steps":[...]}' | tests/peers/.env/py1/bin/python tests/peers/clients/py_client.py --url URL
+With --url the client speaks Streamable HTTP (streamablehttp_client) to URL, sending the extra
+headers of the MCP_HEADERS environment variable (a JSON object), if set.
 
 The server (or the proxy in front of it) is started as COMMAND ARGS... with the full
 environment inherited. The scenario on stdin:
@@ -35,6 +38,7 @@ import anyio
 import mcp.types as types
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamablehttp_client
 from mcp.shared.exceptions import McpError
 from pydantic import BaseModel
 
@@ -139,9 +143,14 @@ class Driver:
         return {"exception": f"unknown op {op!r}"}
 
     async def run(self, argv: list[str]) -> int:
-        server = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
+        if argv[0] == "--url":
+            headers = json.loads(os.environ.get("MCP_HEADERS") or "{}")
+            transport = streamablehttp_client(argv[1], headers=headers)
+        else:
+            server = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
+            transport = stdio_client(server)
         try:
-            async with stdio_client(server) as (read, write):
+            async with transport as (read, write, *_):
                 async with ClientSession(
                     read, write,
                     read_timeout_seconds=timedelta(seconds=float(self.scenario.get("timeout", 30))),

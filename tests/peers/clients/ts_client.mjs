@@ -2,6 +2,7 @@
 //
 // Usage:
 //   echo '{"steps":[...]}' | tests/peers/.env/bin/node tests/peers/clients/ts_client.mjs -- COMMAND ARGS...
+//   echo '{"steps":[...]}' | tests/peers/.env/bin/node tests/peers/clients/ts_client.mjs --url URL
 //
 // Same scenario and output format as py_client.py (see its header): steps list_tools, call_tool,
 // raw_request, sleep; scenario keys "timeout" (seconds), "elicitation" ({action, content}), "roots".
@@ -19,6 +20,7 @@ const require = createRequire(join(dirname(fileURLToPath(import.meta.url)), ".."
 const sdk = (p) => import(require.resolve(`@modelcontextprotocol/sdk/${p}`));
 const { Client } = await sdk("client/index.js");
 const { StdioClientTransport } = await sdk("client/stdio.js");
+const { StreamableHTTPClientTransport } = await sdk("client/streamableHttp.js");
 const T = await sdk("types.js");
 
 const readStdin = async () => {
@@ -105,9 +107,19 @@ async function main() {
   };
   client.onerror = (e) => void out.stream_errors.push(`${e?.name}: ${e?.message}`);
 
-  const transport = new StdioClientTransport({ command: argv[0], args: argv.slice(1), env: process.env });
-  // The Client hands the negotiated version to transports that accept it (stdio does not).
-  transport.setProtocolVersion = (v) => void (out.protocol_version = v);
+  // `--url URL`: Streamable HTTP, with the extra headers of MCP_HEADERS (a JSON object).
+  const transport =
+    argv[0] === "--url"
+      ? new StreamableHTTPClientTransport(new URL(argv[1]), {
+          requestInit: { headers: JSON.parse(process.env.MCP_HEADERS || "{}") },
+        })
+      : new StdioClientTransport({ command: argv[0], args: argv.slice(1), env: process.env });
+  // The Client hands the negotiated version to transports that accept it.
+  const setVersion = transport.setProtocolVersion?.bind(transport);
+  transport.setProtocolVersion = (v) => {
+    out.protocol_version = v;
+    setVersion?.(v);
+  };
   try {
     await client.connect(transport, { timeout });
   } catch (e) {

@@ -1,0 +1,438 @@
+//! End to end over Streamable HTTP: `tollgate run --listen 127.0.0.1:0 …` in front of real MCP
+//! servers (server-everything, FastMCP 1.x and the 2026-07-28 mcp 2.x server, each a child
+//! process per session), driven by the official SDK clients' Streamable HTTP transports (Python
+//! 1.x and 2.x, TypeScript), plus raw HTTP for what no well-behaved client sends: foreign
+//! origins, missing or wrong tokens, headers that contradict the body.
+
+mod e2e;
+
+use e2e::{
+    assert_denial, assert_rate_limited, drive, drive_in_one_minute, drive_with_env, fastmcp1,
+    fastmcp2, http_request, server_everything, setup, text, Client, Listening,
+};
+use serde_json::{json, Value};
+
+const POLICIES: &[&str] = &["everything.yaml", "twilio.yaml", "http_callers.yaml"];
+
+fn call(name: &str, arguments: Value) -> Value {
+    json!({"op": "call_tool", "name": name, "arguments": arguments})
+}
+
+fn scenario(steps: Vec<Value>) -> Value {
+    json!({"timeout": 60, "steps": steps})
+}
+
+fn url(l: &Listening) -> Vec<String> {
+    vec!["--url".into(), l.url.clone()]
+}
+
+/// server-everything behind the listener: allowed, rate-limited, denied and hidden calls,
+/// progress on the request's stream, and (Python 1.x) sampling and elicitation round trips.
+fn everything_over_http(client: Client) {
+    setup(POLICIES);
+    let listening = Listening::start("everything.yaml", server_everything(), &[], &[]);
+    let mut steps = vec![
+        json!({"op": "list_tools"}),
+        call("echo", json!({"message": "hello over http"})),
+        call("get-sum", json!({"a": 2, "b": 3})),
+        call("get-sum", json!({"a": 40, "b": 2})),
+        call("get-sum", json!({"a": 1, "b": 1})),
+        call("get-env", json!({})),
+        call("toggle-subscriber-updates", json!({})),
+        json!({"op": "call_tool", "name": "trigger-long-running-operation",
+               "arguments": {"duration": 1, "steps": 4}, "progress": true}),
+    ];
+    if client == Client::Py1 {
+        steps.extend([
+            call("trigger-sampling-request", json!({"prompt": "hello"})),
+            call("trigger-elicitation-request", json!({})),
+            json!({"op": "raw_request", "method": "ping", "params": {}}),
+        ]);
+    }
+    let run = drive_in_one_minute(client, &url(&listening), &scenario(steps));
+    assert_eq!(
+        run.out["server_info"]["name"], "mcp-servers/everything",
+        "{run}"
+    );
+    let tools = run.step(0)["tools"].as_array().unwrap();
+    assert!(tools.contains(&json!("echo")), "{run}");
+    assert!(
+        !tools.contains(&json!("toggle-subscriber-updates")),
+        "hidden tool listed\n{run}"
+    );
+    assert_eq!(text(run.result(1)), "Echo: hello over http");
+    assert_eq!(text(run.result(2)), "The sum of 2 and 3 is 5.");
+    assert_eq!(text(run.result(3)), "The sum of 40 and 2 is 42.");
+    assert_rate_limited(run.result(4), "tools.get-sum.rules[0]", "2 per minute");
+    assert_denial(
+        run.result(5),
+        "denied",
+        "tools.get-env.rules[0]",
+        "Denied by policy: Environment variables may hold secrets; ask a human.",
+    );
+    let unknown = &run.step(6)["error"];
+    assert_eq!(unknown["code"], -32602, "{run}");
+    assert_eq!(
+        unknown["message"], "Unknown tool: toggle-subscriber-updates",
+        "{run}"
+    );
+    let progress = run.step(7);
+    assert_eq!(progress["progress_count"], 4, "{run}");
+    assert_eq!(
+        text(&progress["result"]),
+        "Long running operation completed. Duration: 1 seconds, Steps: 4."
+    );
+    if client == Client::Py1 {
+        let sampled = text(run.result(8));
+        assert!(
+            sampled.contains("sampled: Resource trigger-sampling-request context: hello"),
+            "{run}"
+        );
+        assert!(run.result(9).to_string().contains("tollgate"), "{run}");
+        assert_eq!(run.result(9)["isError"], false, "{run}");
+        assert_eq!(run.step(10), &json!({"result": {}}), "{run}");
+        assert_eq!(run.out["stream_errors"], json!([]), "{run}");
+    }
+}
+
+#[test]
+fn everything_over_http_python1_client() {
+    everything_over_http(Client::Py1);
+}
+
+#[test]
+fn everything_over_http_typescript_client() {
+    everything_over_http(Client::Ts);
+}
+
+#[test]
+fn everything_over_http_python2_client() {
+    everything_over_http(Client::Py2);
+}
+
+/// The messaging policy over FastMCP: 1.x (sessions) and 2.x (2026-07-28, stateless: the
+/// Python 2.x client discovers the server through Tollgate and never sends `initialize`). The
+/// server's own log notifications prove refused calls never ran.
+fn messaging_over_http(client: Client, server: Vec<String>) -> e2e::Run {
+    setup(POLICIES);
+    let listening = Listening::start("twilio.yaml", server, &[], &[]);
+    let send = |to: &str, body: &str| call("send_message", json!({"to": to, "body": body}));
+    let steps = vec![
+        call("add", json!({"a": 2, "b": 3})),
+        send("+15550001", "one"),
+        send("+15550001", "two"),
+        send("+15550001", "three"),
+        call("delete_record", json!({"id": "r1"})),
+    ];
+    let run = drive_in_one_minute(client, &url(&listening), &scenario(steps));
+    assert_eq!(text(run.result(0)), "5", "{run}");
+    assert_eq!(text(run.result(1)), "sent to +15550001: one", "{run}");
+    assert_eq!(text(run.result(2)), "sent to +15550001: two", "{run}");
+    assert_rate_limited(run.result(3), "tools.send_message.rules[1]", "2 per minute");
+    assert_denial(
+        run.result(4),
+        "denied",
+        "tools.delete_*.rules[0]",
+        "Denied by policy: Deleting is not allowed from agents; ask a human.",
+    );
+    let logged: Vec<&Value> = run.out["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["data"])
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            "sending message to +15550001",
+            "sending message to +15550001"
+        ],
+        "{run}"
+    );
+    run
+}
+
+#[test]
+fn fastmcp1_messaging_over_http() {
+    let run = messaging_over_http(Client::Py1, fastmcp1());
+    assert_eq!(run.out["server_info"]["name"], "tollgate-fastmcp", "{run}");
+}
+
+#[test]
+fn fastmcp2_stateless_revision_over_http() {
+    let run = messaging_over_http(Client::Py2, fastmcp2());
+    assert_eq!(run.out["protocol_version"], "2026-07-28", "{run}");
+    assert_eq!(run.out["discover"], true, "{run}");
+    for i in [0, 3, 4] {
+        assert_eq!(run.result(i)["resultType"], "complete", "{run}");
+    }
+}
+
+const ALICE: &str = "alice-token-0123456789";
+const BOB: &str = "bob-token-0123456789ab";
+
+fn with_tokens() -> Listening {
+    Listening::start(
+        "http_callers.yaml",
+        server_everything(),
+        &[
+            "--auth-token",
+            "alice=ALICE_TOKEN",
+            "--auth-token",
+            "bob=BOB_TOKEN",
+        ],
+        &[("ALICE_TOKEN", ALICE), ("BOB_TOKEN", BOB)],
+    )
+}
+
+/// Each token is its own caller: `scope: caller` gives alice and bob separate limits.
+#[test]
+fn bearer_tokens_are_the_caller_of_rate_limit_scopes() {
+    setup(POLICIES);
+    let listening = with_tokens();
+    let echo = |m: &str| call("echo", json!({"message": m}));
+    let auth = |t: &str| json!({"Authorization": format!("Bearer {t}")}).to_string();
+    let alice = drive_with_env(
+        Client::Py1,
+        &url(&listening),
+        &scenario(vec![echo("a1"), echo("a2"), echo("a3")]),
+        &[("MCP_HEADERS", &auth(ALICE))],
+    );
+    let bob = drive_with_env(
+        Client::Ts,
+        &url(&listening),
+        &scenario(vec![echo("b1")]),
+        &[("MCP_HEADERS", &auth(BOB))],
+    );
+    assert_eq!(text(alice.result(0)), "Echo: a1", "{alice}");
+    assert_eq!(text(alice.result(1)), "Echo: a2", "{alice}");
+    assert_eq!(
+        alice.result(2)["_meta"]["dev.tollgate/denial"]["code"],
+        "rate_limited",
+        "{alice}"
+    );
+    assert_eq!(
+        text(bob.result(0)),
+        "Echo: b1",
+        "bob has his own limit\n{bob}"
+    );
+}
+
+/// Child processes of `pid` (spawned by any of its threads).
+fn children(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .map(|t| std::fs::read_to_string(t.path().join("children")).unwrap_or_default())
+        .map(|c| c.split_whitespace().count())
+        .sum()
+}
+
+fn initialize_body() -> &'static str {
+    r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#
+}
+
+const JSON_AND_SSE: (&str, &str) = ("accept", "application/json, text/event-stream");
+const JSON_BODY: (&str, &str) = ("content-type", "application/json");
+
+#[test]
+fn missing_or_wrong_tokens_get_401_and_no_server_starts() {
+    setup(POLICIES);
+    let listening = with_tokens();
+    let a = listening.authority();
+    for auth in [
+        None,
+        Some("Bearer not-a-valid-token-at-all"),
+        Some("Basic YWxpY2U6eA=="),
+    ] {
+        let mut headers = vec![JSON_BODY, JSON_AND_SSE];
+        if let Some(v) = auth {
+            headers.push(("authorization", v));
+        }
+        let (status, h, body) = http_request(&a, "POST", &headers, initialize_body());
+        assert_eq!(status, 401, "{auth:?}: {body}");
+        assert!(
+            h.iter()
+                .any(|(k, v)| k == "www-authenticate" && v.starts_with("Bearer")),
+            "{h:?}"
+        );
+        assert!(body.contains("Unauthorized"), "{body}");
+    }
+    assert_eq!(
+        children(listening.pid()),
+        0,
+        "no server process for refused requests"
+    );
+    // A good token opens a session; another token cannot use it.
+    let bearer = format!("Bearer {ALICE}");
+    let (status, h, _) = http_request(
+        &a,
+        "POST",
+        &[JSON_BODY, JSON_AND_SSE, ("authorization", &bearer)],
+        initialize_body(),
+    );
+    assert_eq!(status, 200);
+    let sid = h
+        .iter()
+        .find(|(k, _)| k == "mcp-session-id")
+        .map(|(_, v)| v.clone())
+        .expect("session id");
+    let bob = format!("Bearer {BOB}");
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+    let (status, _, body) = http_request(
+        &a,
+        "POST",
+        &[
+            JSON_BODY,
+            JSON_AND_SSE,
+            ("authorization", &bob),
+            ("mcp-session-id", &sid),
+        ],
+        list,
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("belongs to another caller"), "{body}");
+}
+
+#[test]
+fn foreign_origins_and_hosts_are_refused_with_403() {
+    setup(POLICIES);
+    let listening = Listening::start("everything.yaml", server_everything(), &[], &[]);
+    let a = listening.authority();
+    let (status, _, body) = http_request(
+        &a,
+        "POST",
+        &[JSON_BODY, JSON_AND_SSE, ("origin", "https://evil.example")],
+        initialize_body(),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("Origin `https://evil.example` is not allowed"),
+        "{body}"
+    );
+    // DNS rebinding: a name that resolves to 127.0.0.1 but is not ours.
+    let (status, _, body) = http_request(
+        &a,
+        "POST",
+        &[("host", "rebind.attacker.example"), JSON_BODY, JSON_AND_SSE],
+        initialize_body(),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("Host `rebind.attacker.example` is not allowed"),
+        "{body}"
+    );
+    // A local page may.
+    let (status, _, body) = http_request(
+        &a,
+        "POST",
+        &[JSON_BODY, JSON_AND_SSE, ("origin", "http://localhost:5173")],
+        initialize_body(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("mcp-servers/everything"), "{body}");
+}
+
+#[test]
+fn headers_that_contradict_the_body_are_refused_with_32020() {
+    setup(POLICIES);
+    let listening = Listening::start("twilio.yaml", fastmcp2(), &[], &[]);
+    let a = listening.authority();
+    let body = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"delete_record","arguments":{"id":"r1"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let base = [
+        JSON_BODY,
+        JSON_AND_SSE,
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+    ];
+    // The header names an allowed tool, the body a denied one.
+    let mut lying = base.to_vec();
+    lying.push(("mcp-name", "add"));
+    let (status, _, answer) = http_request(&a, "POST", &lying, body);
+    assert_eq!(status, 400, "{answer}");
+    let v: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(v["id"], 7, "{answer}");
+    assert_eq!(v["error"]["code"], -32020, "{answer}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Mcp-Name header `add`"),
+        "{answer}"
+    );
+    // Consistent headers: the policy decides on the body.
+    let mut honest = base.to_vec();
+    honest.push(("mcp-name", "delete_record"));
+    let (status, _, answer) = http_request(&a, "POST", &honest, body);
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer.contains("Deleting is not allowed from agents"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn delete_ends_the_session_and_its_server() {
+    setup(POLICIES);
+    let listening = Listening::start("everything.yaml", server_everything(), &[], &[]);
+    let a = listening.authority();
+    let children = || children(listening.pid());
+    let (status, h, _) = http_request(&a, "POST", &[JSON_BODY, JSON_AND_SSE], initialize_body());
+    assert_eq!(status, 200);
+    let sid = h
+        .iter()
+        .find(|(k, _)| k == "mcp-session-id")
+        .map(|(_, v)| v.clone())
+        .expect("session id");
+    assert_eq!(children(), 1, "one server process for the session");
+    let (status, _, body) = http_request(&a, "DELETE", &[("mcp-session-id", &sid)], "");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(children(), 0, "the session's server was stopped");
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+    let (status, _, body) = http_request(
+        &a,
+        "POST",
+        &[JSON_BODY, JSON_AND_SSE, ("mcp-session-id", &sid)],
+        list,
+    );
+    assert_eq!(status, 404, "{body}");
+    // Without any session id, only initialize (or a stateless request) may start one.
+    let (status, _, body) = http_request(&a, "POST", &[JSON_BODY, JSON_AND_SSE], list);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("Mcp-Session-Id header required"), "{body}");
+    assert!(listening.stop().success());
+}
+
+/// Three agents at once get three servers (each sees only its own log notifications), and
+/// share the listener's counters: the per-recipient limit (2 a minute) holds across sessions.
+#[test]
+fn concurrent_sessions_get_their_own_server_and_share_limits() {
+    setup(POLICIES);
+    let listening = Listening::start("twilio.yaml", fastmcp1(), &[], &[]);
+    let steps = scenario(vec![call(
+        "send_message",
+        json!({"to": "+15550009", "body": "hi"}),
+    )]);
+    let runs: Vec<e2e::Run> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| drive(Client::Py1, &url(&listening), &steps)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let sent = runs
+        .iter()
+        .filter(|r| r.result(0)["isError"] == false)
+        .count();
+    assert_eq!(sent, 2, "two of three sends fit the shared limit");
+    for run in &runs {
+        let logs = run.out["logs"].as_array().unwrap().len();
+        if run.result(0)["isError"] == false {
+            assert_eq!(text(run.result(0)), "sent to +15550009: hi", "{run}");
+            assert_eq!(logs, 1, "only its own server's log\n{run}");
+        } else {
+            let code = &run.result(0)["_meta"]["dev.tollgate/denial"]["code"];
+            assert_eq!(code, "rate_limited", "{run}");
+            assert_eq!(logs, 0, "{run}");
+        }
+    }
+}
