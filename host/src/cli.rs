@@ -15,6 +15,7 @@ use tollgate::proxy::Session;
 use tollgate::state::memory::MemoryStore;
 use tollgate::state::sqlite::SqliteStore;
 use tollgate::state::CounterStore;
+use tollgate::transport::http_client::UpstreamOptions;
 
 /// Tollgate: an MCP policy proxy. Every tools/call passes sandboxed WebAssembly policy plugins
 /// before the MCP server sees it.
@@ -42,8 +43,8 @@ enum Command {
     /// Replay recorded calls through the policy (in-memory counters) and compare each decision
     /// with the expected one; exit 1 when any case fails.
     Test(TestArgs),
-    /// Start the MCP server COMMAND, list its tools, stop it, and write a starter policy naming
-    /// every tool.
+    /// Start the MCP server COMMAND (or connect to --url), list its tools, stop it, and write a
+    /// starter policy naming every tool.
     Scan(ScanArgs),
 }
 
@@ -71,8 +72,14 @@ struct ScanArgs {
     /// Seconds to wait for each of the server's answers.
     #[arg(long, default_value_t = 30)]
     timeout: u64,
+    /// Scan a remote server at this Streamable HTTP endpoint instead of starting a COMMAND.
+    #[arg(long, value_name = "URL", conflicts_with = "command")]
+    url: Option<String>,
+    /// A header sent with every request to --url (`Name: value`, `$VAR` expanded). Repeatable.
+    #[arg(long, value_name = "NAME: VALUE", requires = "url")]
+    header: Vec<String>,
     /// The MCP server's command and arguments, after `--`.
-    #[arg(last = true, required = true)]
+    #[arg(last = true, required_unless_present = "url")]
     command: Vec<String>,
 }
 
@@ -98,9 +105,48 @@ struct RunArgs {
     cache_dir: Option<PathBuf>,
     #[command(flatten)]
     http: HttpArgs,
+    /// A remote MCP server's Streamable HTTP endpoint (http://HOST:PORT/mcp) to put the policy
+    /// in front of, instead of a COMMAND.
+    #[arg(long, value_name = "URL", conflicts_with = "command")]
+    upstream: Option<String>,
+    /// A header sent with every request to --upstream, e.g. `Authorization: Bearer …`;
+    /// `$NAME` in the value is replaced by environment variable NAME. Repeatable.
+    #[arg(long, value_name = "NAME: VALUE", requires = "upstream")]
+    upstream_header: Vec<String>,
     /// The MCP server's command and arguments, after `--`.
-    #[arg(last = true, required = true)]
+    #[arg(last = true, required_unless_present = "upstream")]
     command: Vec<String>,
+}
+
+/// `Name: value` with `$VAR` expanded from the environment.
+fn upstream_header(spec: &str) -> Result<(String, String)> {
+    let (name, value) = spec
+        .split_once(':')
+        .with_context(|| format!("--upstream-header `{spec}`: expected `Name: value`"))?;
+    let mut expanded = String::new();
+    let mut rest = value.trim();
+    while let Some(at) = rest.find('$') {
+        expanded.push_str(&rest[..at]);
+        let var: String = rest[at + 1..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if var.is_empty() {
+            expanded.push('$');
+            rest = &rest[at + 1..];
+            continue;
+        }
+        let v = std::env::var(&var).with_context(|| {
+            format!(
+                "--upstream-header {}: environment variable {var} is not set",
+                name.trim()
+            )
+        })?;
+        expanded.push_str(&v);
+        rest = &rest[at + 1 + var.len()..];
+    }
+    expanded.push_str(rest);
+    Ok((name.trim().to_string(), expanded))
 }
 
 /// Serving agents over Streamable HTTP instead of stdio.
@@ -264,20 +310,43 @@ async fn load_chain(
 }
 
 async fn run(args: RunArgs) -> Result<i32> {
-    let server = args.server_name.clone().unwrap_or_else(|| {
-        Path::new(&args.command[0])
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "server".into())
-    });
+    let server = args
+        .server_name
+        .clone()
+        .unwrap_or_else(|| match &args.upstream {
+            Some(url) => url
+                .parse::<hyper::Uri>()
+                .ok()
+                .and_then(|u| u.host().map(str::to_string))
+                .unwrap_or_else(|| "server".into()),
+            None => Path::new(&args.command[0])
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "server".into()),
+        });
     let state = open_state(&args.state)?;
     let (_, chain) = load_chain(&args.policy, state, &server, args.cache_dir).await?;
     tracing::info!(policy = %args.policy.display(), server, "policy loaded");
+    let remote = match &args.upstream {
+        Some(url) => Some(UpstreamOptions {
+            url: url.clone(),
+            headers: args
+                .upstream_header
+                .iter()
+                .map(|h| upstream_header(h))
+                .collect::<Result<Vec<_>>>()?,
+            timeout: Duration::from_secs(300),
+        }),
+        None => None,
+    };
     if let Some(listen) = args.http.listen {
         let access = args.http.access(listen)?;
         let options = http::HttpOptions {
             listen,
-            command: args.command,
+            upstream: match remote {
+                Some(r) => http::Upstream::Remote(r),
+                None => http::Upstream::Command(args.command),
+            },
             access,
             max_message_bytes: args.max_message_bytes,
             idle_timeout: Duration::from_secs(args.http.session_idle_secs),
@@ -287,6 +356,9 @@ async fn run(args: RunArgs) -> Result<i32> {
         return Ok(http::run(Arc::new(chain), options).await?);
     }
     let session = Arc::new(Session::new(Arc::new(chain)));
+    if let Some(upstream) = remote {
+        return Ok(stdio::run_remote(session, &upstream, args.max_message_bytes).await?);
+    }
     let options = StdioOptions {
         command: args.command,
         max_message_bytes: args.max_message_bytes,
@@ -356,9 +428,27 @@ async fn test(args: TestArgs) -> Result<i32> {
 }
 
 async fn scan(args: ScanArgs) -> Result<()> {
-    let found =
-        tollgate::scan::scan(&args.command, Duration::from_secs(args.timeout.max(1))).await?;
-    let policy = tollgate::scan::starter_policy(&found, &args.command);
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let (found, source) = match &args.url {
+        Some(url) => {
+            let upstream = UpstreamOptions {
+                url: url.clone(),
+                headers: args
+                    .header
+                    .iter()
+                    .map(|h| upstream_header(h))
+                    .collect::<Result<Vec<_>>>()?,
+                timeout,
+            };
+            let found = tollgate::scan::scan_url(&upstream, timeout).await?;
+            (found, url.clone())
+        }
+        None => (
+            tollgate::scan::scan(&args.command, timeout).await?,
+            format!("`{}`", args.command.join(" ")),
+        ),
+    };
+    let policy = tollgate::scan::starter_policy(&found, &source);
     match &args.output {
         Some(path) => {
             std::fs::write(path, &policy)

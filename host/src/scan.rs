@@ -1,10 +1,13 @@
-//! `tollgate scan -- COMMAND ARGS…`: ask an MCP server for its tools and write a starter policy.
+//! `tollgate scan -- COMMAND ARGS…` / `tollgate scan --url URL`: ask an MCP server for its tools
+//! and write a starter policy.
 //!
-//! The server runs as a child over stdio for as long as it takes to send `initialize`,
+//! A command runs as a child over stdio (a URL gets a Streamable HTTP session) for as long as it
+//! takes to send `initialize`,
 //! `notifications/initialized` and `tools/list` (every page), then it is stopped. Messages that
 //! are not the awaited response (log notifications, progress, requests to the client) are skipped;
 //! requests the server sends are answered "method not found" so it never waits on us.
 
+use crate::transport::http_client::{HttpUpstream, UpstreamOptions};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -42,24 +45,56 @@ pub struct Scan {
     pub tools: Vec<ScannedTool>,
 }
 
+/// How the scan reaches the server.
+// One per session (or scan): the size difference costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
+enum Link {
+    Child {
+        child: Child,
+        stdin: ChildStdin,
+        stdout: Lines<BufReader<ChildStdout>>,
+    },
+    Remote {
+        upstream: std::sync::Arc<HttpUpstream>,
+        messages: tokio::sync::mpsc::UnboundedReceiver<bytes::Bytes>,
+    },
+}
+
 struct Peer {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: Lines<BufReader<ChildStdout>>,
+    link: Link,
     next_id: u64,
     timeout: Duration,
 }
 
 impl Peer {
     async fn send(&mut self, message: &Value) -> Result<()> {
-        let mut line = message.to_string();
-        line.push('\n');
-        self.stdin
-            .write_all(line.as_bytes())
-            .await
-            .context("cannot write to the server (did it exit?)")?;
-        self.stdin.flush().await?;
+        match &mut self.link {
+            Link::Child { stdin, .. } => {
+                let mut line = message.to_string();
+                line.push('\n');
+                stdin
+                    .write_all(line.as_bytes())
+                    .await
+                    .context("cannot write to the server (did it exit?)")?;
+                stdin.flush().await?;
+            }
+            Link::Remote { upstream, .. } => upstream.send(message.to_string().into_bytes()),
+        }
         Ok(())
+    }
+
+    /// The server's next message; `None` when it is gone.
+    async fn next_message(&mut self) -> Result<Option<String>> {
+        match &mut self.link {
+            Link::Child { stdout, .. } => stdout
+                .next_line()
+                .await
+                .context("cannot read from the server"),
+            Link::Remote { messages, .. } => Ok(messages
+                .recv()
+                .await
+                .map(|m| String::from_utf8_lossy(&m).into_owned())),
+        }
     }
 
     /// Send a request and wait for the response with its id, skipping everything else.
@@ -76,14 +111,9 @@ impl Peer {
 
     async fn response(&mut self, id: u64, method: &str) -> Result<Value> {
         loop {
-            let line = self
-                .stdout
-                .next_line()
-                .await
-                .context("cannot read from the server")?
-                .ok_or_else(|| {
-                    anyhow!("the server closed its stdout before answering `{method}`")
-                })?;
+            let line = self.next_message().await?.ok_or_else(|| {
+                anyhow!("the server closed the connection before answering `{method}`")
+            })?;
             if line.trim().is_empty() {
                 continue;
             }
@@ -130,14 +160,22 @@ impl Peer {
         Ok(None)
     }
 
-    /// Close the server's stdin, give it a moment to exit, then kill it.
-    async fn stop(mut self) {
-        drop(self.stdin);
-        if tokio::time::timeout(Duration::from_secs(2), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
+    /// Close the server's stdin, give it a moment to exit, then kill it; or end the remote
+    /// session.
+    async fn stop(self) {
+        match self.link {
+            Link::Child {
+                mut child, stdin, ..
+            } => {
+                drop(stdin);
+                if tokio::time::timeout(Duration::from_secs(2), child.wait())
+                    .await
+                    .is_err()
+                {
+                    let _ = child.kill().await;
+                }
+            }
+            Link::Remote { upstream, .. } => upstream.close().await,
         }
     }
 }
@@ -158,9 +196,11 @@ pub async fn scan(command: &[String], timeout: Duration) -> Result<Scan> {
     let stdin = child.stdin.take().expect("stdin is piped");
     let stdout = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
     let mut peer = Peer {
-        child,
-        stdin,
-        stdout,
+        link: Link::Child {
+            child,
+            stdin,
+            stdout,
+        },
         next_id: 0,
         timeout,
     };
@@ -168,12 +208,33 @@ pub async fn scan(command: &[String], timeout: Duration) -> Result<Scan> {
         Ok(scan) => Ok(scan),
         Err(e) => {
             // Say so when the server is gone: that is usually the real problem.
-            match tokio::time::timeout(Duration::from_millis(500), peer.child.wait()).await {
+            let Link::Child { child, .. } = &mut peer.link else {
+                unreachable!("a command scan talks to a child")
+            };
+            match tokio::time::timeout(Duration::from_millis(500), child.wait()).await {
                 Ok(Ok(status)) => Err(e.context(format!("the server exited ({status})"))),
                 _ => Err(e),
             }
         }
     };
+    peer.stop().await;
+    result
+}
+
+/// Open a session on the server at `url` (Streamable HTTP), list its tools, end the session.
+pub async fn scan_url(upstream: &UpstreamOptions, timeout: Duration) -> Result<Scan> {
+    let (remote, messages) = HttpUpstream::connect(upstream)?;
+    let mut peer = Peer {
+        link: Link::Remote {
+            upstream: remote,
+            messages,
+        },
+        next_id: 0,
+        timeout,
+    };
+    let result = talk(&mut peer)
+        .await
+        .with_context(|| format!("scanning {}", upstream.url));
     peer.stop().await;
     result
 }
@@ -287,7 +348,7 @@ fn yaml_key(name: &str) -> String {
 
 /// The starter policy: `default: allow`, every tool with `rules: []` under a comment with its
 /// description, and a commented-out deny rule under tools whose names suggest destruction.
-pub fn starter_policy(scan: &Scan, command: &[String]) -> String {
+pub fn starter_policy(scan: &Scan, source: &str) -> String {
     let mut out = String::new();
     let server = match (&scan.server_name, &scan.server_version) {
         (Some(n), Some(v)) => format!("{n} {v}"),
@@ -301,7 +362,7 @@ pub fn starter_policy(scan: &Scan, command: &[String]) -> String {
         scan.tools.len(),
         if scan.tools.len() == 1 { "" } else { "s" }
     );
-    let _ = writeln!(out, "# Server command: {}", one_line(&command.join(" ")));
+    let _ = writeln!(out, "# Server: {}", one_line(source));
     out.push_str(
         "# Every tool is allowed with no rules. Add validate, deny and rate_limit rules where calls\n\
          # have real effects, consider `default: deny`, and check the file with `tollgate check`.\n",
@@ -361,7 +422,7 @@ mod tests {
                 },
             ],
         };
-        let text = starter_policy(&scan, &["server".into()]);
+        let text = starter_policy(&scan, "`server`");
         let policy = crate::config::parse_native(&text, std::path::Path::new(".")).unwrap();
         let names: Vec<_> = policy.tools.iter().map(|t| t.pattern.as_str()).collect();
         assert_eq!(

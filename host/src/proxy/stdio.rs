@@ -7,6 +7,7 @@
 
 use super::Session;
 use crate::jsonrpc::{self, codes};
+use crate::transport::http_client::{HttpUpstream, UpstreamError, UpstreamOptions};
 use crate::transport::lines::{Line, LineReader};
 use crate::transport::stdio;
 use std::process::Stdio;
@@ -76,61 +77,21 @@ pub async fn run(session: Arc<Session>, options: StdioOptions) -> Result<i32, Pr
             cause,
         })?;
     let pid = child.id();
-    let mut child_in = child.stdin.take().expect("stdin was piped");
+    let child_in = child.stdin.take().expect("stdin was piped");
     let child_out = child.stdout.take().expect("stdout was piped");
     let to_client: Writer = Arc::new(Mutex::new(stdio::stdout()));
 
     // Agent -> server.
-    let agent_session = session.clone();
-    let agent_out = to_client.clone();
-    let max = options.max_message_bytes;
-    let agent = tokio::spawn(async move {
-        let mut lines = LineReader::new(BufReader::with_capacity(64 << 10, stdio::stdin()), max);
-        loop {
-            let line = match lines.next().await {
-                Ok(Some(line)) => line,
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::error!(error = %e, "reading from the agent failed");
-                    break;
-                }
-            };
-            let routed = match line {
-                Line::Message(bytes) => agent_session.from_client(&bytes).await,
-                Line::TooLong(n) => {
-                    let message = format!("Invalid Request: message of {n} bytes is over the limit of {max} bytes (--max-message-bytes)");
-                    tracing::warn!("{message}");
-                    super::Routed {
-                        to_server: None,
-                        to_client: vec![jsonrpc::error_response(
-                            "null",
-                            codes::INVALID_REQUEST,
-                            &message,
-                            None,
-                        )],
-                    }
-                }
-            };
-            for answer in &routed.to_client {
-                if send(&agent_out, answer).await.is_err() {
-                    return;
-                }
-            }
-            if let Some(bytes) = routed.to_server {
-                let mut framed = bytes;
-                framed.push(b'\n');
-                if let Err(e) = child_in.write_all(&framed).await {
-                    tracing::error!(error = %e, "the MCP server stopped reading its input");
-                    break;
-                }
-            }
-        }
-        // Closing the child's stdin tells it the session is over.
-        drop(child_in);
-    });
+    let agent = tokio::spawn(pump_agent(
+        session.clone(),
+        to_client.clone(),
+        options.max_message_bytes,
+        Forward::Child(child_in),
+    ));
 
     // Server -> agent.
     let server_session = session.clone();
+    let max = options.max_message_bytes;
     let server = tokio::spawn(async move {
         let mut lines = LineReader::new(
             BufReader::with_capacity(64 << 10, child_out),
@@ -163,6 +124,106 @@ pub async fn run(session: Arc<Session>, options: StdioOptions) -> Result<i32, Pr
     let code = supervise(&mut child, agent, server, options.shutdown_grace).await;
     signals.abort();
     code
+}
+
+/// Where the agent's messages go.
+enum Forward {
+    /// A child process's stdin.
+    Child(tokio::process::ChildStdin),
+    /// A remote server over Streamable HTTP.
+    Remote(Arc<HttpUpstream>),
+}
+
+impl Forward {
+    async fn send(&mut self, message: Vec<u8>) -> std::io::Result<()> {
+        match self {
+            Forward::Child(stdin) => {
+                let mut framed = message;
+                framed.push(b'\n');
+                stdin.write_all(&framed).await
+            }
+            Forward::Remote(upstream) => {
+                upstream.send(message);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Read the agent's messages until it closes stdin; decide, answer or forward each.
+async fn pump_agent(session: Arc<Session>, agent_out: Writer, max: usize, mut forward: Forward) {
+    let mut lines = LineReader::new(BufReader::with_capacity(64 << 10, stdio::stdin()), max);
+    loop {
+        let line = match lines.next().await {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::error!(error = %e, "reading from the agent failed");
+                break;
+            }
+        };
+        let routed = match line {
+            Line::Message(bytes) => session.from_client(&bytes).await,
+            Line::TooLong(n) => {
+                let message = format!("Invalid Request: message of {n} bytes is over the limit of {max} bytes (--max-message-bytes)");
+                tracing::warn!("{message}");
+                super::Routed {
+                    to_server: None,
+                    to_client: vec![jsonrpc::error_response(
+                        "null",
+                        codes::INVALID_REQUEST,
+                        &message,
+                        None,
+                    )],
+                }
+            }
+        };
+        for answer in &routed.to_client {
+            if send(&agent_out, answer).await.is_err() {
+                return;
+            }
+        }
+        if let Some(bytes) = routed.to_server {
+            if let Err(e) = forward.send(bytes).await {
+                tracing::error!(error = %e, "the MCP server stopped reading its input");
+                break;
+            }
+        }
+    }
+    // Dropping the child's stdin tells it the session is over.
+    drop(forward);
+}
+
+/// Serve the agent on stdio in front of a remote MCP server over Streamable HTTP, until the
+/// agent closes stdin (then the remote session is ended with DELETE).
+pub async fn run_remote(
+    session: Arc<Session>,
+    upstream: &UpstreamOptions,
+    max_message_bytes: usize,
+) -> Result<i32, UpstreamError> {
+    let (remote, mut from_server) = HttpUpstream::connect(upstream)?;
+    let to_client: Writer = Arc::new(Mutex::new(stdio::stdout()));
+    let agent = tokio::spawn(pump_agent(
+        session.clone(),
+        to_client.clone(),
+        max_message_bytes,
+        Forward::Remote(remote.clone()),
+    ));
+    let server_session = session.clone();
+    let server = tokio::spawn(async move {
+        while let Some(message) = from_server.recv().await {
+            if let Some(out) = server_session.from_server(&message).await {
+                if send(&to_client, &out).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let _ = agent.await;
+    remote.close().await;
+    server.abort();
+    session.upstream_lost().await;
+    Ok(0)
 }
 
 /// Wait for the end of the session and of the child; returns the exit code to use.

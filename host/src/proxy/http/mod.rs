@@ -1,5 +1,6 @@
 //! The Streamable HTTP listener: agents reach Tollgate at `http://ADDR/mcp` and every message
-//! goes through a [`Session`] to an MCP server child process.
+//! goes through a [`Session`] to the MCP server — a child process, or a remote server over
+//! Streamable HTTP (each agent session then opens its own session there).
 //!
 //! **One child per session.** An `initialize` starts a new child and a new `Mcp-Session-Id`; its
 //! messages never mix with another agent's. A shared child with id rewriting would save
@@ -16,8 +17,8 @@
 #![allow(clippy::result_large_err)]
 
 mod access;
-mod child;
 mod post;
+mod upstream;
 
 pub use access::{Access, Refusal, Token};
 
@@ -25,7 +26,6 @@ use super::Session;
 use crate::chain::Chain;
 use crate::transport::http::{event_stream, full, ResponseBody};
 use bytes::Bytes;
-use child::ChildUpstream;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -35,14 +35,16 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use upstream::SessionUpstream;
 
 /// How the listener runs.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
     /// Address to bind.
     pub listen: SocketAddr,
-    /// The MCP server's command, started once per session.
-    pub command: Vec<String>,
+    /// The MCP server: a command started once per session, or a remote endpoint on which each
+    /// agent session opens its own session.
+    pub upstream: Upstream,
     /// Who may connect.
     pub access: Access,
     /// Largest request body, in bytes.
@@ -53,6 +55,15 @@ pub struct HttpOptions {
     pub shutdown_grace: Duration,
     /// Serve a non-loopback address without tokens (something in front authenticates).
     pub allow_remote_without_auth: bool,
+}
+
+/// The server behind the listener.
+#[derive(Debug, Clone)]
+pub enum Upstream {
+    /// A command (and arguments) started once per session.
+    Command(Vec<String>),
+    /// A remote Streamable HTTP endpoint.
+    Remote(crate::transport::http_client::UpstreamOptions),
 }
 
 /// The listener could not run.
@@ -77,7 +88,7 @@ pub const PATH: &str = "/mcp";
 /// One agent session: its policy session and its child.
 struct Entry {
     session: Arc<Session>,
-    upstream: Arc<ChildUpstream>,
+    upstream: Arc<SessionUpstream>,
     /// The authenticated caller that created it; other tokens may not use it.
     owner: Option<String>,
     last_used: Mutex<Instant>,
@@ -351,11 +362,18 @@ impl Listener {
         if let Some(c) = caller {
             session.set_authenticated_caller(c);
         }
-        let upstream =
-            ChildUpstream::spawn(&self.options.command, session.clone()).map_err(|e| {
-                tracing::error!("{e}");
-                refuse(StatusCode::BAD_GATEWAY, -32603, &e.to_string())
-            })?;
+        let upstream = match &self.options.upstream {
+            Upstream::Command(command) => {
+                SessionUpstream::spawn(command, session.clone()).map_err(|e| e.to_string())
+            }
+            Upstream::Remote(remote) => {
+                SessionUpstream::connect(remote, session.clone()).map_err(|e| e.to_string())
+            }
+        }
+        .map_err(|e| {
+            tracing::error!("{e}");
+            refuse(StatusCode::BAD_GATEWAY, -32603, &e)
+        })?;
         Ok(Arc::new(Entry {
             session,
             upstream,

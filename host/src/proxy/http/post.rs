@@ -3,7 +3,7 @@
 //! clients that accept only JSON, with the response itself; notifications and responses get
 //! 202.
 
-use super::child::{requested_progress_token, Stream};
+use super::upstream::{requested_progress_token, Stream};
 use super::{json_response, refuse, sse_response, Entry, Listener};
 use crate::jsonrpc::{self, Envelope, Kind, Parsed};
 use crate::transport::http::{event_stream, read_body, sse_event, BodyError, ResponseBody};

@@ -1,4 +1,5 @@
-//! One MCP server child process behind the HTTP listener, and where its messages go.
+//! One agent session's MCP server behind the HTTP listener — a child process, or a session on a
+//! remote server over Streamable HTTP — and where its messages go.
 //!
 //! A response goes to the POST stream of the request it answers; a progress notification to the
 //! stream of the request that asked for progress with that token; anything else the server
@@ -9,6 +10,7 @@
 
 use super::super::Session;
 use crate::jsonrpc::{self, Envelope, Kind, Parsed};
+use crate::transport::http_client::{HttpUpstream, UpstreamError, UpstreamOptions};
 use crate::transport::lines::{Line, LineReader};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
@@ -39,10 +41,22 @@ struct Routes {
     backlog: VecDeque<Bytes>,
 }
 
-/// A running child and its routing table.
-pub struct ChildUpstream {
-    stdin: tokio::sync::Mutex<Option<ChildStdin>>,
-    child: tokio::sync::Mutex<Child>,
+/// How messages reach the server.
+// One per session (or scan): the size difference costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
+enum Link {
+    /// A child process: its stdin, and the process to stop.
+    Child {
+        stdin: tokio::sync::Mutex<Option<ChildStdin>>,
+        child: tokio::sync::Mutex<Child>,
+    },
+    /// A remote server.
+    Remote(Arc<HttpUpstream>),
+}
+
+/// A session's server and its routing table.
+pub struct SessionUpstream {
+    link: Link,
     routes: Mutex<Routes>,
 }
 
@@ -54,7 +68,7 @@ pub struct SpawnError {
     cause: std::io::Error,
 }
 
-impl ChildUpstream {
+impl SessionUpstream {
     /// Start `command`; its output is routed through `session` until it exits.
     pub fn spawn(command: &[String], session: Arc<Session>) -> Result<Arc<Self>, SpawnError> {
         let spawn_error = |cause| SpawnError {
@@ -78,8 +92,10 @@ impl ChildUpstream {
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("stdout was piped");
         let upstream = Arc::new(Self {
-            stdin: tokio::sync::Mutex::new(stdin),
-            child: tokio::sync::Mutex::new(child),
+            link: Link::Child {
+                stdin: tokio::sync::Mutex::new(stdin),
+                child: tokio::sync::Mutex::new(child),
+            },
             routes: Mutex::new(Routes::default()),
         });
         let pump = upstream.clone();
@@ -105,6 +121,27 @@ impl ChildUpstream {
             }
             session.upstream_lost().await;
             pump.fail_all();
+        });
+        Ok(upstream)
+    }
+
+    /// Open a session on a remote server; its messages are routed through `session`.
+    pub fn connect(
+        options: &UpstreamOptions,
+        session: Arc<Session>,
+    ) -> Result<Arc<Self>, UpstreamError> {
+        let (remote, mut from_server) = HttpUpstream::connect(options)?;
+        let upstream = Arc::new(Self {
+            link: Link::Remote(remote),
+            routes: Mutex::new(Routes::default()),
+        });
+        let pump = upstream.clone();
+        tokio::spawn(async move {
+            while let Some(message) = from_server.recv().await {
+                if let Some(out) = session.from_server(&message).await {
+                    pump.route(out.into());
+                }
+            }
         });
         Ok(upstream)
     }
@@ -152,9 +189,16 @@ impl ChildUpstream {
         self.routes().general = None;
     }
 
-    /// Write one message to the child.
+    /// Send one message to the server.
     pub async fn send(&self, message: &[u8]) -> std::io::Result<()> {
-        let mut stdin = self.stdin.lock().await;
+        let stdin = match &self.link {
+            Link::Child { stdin, .. } => stdin,
+            Link::Remote(remote) => {
+                remote.send(message.to_vec());
+                return Ok(());
+            }
+        };
+        let mut stdin = stdin.lock().await;
         let Some(w) = stdin.as_mut() else {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::BrokenPipe,
@@ -205,10 +249,15 @@ impl ChildUpstream {
         r.general = None;
     }
 
-    /// Close the child's input, give it `grace` to exit, then kill it.
+    /// Close the child's input, give it `grace` to exit, then kill it; or end the remote
+    /// session.
     pub async fn shut_down(&self, grace: Duration) {
-        self.stdin.lock().await.take();
-        let mut child = self.child.lock().await;
+        let (stdin, child) = match &self.link {
+            Link::Child { stdin, child } => (stdin, child),
+            Link::Remote(remote) => return remote.close().await,
+        };
+        stdin.lock().await.take();
+        let mut child = child.lock().await;
         if tokio::time::timeout(grace, child.wait()).await.is_err() {
             let _ = child.start_kill();
             let _ = child.wait().await;

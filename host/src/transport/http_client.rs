@@ -1,0 +1,459 @@
+//! A remote MCP server over Streamable HTTP, presented like a child process: messages go in with
+//! [`HttpUpstream::send`], and everything the server says (responses, notifications, its own
+//! requests, from POST answers and the GET stream alike) comes out of one channel.
+//!
+//! It keeps the session (`Mcp-Session-Id` from the `initialize` answer, `MCP-Protocol-Version`
+//! afterwards), opens the GET stream once a session exists, mirrors `Mcp-Method`/`Mcp-Name` from
+//! the body actually sent on 2026-07-28 requests (so a rewritten call stays consistent), and
+//! ends the session with DELETE. A failed request becomes a JSON-RPC error for its id, so the
+//! agent always gets an answer and counters are refunded.
+
+use crate::jsonrpc::{self, Envelope, Kind, Parsed};
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The upstream URL or a header could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// Not an `http://` URL.
+    #[error("--upstream `{0}`: expected an http:// URL (for https, put a TLS-terminating proxy in front or use a plain-HTTP loopback address)")]
+    Url(String),
+    /// A header that is not `Name: value`.
+    #[error("--upstream-header `{0}`: expected `Name: value`")]
+    Header(String),
+}
+
+/// How to reach the server.
+#[derive(Debug, Clone)]
+pub struct UpstreamOptions {
+    /// The MCP endpoint, e.g. `http://127.0.0.1:3001/mcp`.
+    pub url: String,
+    /// Extra headers sent with every request (e.g. `Authorization`).
+    pub headers: Vec<(String, String)>,
+    /// How long one request may take to get its response headers.
+    pub timeout: Duration,
+}
+
+struct State {
+    session_id: Option<HeaderValue>,
+    protocol_version: Option<HeaderValue>,
+    general_opened: bool,
+}
+
+/// A connection to a remote MCP server.
+pub struct HttpUpstream {
+    client: Client<HttpConnector, Full<Bytes>>,
+    uri: Uri,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    timeout: Duration,
+    state: Mutex<State>,
+    out: mpsc::UnboundedSender<Bytes>,
+}
+
+const SESSION: &str = "mcp-session-id";
+const VERSION: &str = "mcp-protocol-version";
+
+impl HttpUpstream {
+    /// Prepare a connection (nothing is sent yet); the receiver yields every message the server
+    /// sends.
+    pub fn connect(
+        options: &UpstreamOptions,
+    ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<Bytes>), UpstreamError> {
+        let uri: Uri = options
+            .url
+            .parse()
+            .map_err(|_| UpstreamError::Url(options.url.clone()))?;
+        if uri.scheme_str() != Some("http") || uri.host().is_none() {
+            return Err(UpstreamError::Url(options.url.clone()));
+        }
+        let headers = options
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let bad = || UpstreamError::Header(format!("{k}: {v}"));
+                Ok((
+                    HeaderName::try_from(k.as_str()).map_err(|_| bad())?,
+                    HeaderValue::try_from(v.as_str()).map_err(|_| bad())?,
+                ))
+            })
+            .collect::<Result<Vec<_>, UpstreamError>>()?;
+        let mut connector = HttpConnector::new();
+        // Without it an SSE answer written in pieces waits on delayed ACKs: tens of ms a call.
+        connector.set_nodelay(true);
+        connector.set_keepalive(Some(Duration::from_secs(30)));
+        let client = Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
+        let (out, rx) = mpsc::unbounded_channel();
+        let upstream = Arc::new(Self {
+            client,
+            uri,
+            headers,
+            timeout: options.timeout,
+            state: Mutex::new(State {
+                session_id: None,
+                protocol_version: None,
+                general_opened: false,
+            }),
+            out,
+        });
+        Ok((upstream, rx))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn request(&self, method: Method, body: Bytes) -> Request<Full<Bytes>> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(self.uri.clone())
+            .header(ACCEPT, "application/json, text/event-stream")
+            .body(Full::new(body))
+            .expect("a request from parts that were checked");
+        let h = req.headers_mut();
+        for (k, v) in &self.headers {
+            h.insert(k.clone(), v.clone());
+        }
+        let state = self.state();
+        if let Some(id) = &state.session_id {
+            h.insert(SESSION, id.clone());
+        }
+        if let Some(v) = &state.protocol_version {
+            h.insert(VERSION, v.clone());
+        }
+        req
+    }
+
+    /// Send one message; its answers arrive on the receiver. Returns at once: the exchange runs
+    /// in the background.
+    pub fn send(self: &Arc<Self>, message: Vec<u8>) {
+        let this = self.clone();
+        tokio::spawn(async move { this.exchange(message.into()).await });
+    }
+
+    async fn exchange(self: Arc<Self>, message: Bytes) {
+        let facts = Facts::of(&message);
+        let mut req = self.request(Method::POST, message);
+        req.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        facts.mirror(req.headers_mut());
+        let response = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                return self.fail(&facts.ids, &format!("cannot reach the MCP server: {e}"))
+            }
+            Err(_) => return self.fail(&facts.ids, "the MCP server did not answer in time"),
+        };
+        let status = response.status();
+        if facts.initialize && status.is_success() {
+            if let Some(id) = response.headers().get(SESSION) {
+                self.state().session_id = Some(id.clone());
+            }
+        }
+        match status {
+            StatusCode::ACCEPTED => {}
+            s if s.is_success() => self.read_answer(response, facts.initialize).await,
+            StatusCode::NOT_FOUND if self.state().session_id.is_some() => self.fail(
+                &facts.ids,
+                "the MCP server ended the session (404); reconnect",
+            ),
+            s => {
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                // A JSON-RPC error body answers the request as it is; anything else is reported.
+                if is_json_rpc(&body) {
+                    let _ = self.out.send(body);
+                } else {
+                    let text = String::from_utf8_lossy(&body);
+                    self.fail(
+                        &facts.ids,
+                        &format!("the MCP server answered HTTP {s}: {}", text.trim()),
+                    );
+                }
+            }
+        }
+        if facts.initialized_notification {
+            self.open_general();
+        }
+    }
+
+    async fn read_answer(&self, response: Response<Incoming>, initialize: bool) {
+        let sse = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("text/event-stream"));
+        let mut body = response.into_body();
+        if !sse {
+            match body.collect().await {
+                Ok(b) => self.deliver(b.to_bytes(), initialize),
+                Err(e) => tracing::warn!(error = %e, "reading the MCP server's answer failed"),
+            }
+            return;
+        }
+        let mut events = SseParser::default();
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => {
+                    if let Some(data) = f.data_ref() {
+                        for m in events.push(data) {
+                            self.deliver(m, initialize);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the MCP server's event stream broke");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn deliver(&self, message: Bytes, initialize: bool) {
+        if initialize {
+            if let Some(v) = negotiated_version(&message) {
+                self.state().protocol_version = HeaderValue::try_from(v).ok();
+            }
+        }
+        let _ = self.out.send(message);
+    }
+
+    /// Answer each of `ids` with an error (and log why once).
+    fn fail(&self, ids: &[String], why: &str) {
+        tracing::error!("{why}");
+        for id in ids {
+            let _ = self
+                .out
+                .send(jsonrpc::error_response(id, -32603, why, None).into());
+        }
+    }
+
+    /// Open the GET stream for messages the server starts, once there is a session.
+    fn open_general(self: &Arc<Self>) {
+        {
+            let mut s = self.state();
+            if s.general_opened || s.session_id.is_none() {
+                return;
+            }
+            s.general_opened = true;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut req = this.request(Method::GET, Bytes::new());
+            req.headers_mut()
+                .insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+            match this.client.request(req).await {
+                Ok(r) if r.status().is_success() => this.read_answer(r, false).await,
+                Ok(r) => {
+                    tracing::debug!(status = %r.status(), "the MCP server offers no GET stream")
+                }
+                Err(e) => tracing::debug!(error = %e, "cannot open the GET stream"),
+            }
+        });
+    }
+
+    /// End the session (DELETE), if there is one.
+    pub async fn close(&self) {
+        if self.state().session_id.is_none() {
+            return;
+        }
+        let req = self.request(Method::DELETE, Bytes::new());
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.client.request(req)).await;
+    }
+}
+
+/// What the client needs to know about a message it sends.
+struct Facts {
+    ids: Vec<String>,
+    initialize: bool,
+    initialized_notification: bool,
+    /// `Mcp-Method`, `Mcp-Name` and `MCP-Protocol-Version` for a 2026-07-28 request.
+    mirrored: Vec<(&'static str, String)>,
+}
+
+impl Facts {
+    fn of(message: &[u8]) -> Facts {
+        let mut f = Facts {
+            ids: Vec::new(),
+            initialize: false,
+            initialized_notification: false,
+            mirrored: Vec::new(),
+        };
+        match jsonrpc::parse(message) {
+            Ok(Parsed::Single(env)) => f.note(&env, true),
+            Ok(Parsed::Batch(items)) => {
+                for item in items {
+                    if let Ok(env) = serde_json::from_str::<Envelope>(item.get()) {
+                        f.note(&env, false);
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+        f
+    }
+
+    fn note(&mut self, env: &Envelope<'_>, single: bool) {
+        let method = env.method.as_deref();
+        match env.kind() {
+            Kind::Request => {
+                self.ids.push(env.id_text().to_string());
+                self.initialize |= method == Some("initialize");
+            }
+            Kind::Notification => {
+                self.initialized_notification |= method == Some("notifications/initialized")
+            }
+            _ => {}
+        }
+        if !single {
+            return;
+        }
+        let params: Option<Value> = env.params.and_then(|p| serde_json::from_str(p.get()).ok());
+        let revision = params.as_ref().and_then(|p| {
+            p.pointer("/_meta")?
+                .get("io.modelcontextprotocol/protocolVersion")?
+                .as_str()
+        });
+        let (Some(revision), Some(method)) = (revision, method) else {
+            return;
+        };
+        self.mirrored.push((VERSION, revision.to_string()));
+        self.mirrored.push(("mcp-method", method.to_string()));
+        let key = match method {
+            "tools/call" | "prompts/get" => Some("name"),
+            "resources/read" => Some("uri"),
+            _ => None,
+        };
+        if let Some(name) = key.and_then(|k| params.as_ref()?.get(k)?.as_str()) {
+            self.mirrored.push(("mcp-name", header_safe(name)));
+        }
+    }
+
+    fn mirror(&self, headers: &mut hyper::HeaderMap) {
+        for (k, v) in &self.mirrored {
+            if let Ok(v) = HeaderValue::try_from(v.as_str()) {
+                headers.insert(*k, v);
+            }
+        }
+    }
+}
+
+/// A header value as MCP clients write it: plain printable ASCII verbatim, anything else in the
+/// `=?base64?…?=` form.
+fn header_safe(value: &str) -> String {
+    let plain = !value.is_empty()
+        && value.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && value.trim() == value
+        && !value.starts_with("=?base64?");
+    if plain {
+        return value.to_string();
+    }
+    use base64::Engine;
+    format!(
+        "=?base64?{}?=",
+        base64::engine::general_purpose::STANDARD.encode(value)
+    )
+}
+
+fn is_json_rpc(body: &[u8]) -> bool {
+    matches!(jsonrpc::parse(body), Ok(Parsed::Single(env)) if env.kind() == Kind::Response)
+}
+
+/// `result.protocolVersion` of an `initialize` answer.
+fn negotiated_version(message: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(message).ok()?;
+    v.pointer("/result/protocolVersion")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Splits an SSE byte stream into the `data` of its events.
+#[derive(Default)]
+struct SseParser {
+    buffer: BytesMut,
+}
+
+impl SseParser {
+    fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
+        self.buffer.extend_from_slice(chunk);
+        let mut events = Vec::new();
+        while let Some(end) = find_event_end(&self.buffer) {
+            let (len, sep) = end;
+            let event = self.buffer.split_to(len + sep);
+            let mut data = Vec::new();
+            for line in event[..len].split(|b| *b == b'\n') {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if let Some(d) = line.strip_prefix(b"data:") {
+                    if !data.is_empty() {
+                        data.push(b'\n');
+                    }
+                    data.extend_from_slice(d.strip_prefix(b" ").unwrap_or(d));
+                }
+            }
+            if !data.is_empty() {
+                events.push(data.into());
+            }
+        }
+        events
+    }
+}
+
+/// Where the first event ends: its length and the separator's.
+fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
+    for i in 0..buf.len() {
+        if buf[i..].starts_with(b"\n\n") {
+            return Some((i, 2));
+        }
+        if buf[i..].starts_with(b"\r\n\r\n") {
+            return Some((i, 4));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_split_across_chunks_come_out_whole() {
+        let mut p = SseParser::default();
+        assert!(p.push(b"event: message\ndata: {\"a\"").is_empty());
+        let out = p.push(b":1}\n\n: keepalive\n\nid: 2\r\ndata: {\r\ndata: }\r\n\r\n");
+        assert_eq!(
+            out,
+            vec![
+                Bytes::from_static(b"{\"a\":1}"),
+                Bytes::from_static(b"{\n}")
+            ]
+        );
+    }
+
+    #[test]
+    fn stateless_requests_mirror_their_body_in_headers() {
+        let f = Facts::of(br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"send_message","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#);
+        assert_eq!(f.ids, ["3"]);
+        assert_eq!(
+            f.mirrored,
+            [
+                (VERSION, "2026-07-28".to_string()),
+                ("mcp-method", "tools/call".to_string()),
+                ("mcp-name", "send_message".to_string())
+            ]
+        );
+        assert_eq!(header_safe("naïve"), "=?base64?bmHDr3Zl?=");
+    }
+}

@@ -1,0 +1,327 @@
+//! End to end with a remote upstream: `tollgate run --upstream URL` puts the policy in front of
+//! real MCP servers serving Streamable HTTP (server-everything in `streamableHttp` mode, a
+//! FastMCP 1.x server, the 2026-07-28 mcp 2.x server), for agents on stdio (the official Python
+//! 1.x/2.x and TypeScript SDK clients) and on Tollgate's own HTTP listener; and
+//! `tollgate scan --url`.
+
+mod e2e;
+
+use e2e::{
+    assert_denial, assert_rate_limited, drive_in_one_minute, peers, policy_path, setup, text,
+    Client, Listening,
+};
+use serde_json::{json, Value};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const POLICIES: &[&str] = &["everything.yaml", "twilio.yaml"];
+
+fn call(name: &str, arguments: Value) -> Value {
+    json!({"op": "call_tool", "name": name, "arguments": arguments})
+}
+
+fn scenario(steps: Vec<Value>) -> Value {
+    json!({"timeout": 60, "steps": steps})
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real MCP server serving Streamable HTTP on a free loopback port; killed when dropped.
+struct HttpServer {
+    child: Child,
+    url: String,
+}
+
+impl HttpServer {
+    fn start(kind: &str) -> HttpServer {
+        let port = free_port();
+        let p = peers();
+        let mut cmd = match kind {
+            "everything" => {
+                let mut c = Command::new(p.join(".env/bin/node"));
+                c.arg(p.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js"))
+                    .arg("streamableHttp")
+                    .env("PORT", port.to_string());
+                c
+            }
+            "fastmcp1" => {
+                let mut c = Command::new(p.join(".env/py1/bin/python"));
+                c.arg(p.join("servers/fastmcp_server.py"))
+                    .args(["--http", &port.to_string()]);
+                c
+            }
+            "fastmcp2" => {
+                let mut c = Command::new(p.join(".env/py2/bin/python"));
+                c.arg(p.join("servers/fastmcp2_server.py"))
+                    .args(["--http", &port.to_string()]);
+                c
+            }
+            other => panic!("unknown server {other}"),
+        };
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(child.try_wait().unwrap().is_none(), "{kind} exited");
+            assert!(Instant::now() < deadline, "{kind} did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        HttpServer {
+            child,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `tollgate run --state memory --policy tests/policies/POLICY --upstream URL`.
+fn through(policy: &str, url: &str) -> Vec<String> {
+    vec![
+        env!("CARGO_BIN_EXE_tollgate").into(),
+        "run".into(),
+        "--state".into(),
+        "memory".into(),
+        "--policy".into(),
+        policy_path(policy),
+        "--upstream".into(),
+        url.into(),
+    ]
+}
+
+fn everything_steps(client: Client) -> Vec<Value> {
+    let mut steps = vec![
+        json!({"op": "list_tools"}),
+        call("echo", json!({"message": "hello remote"})),
+        call("get-sum", json!({"a": 2, "b": 3})),
+        call("get-sum", json!({"a": 40, "b": 2})),
+        call("get-sum", json!({"a": 1, "b": 1})),
+        call("get-env", json!({})),
+        call("toggle-subscriber-updates", json!({})),
+        json!({"op": "call_tool", "name": "trigger-long-running-operation",
+               "arguments": {"duration": 1, "steps": 4}, "progress": true}),
+    ];
+    if client == Client::Py1 {
+        steps.push(call("trigger-sampling-request", json!({"prompt": "hello"})));
+    }
+    steps
+}
+
+fn assert_everything(run: &e2e::Run, client: Client) {
+    assert_eq!(
+        run.out["server_info"]["name"], "mcp-servers/everything",
+        "{run}"
+    );
+    let tools = run.step(0)["tools"].as_array().unwrap();
+    assert!(tools.contains(&json!("echo")), "{run}");
+    assert!(
+        !tools.contains(&json!("toggle-subscriber-updates")),
+        "hidden tool listed\n{run}"
+    );
+    assert_eq!(text(run.result(1)), "Echo: hello remote");
+    assert_eq!(text(run.result(2)), "The sum of 2 and 3 is 5.");
+    assert_eq!(text(run.result(3)), "The sum of 40 and 2 is 42.");
+    assert_rate_limited(run.result(4), "tools.get-sum.rules[0]", "2 per minute");
+    assert_denial(
+        run.result(5),
+        "denied",
+        "tools.get-env.rules[0]",
+        "Denied by policy: Environment variables may hold secrets; ask a human.",
+    );
+    assert_eq!(run.step(6)["error"]["code"], -32602, "{run}");
+    assert_eq!(run.step(7)["progress_count"], 4, "{run}");
+    if client == Client::Py1 {
+        let sampled = text(run.result(8));
+        assert!(
+            sampled.contains("sampled: Resource trigger-sampling-request context: hello"),
+            "{run}"
+        );
+    }
+}
+
+#[test]
+fn stdio_agents_reach_server_everything_over_http() {
+    setup(POLICIES);
+    let server = HttpServer::start("everything");
+    for client in [Client::Py1, Client::Ts] {
+        let run = drive_in_one_minute(
+            client,
+            &through("everything.yaml", &server.url),
+            &scenario(everything_steps(client)),
+        );
+        assert_everything(&run, client);
+    }
+}
+
+#[test]
+fn http_agents_reach_server_everything_through_the_listener() {
+    setup(POLICIES);
+    let server = HttpServer::start("everything");
+    let listening = Listening::start("everything.yaml", vec![], &["--upstream", &server.url], &[]);
+    let run = drive_in_one_minute(
+        Client::Py1,
+        &["--url".to_string(), listening.url.clone()],
+        &scenario(everything_steps(Client::Py1)),
+    );
+    assert_everything(&run, Client::Py1);
+}
+
+fn messaging_steps() -> Vec<Value> {
+    let send = |to: &str, body: &str| call("send_message", json!({"to": to, "body": body}));
+    vec![
+        call("add", json!({"a": 2, "b": 3})),
+        send("+15550001", "one"),
+        send("+15550001", "two"),
+        send("+15550001", "three"),
+        call("delete_record", json!({"id": "r1"})),
+    ]
+}
+
+fn assert_messaging(run: &e2e::Run) {
+    assert_eq!(text(run.result(0)), "5", "{run}");
+    assert_eq!(text(run.result(1)), "sent to +15550001: one", "{run}");
+    assert_eq!(text(run.result(2)), "sent to +15550001: two", "{run}");
+    assert_rate_limited(run.result(3), "tools.send_message.rules[1]", "2 per minute");
+    assert_denial(
+        run.result(4),
+        "denied",
+        "tools.delete_*.rules[0]",
+        "Denied by policy: Deleting is not allowed from agents; ask a human.",
+    );
+    let logged: Vec<&Value> = run.out["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["data"])
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            "sending message to +15550001",
+            "sending message to +15550001"
+        ],
+        "{run}"
+    );
+}
+
+#[test]
+fn fastmcp1_over_http_behind_tollgate() {
+    setup(POLICIES);
+    let server = HttpServer::start("fastmcp1");
+    let run = drive_in_one_minute(
+        Client::Py1,
+        &through("twilio.yaml", &server.url),
+        &scenario(messaging_steps()),
+    );
+    assert_eq!(run.out["server_info"]["name"], "tollgate-fastmcp", "{run}");
+    assert_messaging(&run);
+}
+
+/// The 2026-07-28 revision end to end: the Python 2.x client discovers the mcp 2.x server
+/// through Tollgate, which mirrors `Mcp-Method`/`Mcp-Name` from each (possibly rewritten) body —
+/// the server rejects requests whose headers disagree, so these calls prove they agree.
+#[test]
+fn fastmcp2_stateless_over_http_behind_tollgate() {
+    setup(POLICIES);
+    let server = HttpServer::start("fastmcp2");
+    let run = drive_in_one_minute(
+        Client::Py2,
+        &through("twilio.yaml", &server.url),
+        &scenario(messaging_steps()),
+    );
+    assert_eq!(run.out["protocol_version"], "2026-07-28", "{run}");
+    assert_eq!(run.out["discover"], true, "{run}");
+    assert_messaging(&run);
+}
+
+#[test]
+fn an_upstream_that_dies_gives_errors_not_hangs() {
+    setup(POLICIES);
+    let mut server = HttpServer::start("fastmcp1");
+    let url = server.url.clone();
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let started = Instant::now();
+    let out = Command::new(peers().join(".env/py1/bin/python"))
+        .arg(peers().join("clients/py_client.py"))
+        .arg("--")
+        .args(through("twilio.yaml", &url))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(scenario(vec![]).to_string().as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = report["connect_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("cannot reach the MCP server"),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn scan_url_lists_a_remote_servers_tools() {
+    setup(POLICIES);
+    let server = HttpServer::start("everything");
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["scan", "--url", &server.url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let policy = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        policy.contains(&format!("# Server: {}", server.url)),
+        "{policy}"
+    );
+    assert!(
+        policy.contains("  # Echoes back the input string\n  echo:\n    rules: []"),
+        "{policy}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("starter.yaml");
+    std::fs::write(&file, &policy).unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("check")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
