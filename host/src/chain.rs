@@ -17,6 +17,8 @@ struct ChainRule {
     refund_on_error_result: bool,
     /// Built-in plugins hide nothing, so their `visible` export need not be asked.
     answers_visibility: bool,
+    /// Its denials are reported, not enforced.
+    dry_run: bool,
 }
 
 struct ToolEntry {
@@ -72,6 +74,8 @@ pub enum Decision {
         arguments: Option<String>,
         /// What to settle when the server answers.
         ticket: Ticket,
+        /// Denials of dry-run rules (or of every rule, in dry-run mode) that were not enforced.
+        would_deny: Vec<Denial>,
     },
     /// Answer the agent with this denial.
     Deny(Denial),
@@ -116,6 +120,34 @@ pub enum ChainError {
     },
 }
 
+/// The policy in force, swapped whole when the file changes: each call is decided by the chain
+/// current when it arrives, and calls already decided settle on the shared counter store.
+pub struct ChainCell {
+    current: std::sync::RwLock<Arc<Chain>>,
+}
+
+impl ChainCell {
+    /// A cell holding `chain`.
+    pub fn new(chain: Arc<Chain>) -> Self {
+        Self {
+            current: std::sync::RwLock::new(chain),
+        }
+    }
+
+    /// The chain in force.
+    pub fn get(&self) -> Arc<Chain> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Put `chain` in force.
+    pub fn replace(&self, chain: Arc<Chain>) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = chain;
+    }
+}
+
 /// A policy, loaded: what every `tools/call` is decided by.
 pub struct Chain {
     denial_prefix: &'static str,
@@ -125,6 +157,8 @@ pub struct Chain {
     all_tools: Vec<ChainRule>,
     counters: Arc<dyn CounterStore>,
     server: String,
+    /// Report every denial instead of enforcing it (`--dry-run`).
+    dry_run: bool,
 }
 
 impl Chain {
@@ -159,7 +193,13 @@ impl Chain {
             all_tools,
             counters,
             server: server.into(),
+            dry_run: false,
         })
+    }
+
+    /// Report denials instead of enforcing them (every rule, and `default: deny`).
+    pub fn set_dry_run(&mut self, on: bool) {
+        self.dry_run = on;
     }
 
     /// What the agent reads before a denial's reason (`Denied by policy: `, or Intercept's
@@ -220,8 +260,9 @@ impl Chain {
         if !self.visible(&call.tool, &call.caller).await {
             return Decision::Unknown;
         }
+        let mut would_deny = Vec::new();
         if self.default == DefaultAction::Deny && self.entry(&call.tool).is_none() {
-            return Decision::Deny(Denial {
+            let denial = Denial {
                 reason: format!(
                     "the tool `{}` is not allowed by this policy (default: deny)",
                     call.tool
@@ -230,12 +271,19 @@ impl Chain {
                 rule: "default".into(),
                 retry_after_ms: None,
                 deny_as: DenyAs::Result,
-            });
+            };
+            if !self.dry_run {
+                return Decision::Deny(denial);
+            }
+            would_deny.push(denial);
         }
         let mut ticket = Ticket::default();
         let mut rewritten = false;
         for rule in self.rules_for(&call.tool) {
-            let denial = match rule.plugin.check_call(&call).await {
+            let started = std::time::Instant::now();
+            let checked = rule.plugin.check_call(&call).await;
+            crate::metrics::plugin_latency(rule.plugin.name(), started.elapsed());
+            let denial = match checked {
                 Ok((verdict, reservations)) => {
                     ticket.reservations.extend(
                         reservations
@@ -270,6 +318,12 @@ impl Chain {
                     deny_as: rule.deny_as,
                 },
             };
+            if rule.dry_run || self.dry_run {
+                crate::metrics::dry_run_denial(&call.tool, &denial.rule, &denial.code);
+                tracing::info!(tool = %call.tool, rule = %denial.rule, code = %denial.code, reason = %denial.reason, "dry run: would deny");
+                would_deny.push(denial);
+                continue;
+            }
             self.refund(ticket.reservations.into_iter().map(|(r, _)| r))
                 .await;
             return Decision::Deny(denial);
@@ -277,6 +331,7 @@ impl Chain {
         Decision::Allow {
             arguments: rewritten.then_some(call.arguments),
             ticket,
+            would_deny,
         }
     }
 
@@ -360,5 +415,6 @@ async fn load_rule(
         deny_as: rule.deny_as,
         refund_on_error_result: rule.refund_on_error_result,
         answers_visibility: matches!(rule.source, PluginSource::File { .. }),
+        dry_run: rule.dry_run,
     })
 }

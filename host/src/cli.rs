@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use tollgate::chain::Chain;
+use tollgate::audit::{AuditLog, AuditOptions};
+use tollgate::chain::{Chain, ChainCell};
 use tollgate::config::{self, LimitSpec, Policy};
 use tollgate::engine::{CodeCache, EngineConfig, LimitsSpecExt, PolicyEngine};
 use tollgate::proxy::http;
@@ -105,6 +106,8 @@ struct RunArgs {
     cache_dir: Option<PathBuf>,
     #[command(flatten)]
     http: HttpArgs,
+    #[command(flatten)]
+    ops: OpsArgs,
     /// A remote MCP server's Streamable HTTP endpoint (http://HOST:PORT/mcp) to put the policy
     /// in front of, instead of a COMMAND.
     #[arg(long, value_name = "URL", conflicts_with = "command")]
@@ -116,6 +119,33 @@ struct RunArgs {
     /// The MCP server's command and arguments, after `--`.
     #[arg(last = true, required_unless_present = "upstream")]
     command: Vec<String>,
+}
+
+/// Operating Tollgate: audit, metrics, dry run, reload.
+#[derive(Debug, clap::Args)]
+struct OpsArgs {
+    /// Append one JSON line per decision to FILE (arguments as a sha256), flushed per record.
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
+    /// Record raw arguments in the audit log instead of their sha256.
+    #[arg(long, requires = "audit_log")]
+    audit_arguments: bool,
+    /// Rotate the audit log when it would pass this many bytes.
+    #[arg(long, default_value_t = 100 << 20)]
+    audit_max_bytes: u64,
+    /// Rotated audit files kept (FILE.1 … FILE.N).
+    #[arg(long, default_value_t = 5)]
+    audit_keep: usize,
+    /// Enforce nothing: would-be denials are logged, audited and counted, and calls pass.
+    #[arg(long)]
+    dry_run: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (stdio mode; the HTTP listener serves
+    /// /metrics itself).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+    /// Do not watch the policy file for changes.
+    #[arg(long)]
+    no_reload: bool,
 }
 
 /// `Name: value` with `$VAR` expanded from the environment.
@@ -325,8 +355,55 @@ async fn run(args: RunArgs) -> Result<i32> {
                 .unwrap_or_else(|| "server".into()),
         });
     let state = open_state(&args.state)?;
-    let (_, chain) = load_chain(&args.policy, state, &server, args.cache_dir).await?;
+    let (policy, mut chain) =
+        load_chain(&args.policy, state.clone(), &server, args.cache_dir.clone()).await?;
+    chain.set_dry_run(args.ops.dry_run);
+    if args.ops.dry_run {
+        tracing::warn!(
+            "dry run: nothing is enforced; would-be denials are logged, audited and counted"
+        );
+    }
     tracing::info!(policy = %args.policy.display(), server, "policy loaded");
+    let cell = Arc::new(ChainCell::new(Arc::new(chain)));
+    if !args.ops.no_reload {
+        let (path, cache_dir, dry_run) = (
+            args.policy.clone(),
+            args.cache_dir.clone(),
+            args.ops.dry_run,
+        );
+        let server = server.clone();
+        tollgate::reload::watch(
+            cell.clone(),
+            watched_files(&args.policy, &policy),
+            move || {
+                let (path, state, server, cache_dir) = (
+                    path.clone(),
+                    state.clone(),
+                    server.clone(),
+                    cache_dir.clone(),
+                );
+                async move {
+                    let (policy, mut chain) = load_chain(&path, state, &server, cache_dir)
+                        .await
+                        .map_err(|e| format!("{e:#}"))?;
+                    chain.set_dry_run(dry_run);
+                    Ok(tollgate::reload::Loaded {
+                        files: watched_files(&path, &policy),
+                        chain,
+                    })
+                }
+            },
+        );
+    }
+    let audit = match &args.ops.audit_log {
+        Some(path) => Some(Arc::new(AuditLog::open(AuditOptions {
+            path: path.clone(),
+            max_bytes: args.ops.audit_max_bytes,
+            keep: args.ops.audit_keep,
+            raw_arguments: args.ops.audit_arguments,
+        })?)),
+        None => None,
+    };
     let remote = match &args.upstream {
         Some(url) => Some(UpstreamOptions {
             url: url.clone(),
@@ -353,9 +430,13 @@ async fn run(args: RunArgs) -> Result<i32> {
             shutdown_grace: Duration::from_secs(10),
             allow_remote_without_auth: args.http.allow_remote_without_auth,
         };
-        return Ok(http::run(Arc::new(chain), options).await?);
+        return Ok(http::run(cell, audit, options).await?);
     }
-    let session = Arc::new(Session::new(Arc::new(chain)));
+    if let Some(addr) = args.ops.metrics {
+        let bound = http::serve_metrics(addr).await?;
+        eprintln!("tollgate: metrics on http://{bound}/metrics");
+    }
+    let session = Arc::new(Session::shared(cell).with_audit(audit));
     if let Some(upstream) = remote {
         return Ok(stdio::run_remote(session, &upstream, args.max_message_bytes).await?);
     }
@@ -365,6 +446,24 @@ async fn run(args: RunArgs) -> Result<i32> {
         shutdown_grace: Duration::from_secs(5),
     };
     Ok(stdio::run(session, options).await?)
+}
+
+/// The files whose change reloads the policy: the file itself and its plugin files.
+fn watched_files(path: &Path, policy: &Policy) -> Vec<PathBuf> {
+    let mut files = vec![path.to_path_buf()];
+    for rule in policy
+        .tools
+        .iter()
+        .flat_map(|t| &t.rules)
+        .chain(&policy.all_tools)
+    {
+        if let config::PluginSource::File { path, .. } = &rule.source {
+            if !files.contains(path) {
+                files.push(path.clone());
+            }
+        }
+    }
+    files
 }
 
 async fn check(path: &Path) -> Result<()> {

@@ -5,18 +5,22 @@
 //!
 //! Layers, each using only those below it:
 //! - [`proxy`] pumps messages between the agent and the server, intercepting what policy decides;
-//! - [`transport`] frames messages (stdio lines);
+//! - [`transport`] frames messages (stdio lines, HTTP bodies and SSE, an HTTP client);
 //! - [`chain`] turns a `tools/call` into a decision: rules in order, rewrites, refunds;
 //! - [`config`] reads policy files into one normalised [`config::Policy`];
 //! - [`engine`] runs plugins in wasmtime under limits; [`builtin`] holds the embedded plugins;
-//! - [`state`] keeps counters; [`jsonrpc`] reads the JSON-RPC envelope and nothing more.
+//! - [`state`] keeps counters; [`jsonrpc`] reads the JSON-RPC envelope and nothing more;
+//! - [`audit`] and [`metrics`] record what was decided.
 
+pub mod audit;
 pub mod builtin;
 pub mod chain;
 pub mod config;
 pub mod engine;
 pub mod jsonrpc;
+pub mod metrics;
 pub mod proxy;
+pub mod reload;
 pub mod replay;
 pub mod scan;
 pub mod state;

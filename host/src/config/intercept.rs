@@ -510,6 +510,7 @@ pub(super) fn builtin_rule(label: &str, plugin: &str, config: Value) -> Rule {
         config,
         deny_as: DenyAs::Result,
         refund_on_error_result: true,
+        dry_run: false,
         limits: LimitSpec::default(),
     }
 }

@@ -91,6 +91,8 @@ pub struct Rule {
     pub refund_on_error_result: bool,
     /// Its limits (defaults filled in).
     pub limits: LimitSpec,
+    /// A denial by this rule is logged, audited and counted, and the call goes on.
+    pub dry_run: bool,
 }
 
 /// The rules of one tool-name pattern.
@@ -207,6 +209,7 @@ const NATIVE_ONLY_RULE: &[&str] = &[
     "deny_as",
     "refund_on_error_result",
     "limits",
+    "dry_run",
 ];
 /// Rule keys and values only Intercept has: a file with them is Intercept's whether its version
 /// is written `"1"` or `1`.

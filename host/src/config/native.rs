@@ -126,6 +126,8 @@ struct RuleFile {
     refund_on_error_result: Option<bool>,
     #[serde(default)]
     limits: Option<LimitsFile>,
+    #[serde(default)]
+    dry_run: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy)]
@@ -295,6 +297,7 @@ fn compile_rule(
         },
         refund_on_error_result: r.refund_on_error_result.unwrap_or(true),
         limits,
+        dry_run: r.dry_run.unwrap_or(false),
     }))
 }
 

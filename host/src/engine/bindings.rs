@@ -78,6 +78,7 @@ impl counters::Host for HostState {
                 })
             }
             Err(e) => {
+                crate::metrics::store_error();
                 tracing::warn!(plugin = %self.plugin, error = %e, "counter store unavailable");
                 Err(e.to_string())
             }

@@ -4,14 +4,17 @@
 //! removed) and responses to allowed calls (counters settled) are looked at; everything else is
 //! forwarded as the original bytes.
 
-use crate::chain::{Chain, Decision, Denial, Ticket, UpstreamOutcome};
+use crate::audit::{AuditLog, AuditRecord};
+use crate::chain::{Chain, ChainCell, Decision, Denial, Ticket, UpstreamOutcome};
 use crate::config::DenyAs;
 use crate::engine::CallInput;
 use crate::jsonrpc::{self, codes, Envelope, Kind, Parsed};
+use crate::metrics;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// Where a message from the agent goes.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -23,19 +26,20 @@ pub struct Routed {
 }
 
 enum Pending {
-    /// An allowed call whose counters are settled when the server answers.
-    Call(Ticket),
+    /// An allowed call: its counters are settled when the server answers.
+    Call(Ticket, Instant),
     /// A `tools/list` whose response is filtered.
     List,
 }
 
 /// State of one agent session.
 pub struct Session {
-    chain: Arc<Chain>,
+    chain: Arc<ChainCell>,
     caller: Mutex<String>,
     /// Set when a transport authenticated the caller: the client's own name no longer replaces it.
     authenticated: std::sync::atomic::AtomicBool,
     pending: Mutex<HashMap<String, Pending>>,
+    audit: Option<Arc<AuditLog>>,
 }
 
 /// The JSON-RPC error code of a denial sent with `deny_as: error` (implementation range).
@@ -92,12 +96,24 @@ impl Session {
     /// A new session deciding with `chain`; the caller is `anonymous` until the client says who
     /// it is (`initialize`'s `clientInfo.name`) or a transport authenticates it.
     pub fn new(chain: Arc<Chain>) -> Self {
+        Self::shared(Arc::new(ChainCell::new(chain)))
+    }
+
+    /// A new session deciding with whatever policy `cell` holds at each call (hot reload).
+    pub fn shared(cell: Arc<ChainCell>) -> Self {
         Self {
-            chain,
+            chain: cell,
             caller: Mutex::new("anonymous".into()),
             authenticated: std::sync::atomic::AtomicBool::new(false),
             pending: Mutex::new(HashMap::new()),
+            audit: None,
         }
+    }
+
+    /// Record every decision in `audit`.
+    pub fn with_audit(mut self, audit: Option<Arc<AuditLog>>) -> Self {
+        self.audit = audit;
+        self
     }
 
     /// Set the caller identity (an authenticated principal).
@@ -119,6 +135,11 @@ impl Session {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The policy in force now.
+    fn chain(&self) -> Arc<Chain> {
+        self.chain.get()
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
@@ -160,7 +181,7 @@ impl Session {
         match (env.kind(), env.method.as_deref()) {
             (Kind::Request, Some("tools/call")) => self.call(env, line).await,
             (Kind::Request, Some("tools/list")) => {
-                if self.chain.may_hide() {
+                if self.chain().may_hide() {
                     self.pending()
                         .insert(env.id_text().to_string(), Pending::List);
                 }
@@ -199,38 +220,97 @@ impl Session {
             .flatten()
             .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
             .collect();
+        let audited_arguments = self.audit.as_ref().map(|a| {
+            if a.raw_arguments() {
+                (None, RawValue::from_string(arguments.clone()).ok())
+            } else {
+                (Some(crate::audit::sha256_hex(&arguments)), None)
+            }
+        });
+        let caller = self.caller();
         let call = CallInput {
             tool: params.name.clone(),
             arguments,
-            server: self.chain.server().into(),
-            caller: self.caller(),
+            server: self.chain().server().into(),
+            caller: caller.clone(),
             metadata,
         };
-        match self.chain.decide(call).await {
-            Decision::Allow { arguments, ticket } => {
-                if !ticket.is_empty() {
-                    self.pending().insert(id.to_string(), Pending::Call(ticket));
+        metrics::call();
+        let started = Instant::now();
+        let decision = self.chain().decide(call).await;
+        let latency = started.elapsed();
+        let tool = params.name.as_str();
+        let record = |verdict: &str, denial: Option<&Denial>, dry_run: bool| {
+            if !dry_run {
+                metrics::decision(
+                    tool,
+                    verdict,
+                    denial.map_or("", |d| d.rule.as_str()),
+                    denial.map_or("", |d| d.code.as_str()),
+                );
+            }
+            let (Some(audit), Some((sha, raw))) = (&self.audit, &audited_arguments) else {
+                return;
+            };
+            audit.record(&AuditRecord {
+                time: crate::audit::now_rfc3339(),
+                caller: &caller,
+                server: self.chain().server(),
+                tool,
+                verdict,
+                code: denial.map(|d| d.code.as_str()),
+                rule: denial.map(|d| d.rule.as_str()),
+                reason: denial.map(|d| d.reason.as_str()),
+                latency_us: latency.as_micros() as u64,
+                arguments_sha256: sha.clone(),
+                arguments: raw.as_deref(),
+                dry_run,
+            });
+        };
+        match decision {
+            Decision::Allow {
+                arguments,
+                ticket,
+                would_deny,
+            } => {
+                for d in &would_deny {
+                    record("deny", Some(d), true);
                 }
+                record(
+                    if arguments.is_some() {
+                        "rewrite"
+                    } else {
+                        "allow"
+                    },
+                    None,
+                    false,
+                );
+                self.pending()
+                    .insert(id.to_string(), Pending::Call(ticket, Instant::now()));
                 match arguments {
                     None => Ok(None),
                     Some(new_args) => Ok(Some(rewrite_arguments(line, &new_args))),
                 }
             }
             Decision::Deny(d) => {
+                record("deny", Some(&d), false);
                 tracing::info!(tool = %params.name, code = %d.code, rule = %d.rule, reason = %d.reason, "denied");
                 Err(denial_response(
                     id,
                     &d,
-                    self.chain.denial_prefix(),
+                    self.chain().denial_prefix(),
                     is_stateless(params.meta.as_ref()),
                 ))
             }
-            Decision::Unknown => Err(jsonrpc::error_response(
-                id,
-                codes::INVALID_PARAMS,
-                &format!("Unknown tool: {}", params.name),
-                None,
-            )),
+            Decision::Unknown => {
+                record("unknown", None, false);
+                Err(jsonrpc::error_response(
+                    id,
+                    codes::INVALID_PARAMS,
+                    &format!("Unknown tool: {}", params.name),
+                    None,
+                ))
+            }
         }
     }
 
@@ -275,8 +355,9 @@ impl Session {
             Ok(Parsed::Single(env)) if env.kind() == Kind::Response => {
                 let pending = self.pending().remove(env.id_text());
                 match pending {
-                    Some(Pending::Call(ticket)) => {
-                        self.chain.settle(ticket, outcome_of(&env)).await;
+                    Some(Pending::Call(ticket, sent)) => {
+                        metrics::upstream_latency(sent.elapsed());
+                        self.chain().settle(ticket, outcome_of(&env)).await;
                         Some(line.to_vec())
                     }
                     Some(Pending::List) => Some(
@@ -291,8 +372,8 @@ impl Session {
                 for item in items {
                     if let Ok(env) = serde_json::from_str::<Envelope>(item.get()) {
                         let pending = self.pending().remove(env.id_text());
-                        if let Some(Pending::Call(ticket)) = pending {
-                            self.chain.settle(ticket, outcome_of(&env)).await;
+                        if let Some(Pending::Call(ticket, _)) = pending {
+                            self.chain().settle(ticket, outcome_of(&env)).await;
                         }
                     }
                 }
@@ -310,7 +391,7 @@ impl Session {
         let mut keep = Vec::with_capacity(tools.len());
         for tool in tools.iter() {
             let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
-            keep.push(self.chain.visible(name, &caller).await);
+            keep.push(self.chain().visible(name, &caller).await);
         }
         if keep.iter().all(|k| *k) {
             return None;
@@ -329,8 +410,8 @@ impl Session {
     pub async fn upstream_lost(&self) {
         let pending: Vec<Pending> = self.pending().drain().map(|(_, p)| p).collect();
         for p in pending {
-            if let Pending::Call(ticket) = p {
-                self.chain.settle(ticket, UpstreamOutcome::Failed).await;
+            if let Pending::Call(ticket, _) = p {
+                self.chain().settle(ticket, UpstreamOutcome::Failed).await;
             }
         }
     }

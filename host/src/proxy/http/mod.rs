@@ -23,7 +23,8 @@ mod upstream;
 pub use access::{Access, Refusal, Token};
 
 use super::Session;
-use crate::chain::Chain;
+use crate::audit::AuditLog;
+use crate::chain::ChainCell;
 use crate::transport::http::{event_stream, full, ResponseBody};
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -96,7 +97,8 @@ struct Entry {
 
 /// Shared state of the listener.
 struct Listener {
-    chain: Arc<Chain>,
+    chain: Arc<ChainCell>,
+    audit: Option<Arc<AuditLog>>,
     options: HttpOptions,
     sessions: Mutex<HashMap<String, Arc<Entry>>>,
     /// The children shared by stateless (2026-07-28) requests, per authenticated caller,
@@ -106,7 +108,11 @@ struct Listener {
 }
 
 /// Serve until SIGINT/SIGTERM; returns the exit code.
-pub async fn run(chain: Arc<Chain>, options: HttpOptions) -> Result<i32, HttpError> {
+pub async fn run(
+    chain: Arc<ChainCell>,
+    audit: Option<Arc<AuditLog>>,
+    options: HttpOptions,
+) -> Result<i32, HttpError> {
     if !options.access.loopback
         && options.access.tokens.is_empty()
         && !options.allow_remote_without_auth
@@ -125,6 +131,7 @@ pub async fn run(chain: Arc<Chain>, options: HttpOptions) -> Result<i32, HttpErr
     eprintln!("tollgate: listening on http://{bound}{PATH}");
     let listener = Arc::new(Listener {
         chain,
+        audit,
         options,
         sessions: Mutex::new(HashMap::new()),
         stateless: tokio::sync::Mutex::new(HashMap::new()),
@@ -260,6 +267,20 @@ fn refuse(status: StatusCode, code: i64, message: &str) -> Response<ResponseBody
 
 impl Listener {
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ResponseBody> {
+        if req.uri().path() == METRICS_PATH && req.method() == Method::GET {
+            // Same Host/Origin/token rules as the MCP endpoint: tool names are not public.
+            return match self.options.access.check(req.headers()) {
+                Ok(_) => metrics_response(),
+                Err(Refusal::Forbidden(m)) => {
+                    refuse(StatusCode::FORBIDDEN, -32600, &format!("Forbidden: {m}"))
+                }
+                Err(Refusal::Unauthorized(m)) => refuse(
+                    StatusCode::UNAUTHORIZED,
+                    -32600,
+                    &format!("Unauthorized: {m}"),
+                ),
+            };
+        }
         if req.uri().path() != PATH {
             return refuse(
                 StatusCode::NOT_FOUND,
@@ -358,7 +379,7 @@ impl Listener {
     }
 
     fn new_entry(&self, caller: &Option<String>) -> Result<Arc<Entry>, Response<ResponseBody>> {
-        let session = Arc::new(Session::new(self.chain.clone()));
+        let session = Arc::new(Session::shared(self.chain.clone()).with_audit(self.audit.clone()));
         if let Some(c) = caller {
             session.set_authenticated_caller(c);
         }
@@ -480,6 +501,51 @@ impl Listener {
         all.extend(self.stateless.lock().await.drain().map(|(_, e)| e));
         all
     }
+}
+
+/// Where Prometheus metrics are served.
+pub const METRICS_PATH: &str = "/metrics";
+
+fn metrics_response() -> Response<ResponseBody> {
+    let mut r = Response::new(full(crate::metrics::render()));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
+}
+
+/// Serve `/metrics` alone on `addr` (stdio mode's `--metrics`); returns the bound address.
+pub async fn serve_metrics(addr: SocketAddr) -> Result<SocketAddr, HttpError> {
+    let socket = TcpListener::bind(addr)
+        .await
+        .map_err(|cause| HttpError::Bind { addr, cause })?;
+    let bound = socket.local_addr().unwrap_or(addr);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = socket.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                    Ok::<_, std::convert::Infallible>(if req.uri().path() == METRICS_PATH {
+                        metrics_response()
+                    } else {
+                        refuse(
+                            StatusCode::NOT_FOUND,
+                            -32600,
+                            "Not Found: metrics are at /metrics",
+                        )
+                    })
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(bound)
 }
 
 /// An SSE response, with the session id when one was just created.

@@ -300,9 +300,31 @@ impl Listener {
             );
         }
         if sse_ok {
+            // The headers wait for the server's first message: when that is already the one
+            // awaited response, a plain JSON answer is cheaper than a stream.
+            let mut ids = ids;
+            let mut raw_rx = raw_rx;
+            let first = raw_rx.recv().await;
+            if let Some(m) = &first {
+                if answers.is_empty() && ids.len() == 1 && answers_one(m, &mut ids) {
+                    let m = match &swap {
+                        Some(s) => s.restore(m.clone()),
+                        None => m.clone(),
+                    };
+                    return answer_json(vec![m], new_session.as_deref());
+                }
+            }
             let (tx, body) = event_stream();
             for a in &answers {
                 let _ = tx.send(sse_event(a));
+            }
+            if let Some(m) = first {
+                answers_one(&m, &mut ids);
+                let m = match &swap {
+                    Some(s) => s.restore(m),
+                    None => m,
+                };
+                let _ = tx.send(sse_event(&m));
             }
             tokio::spawn(stream_answers(entry, ids, raw_rx, tx, swap, shared));
             sse_response(body, new_session.as_deref())
