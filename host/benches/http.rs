@@ -253,4 +253,6 @@ fn main() {
     });
     let _ = tollgate.kill();
     let _ = upstream.kill();
+    let _ = tollgate.wait();
+    let _ = upstream.wait();
 }
