@@ -32,9 +32,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the MCP server COMMAND as a child process and serve the agent on stdin/stdout,
-    /// deciding every tools/call by the policy.
-    Run(RunArgs),
+    /// Put the policy in front of an MCP server (a COMMAND run as a child, or --upstream URL)
+    /// and serve the agent on stdin/stdout, or over Streamable HTTP with --listen.
+    Run(Box<RunArgs>),
     /// Validate a policy file, load and configure every plugin it names, and print what each
     /// tool gets.
     Check {
@@ -276,7 +276,7 @@ fn init_logging(filter: &str) {
 
 async fn dispatch(command: Command) -> Result<i32> {
     match command {
-        Command::Run(args) => run(args).await,
+        Command::Run(args) => run(*args).await,
         Command::Check { policy } => check(&policy).await.map(|_| 0),
         Command::Test(args) => test(args).await,
         Command::Scan(args) => scan(args).await.map(|_| 0),
