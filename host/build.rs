@@ -16,6 +16,7 @@ fn main() {
         "plugins/Cargo.lock",
         "plugins/deny",
         "plugins/rate-limit",
+        "plugins/redact",
         "plugins/validate",
         "plugins/fixtures",
         "guest-sdk/src",

@@ -11,6 +11,11 @@ pub const RATE_LIMIT: &[u8] = include_bytes!(concat!(
     env!("TOLLGATE_GUEST_DIR"),
     "/tollgate_plugin_rate_limit.wasm"
 ));
+/// `redact`: replace patterns in tool results.
+pub const REDACT: &[u8] = include_bytes!(concat!(
+    env!("TOLLGATE_GUEST_DIR"),
+    "/tollgate_plugin_redact.wasm"
+));
 /// `validate`: JSON Schema and conditions on the arguments.
 pub const VALIDATE: &[u8] = include_bytes!(concat!(
     env!("TOLLGATE_GUEST_DIR"),
@@ -21,6 +26,7 @@ pub const VALIDATE: &[u8] = include_bytes!(concat!(
 pub const ALL: &[(&str, &[u8])] = &[
     ("deny", DENY),
     ("rate-limit", RATE_LIMIT),
+    ("redact", REDACT),
     ("validate", VALIDATE),
 ];
 

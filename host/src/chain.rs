@@ -19,6 +19,8 @@ struct ChainRule {
     answers_visibility: bool,
     /// Its denials are reported, not enforced.
     dry_run: bool,
+    /// Its plugin may replace results (`redact`, and plugins from files).
+    checks_results: bool,
 }
 
 struct ToolEntry {
@@ -335,6 +337,44 @@ impl Chain {
         }
     }
 
+    /// Whether any rule for `tool` looks at results (then the session keeps the call to pass
+    /// its result through [`Chain::check_result`]).
+    pub fn checks_results(&self, tool: &str) -> bool {
+        self.rules_for(tool).any(|r| r.checks_results)
+    }
+
+    /// Let the rules that look at results pass or replace a tool result (JSON text), in rule
+    /// order, each seeing the previous one's replacement. `Ok(None)`: unchanged. A plugin that
+    /// fails here fails closed: the agent gets a `policy_error` denial instead of a result that
+    /// was not checked.
+    pub async fn check_result(
+        &self,
+        call: &CallInput,
+        result_json: &str,
+    ) -> Result<Option<String>, Denial> {
+        let mut current: Option<String> = None;
+        for rule in self.rules_for(&call.tool).filter(|r| r.checks_results) {
+            let seen = current.as_deref().unwrap_or(result_json);
+            let started = std::time::Instant::now();
+            let checked = rule.plugin.check_result(call, seen).await;
+            crate::metrics::plugin_latency(rule.plugin.name(), started.elapsed());
+            match checked {
+                Ok(Some(replaced)) => current = Some(replaced),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(Denial {
+                        reason: e.to_string(),
+                        code: "policy_error".into(),
+                        rule: rule.label.clone(),
+                        retry_after_ms: None,
+                        deny_as: rule.deny_as,
+                    })
+                }
+            }
+        }
+        Ok(current)
+    }
+
     /// Commit or refund an allowed call's reservations once the server has answered.
     pub async fn settle(&self, ticket: Ticket, outcome: UpstreamOutcome) {
         let refunded =
@@ -416,5 +456,6 @@ async fn load_rule(
         refund_on_error_result: rule.refund_on_error_result,
         answers_visibility: matches!(rule.source, PluginSource::File { .. }),
         dry_run: rule.dry_run,
+        checks_results: rule.plugin == "redact" || matches!(rule.source, PluginSource::File { .. }),
     })
 }

@@ -326,3 +326,42 @@ fn the_listener_serves_metrics_under_its_own_access_rules() {
     std::io::Read::read_to_string(&mut s, &mut out).unwrap();
     assert!(out.starts_with("HTTP/1.1 403"), "{out}");
 }
+
+fn misbehave_wasm() -> String {
+    concat!(
+        env!("TOLLGATE_GUEST_DIR"),
+        "/tollgate_fixture_misbehave.wasm"
+    )
+    .to_string()
+}
+
+#[test]
+fn results_are_redacted_and_a_failing_result_check_fails_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "version: 1\nplugins:\n  fragile: {{ source: {}, config: {{ mode: trap-on-result }} }}\ntools:\n  list_messages:\n    rules:\n      - redact: {{ patterns: ['\\+1555[0-9]+'], replacement: '<number>' }}\n  delete_message:\n    rules:\n      - plugin: fragile\n",
+            misbehave_wasm()
+        ),
+    )
+    .unwrap();
+    let mut p = Proxy::start(&policy, &[]);
+    p.call(
+        "send_message",
+        json!({"to": "+15550100", "body": "call me at +15550199"}),
+    );
+    let listed = p.call("list_messages", json!({}));
+    let text = listed["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains(r#""to": "<number>""#), "{listed}");
+    assert!(text.contains("call me at <number>"), "{listed}");
+    assert!(!text.contains("+1555"), "{listed}");
+    // The server ran delete_message, but its result could not be checked: the agent gets a
+    // policy_error instead of an unchecked result.
+    let deleted = p.call("delete_message", json!({"sid": "SM0001"}));
+    assert_eq!(denial_code(&deleted), "policy_error", "{deleted}");
+    let reason = deleted["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(reason.contains("plugin `fragile` trapped"), "{reason}");
+    assert!(!deleted.to_string().contains("deleted SM0001"), "{deleted}");
+}

@@ -244,11 +244,13 @@ fn every_parser_field_and_enum_is_in_the_schema_and_nothing_else() {
                 "conditions",
                 "rate_limit",
                 "validate",
+                "redact",
                 "plugin",
                 "config",
                 "deny_as",
                 "refund_on_error_result",
                 "limits",
+                "dry_run",
             ],
         ),
     ];

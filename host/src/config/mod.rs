@@ -204,6 +204,7 @@ const NATIVE_ONLY_RULE: &[&str] = &[
     "code",
     "when",
     "validate",
+    "redact",
     "plugin",
     "config",
     "deny_as",

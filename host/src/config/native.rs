@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The built-in rule kinds' plugins.
-const BUILTIN: &[&str] = &["deny", "rate-limit", "validate"];
+const BUILTIN: &[&str] = &["deny", "rate-limit", "redact", "validate"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -117,6 +117,8 @@ struct RuleFile {
     #[serde(default)]
     validate: Option<Value>,
     #[serde(default)]
+    redact: Option<Value>,
+    #[serde(default)]
     plugin: Option<String>,
     #[serde(default)]
     config: Option<Value>,
@@ -204,6 +206,7 @@ fn compile_rule(
         (r.action == Some(ActionWord::Deny), "action: deny"),
         (r.rate_limit.is_some(), "rate_limit"),
         (r.validate.is_some(), "validate"),
+        (r.redact.is_some(), "redact"),
         (r.plugin.is_some(), "plugin"),
     ]
     .iter()
@@ -249,6 +252,8 @@ fn compile_rule(
             map.entry("message").or_insert_with(|| json!(reason));
         }
         builtin("validate", c)
+    } else if let Some(spec) = &r.redact {
+        builtin("redact", spec.clone())
     } else if let Some(name) = &r.plugin {
         match plugins.get(name) {
             Some(p) => (

@@ -27,9 +27,18 @@ pub struct Routed {
 
 enum Pending {
     /// An allowed call: its counters are settled when the server answers.
-    Call(Ticket, Instant),
+    Call(PendingCall),
     /// A `tools/list` whose response is filtered.
     List,
+}
+
+/// An allowed call waiting for the server's answer.
+struct PendingCall {
+    ticket: Ticket,
+    sent: Instant,
+    /// The call as forwarded, when rules look at its result; and whether its request speaks
+    /// the stateless revision (a denial then carries `resultType`).
+    review: Option<(CallInput, bool)>,
 }
 
 /// State of one agent session.
@@ -235,6 +244,10 @@ impl Session {
             caller: caller.clone(),
             metadata,
         };
+        let mut review = self
+            .chain()
+            .checks_results(&call.tool)
+            .then(|| (call.clone(), is_stateless(params.meta.as_ref())));
         metrics::call();
         let started = Instant::now();
         let decision = self.chain().decide(call).await;
@@ -285,8 +298,17 @@ impl Session {
                     None,
                     false,
                 );
-                self.pending()
-                    .insert(id.to_string(), Pending::Call(ticket, Instant::now()));
+                if let (Some((call, _)), Some(new_args)) = (&mut review, &arguments) {
+                    call.arguments = new_args.clone();
+                }
+                self.pending().insert(
+                    id.to_string(),
+                    Pending::Call(PendingCall {
+                        ticket,
+                        sent: Instant::now(),
+                        review,
+                    }),
+                );
                 match arguments {
                     None => Ok(None),
                     Some(new_args) => Ok(Some(rewrite_arguments(line, &new_args))),
@@ -355,10 +377,15 @@ impl Session {
             Ok(Parsed::Single(env)) if env.kind() == Kind::Response => {
                 let pending = self.pending().remove(env.id_text());
                 match pending {
-                    Some(Pending::Call(ticket, sent)) => {
-                        metrics::upstream_latency(sent.elapsed());
-                        self.chain().settle(ticket, outcome_of(&env)).await;
-                        Some(line.to_vec())
+                    Some(Pending::Call(p)) => {
+                        metrics::upstream_latency(p.sent.elapsed());
+                        self.chain().settle(p.ticket, outcome_of(&env)).await;
+                        match (&p.review, env.result) {
+                            (Some((call, stateless)), Some(result)) => {
+                                Some(self.review_result(&env, call, result, *stateless).await)
+                            }
+                            _ => Some(line.to_vec()),
+                        }
                     }
                     Some(Pending::List) => Some(
                         self.filter_list(&env)
@@ -372,14 +399,41 @@ impl Session {
                 for item in items {
                     if let Ok(env) = serde_json::from_str::<Envelope>(item.get()) {
                         let pending = self.pending().remove(env.id_text());
-                        if let Some(Pending::Call(ticket, _)) = pending {
-                            self.chain().settle(ticket, outcome_of(&env)).await;
+                        if let Some(Pending::Call(p)) = pending {
+                            self.chain().settle(p.ticket, outcome_of(&env)).await;
                         }
                     }
                 }
                 Some(line.to_vec())
             }
             _ => Some(line.to_vec()),
+        }
+    }
+
+    /// The server's answer to a call whose result the rules look at: unchanged, replaced
+    /// (redacted), or — if a rule failed — a `policy_error` denial instead.
+    async fn review_result(
+        &self,
+        env: &Envelope<'_>,
+        call: &CallInput,
+        result: &RawValue,
+        stateless: bool,
+    ) -> Vec<u8> {
+        let chain = self.chain();
+        match chain.check_result(call, result.get()).await {
+            Ok(None) => jsonrpc::result_response(
+                env.id_text(),
+                &serde_json::from_str::<Value>(result.get()).unwrap_or(Value::Null),
+            ),
+            Ok(Some(replaced)) => {
+                tracing::info!(tool = %call.tool, "result replaced by policy");
+                let value: Value = serde_json::from_str(&replaced).unwrap_or(Value::Null);
+                jsonrpc::result_response(env.id_text(), &value)
+            }
+            Err(d) => {
+                tracing::warn!(tool = %call.tool, rule = %d.rule, reason = %d.reason, "result check failed; answering with a denial");
+                denial_response(env.id_text(), &d, chain.denial_prefix(), stateless)
+            }
         }
     }
 
@@ -410,8 +464,8 @@ impl Session {
     pub async fn upstream_lost(&self) {
         let pending: Vec<Pending> = self.pending().drain().map(|(_, p)| p).collect();
         for p in pending {
-            if let Pending::Call(ticket, _) = p {
-                self.chain().settle(ticket, UpstreamOutcome::Failed).await;
+            if let Pending::Call(p) = p {
+                self.chain().settle(p.ticket, UpstreamOutcome::Failed).await;
             }
         }
     }
