@@ -8,6 +8,9 @@
 //!     arguments: { to: "+15551234567", body: hi }
 //!     expect: allow
 //!     upstream: success            # what the server answers: success | error | error_result
+//!     result: { content: [{ type: text, text: "SSN 123-45-6789" }] }   # optional: its result,
+//!     expect_result: { content: [{ type: text, text: "SSN [redacted]" }] }  # and what the agent
+//!                                  # gets after redact / check-result rules
 //!   - name: the fourth message a minute is refused
 //!     tool: send_message
 //!     arguments: { to: "+15551234567", body: hi }
@@ -119,6 +122,13 @@ pub struct Case {
     /// Seconds to move the replay clock forward before this call (e.g. past a rate-limit window).
     #[serde(default)]
     pub wait: Option<f64>,
+    /// For an allowed call: the `CallToolResult` the server answers with, which rules that look
+    /// at results (redact, plugins' check-result) then see.
+    #[serde(default)]
+    pub result: Option<Value>,
+    /// The result the agent must get after those rules (e.g. redacted).
+    #[serde(default)]
+    pub expect_result: Option<Value>,
 }
 
 /// An expected decision.
@@ -177,6 +187,9 @@ pub struct Actual {
     pub reason: Option<String>,
     /// The rule that denied.
     pub rule: Option<String>,
+    /// For a case with a `result`: what the agent gets after the result rules (or, if one
+    /// failed, the failure).
+    pub result: Option<Result<Value, String>>,
 }
 
 /// One case's outcome.
@@ -191,7 +204,14 @@ pub struct Outcome {
 impl Outcome {
     /// Whether the decision matched every expectation the case states.
     pub fn passed(&self) -> bool {
-        self.decision_ok() && self.code_ok() && self.reason_ok()
+        self.decision_ok() && self.code_ok() && self.reason_ok() && self.result_ok()
+    }
+
+    fn result_ok(&self) -> bool {
+        match &self.case.expect_result {
+            None => !matches!(self.actual.result, Some(Err(_))),
+            Some(want) => matches!(&self.actual.result, Some(Ok(got)) if got == want),
+        }
     }
 
     fn decision_ok(&self) -> bool {
@@ -269,6 +289,22 @@ impl Outcome {
                     .unwrap_or_else(none),
             );
         }
+        if self.case.expect_result.is_some() || matches!(self.actual.result, Some(Err(_))) {
+            line(
+                self.result_ok(),
+                "result",
+                self.case
+                    .expect_result
+                    .as_ref()
+                    .map(Value::to_string)
+                    .unwrap_or_else(|| "(any)".into()),
+                match &self.actual.result {
+                    Some(Ok(v)) => v.to_string(),
+                    Some(Err(e)) => format!("result check failed: {e}"),
+                    None => none(),
+                },
+            );
+        }
         if let Some(rule) = &self.actual.rule {
             let _ = writeln!(out, "      (denied by {rule})");
         }
@@ -293,6 +329,14 @@ pub fn parse_cases(text: &str) -> Result<Vec<Case>, String> {
         if case.expect != Expect::Deny && (case.code.is_some() || case.reason_contains.is_some()) {
             return Err(at("`code` and `reason_contains` go with `expect: deny`"));
         }
+        if case.expect != Expect::Allow && (case.result.is_some() || case.expect_result.is_some()) {
+            return Err(at("`result` and `expect_result` go with `expect: allow`"));
+        }
+        if case.expect_result.is_some() && case.result.is_none() {
+            return Err(at(
+                "`expect_result` needs the server's `result` to start from",
+            ));
+        }
     }
     Ok(file.cases)
 }
@@ -316,14 +360,31 @@ pub async fn run(chain: &Chain, clock: &ReplayStore, cases: &[Case]) -> Vec<Outc
             caller: case.caller.clone().unwrap_or_else(|| "anonymous".into()),
             metadata: vec![],
         };
+        let mut forwarded = call.clone();
         let actual = match chain.decide(call).await {
-            Decision::Allow { ticket, .. } => {
+            Decision::Allow {
+                ticket, arguments, ..
+            } => {
                 chain.settle(ticket, case.upstream.into()).await;
+                if let Some(a) = arguments {
+                    forwarded.arguments = a;
+                }
+                let result = match &case.result {
+                    None => None,
+                    Some(r) => Some(match chain.check_result(&forwarded, &r.to_string()).await {
+                        Ok(None) => Ok(r.clone()),
+                        Ok(Some(replaced)) => {
+                            serde_json::from_str(&replaced).map_err(|e| e.to_string())
+                        }
+                        Err(d) => Err(format!("{} ({})", d.reason, d.code)),
+                    }),
+                };
                 Actual {
                     decision: Expect::Allow,
                     code: None,
                     reason: None,
                     rule: None,
+                    result,
                 }
             }
             Decision::Deny(d) => Actual {
@@ -331,12 +392,14 @@ pub async fn run(chain: &Chain, clock: &ReplayStore, cases: &[Case]) -> Vec<Outc
                 code: Some(d.code),
                 reason: Some(d.reason),
                 rule: Some(d.rule),
+                result: None,
             },
             Decision::Unknown => Actual {
                 decision: Expect::Unknown,
                 code: None,
                 reason: None,
                 rule: None,
+                result: None,
             },
         };
         outcomes.push(Outcome {

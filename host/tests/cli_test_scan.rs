@@ -163,6 +163,41 @@ fn a_malformed_case_file_is_an_error_naming_the_problem() {
     );
 }
 
+/// Cases may give the server's result and the result the agent must get after redaction.
+#[test]
+fn cases_check_results_after_redaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "version: 1\ntools:\n  lookup:\n    rules:\n      - redact: { patterns: ['[0-9]{3}-[0-9]{2}-[0-9]{4}'] }\n",
+    )
+    .unwrap();
+    let cases = dir.path().join("cases.yaml");
+    let case = |expected: &str| {
+        format!(
+            "cases:\n  - name: the SSN is redacted\n    tool: lookup\n    expect: allow\n    result: {{ content: [{{ type: text, text: 'SSN 123-45-6789' }}] }}\n    expect_result: {{ content: [{{ type: text, text: '{expected}' }}] }}\n"
+        )
+    };
+    std::fs::write(&cases, case("SSN [redacted]")).unwrap();
+    let out = tollgate(&["test", policy.to_str().unwrap(), cases.to_str().unwrap()]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    std::fs::write(&cases, case("SSN 123-45-6789")).unwrap();
+    let out = tollgate(&["test", policy.to_str().unwrap(), cases.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            r#"! result    - expected: {"content":[{"type":"text","text":"SSN 123-45-6789"}]}"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"+ actual:   {"content":[{"text":"SSN [redacted]","type":"text"}]}"#),
+        "{text}"
+    );
+}
+
 // --- tollgate scan -----------------------------------------------------------------------------
 
 /// Tool names the server lists, asked directly (not through `scan`).
