@@ -443,6 +443,7 @@ mod tests {
                 code: None,
                 reason: None,
                 rule: None,
+                result: None,
             },
         };
         assert!(!outcome.passed());
