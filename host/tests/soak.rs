@@ -95,7 +95,7 @@ fn message(body: &str) -> Value {
     let text = body
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))
-        .last()
+        .next_back()
         .unwrap_or(body);
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
