@@ -50,6 +50,9 @@ pub struct AuditRecord<'a> {
     /// The deciding rule.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<&'a str>,
+    /// The plugin of the deciding rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<&'a str>,
     /// The reason given to the agent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'a str>,
@@ -198,6 +201,7 @@ mod tests {
             verdict: "deny",
             code: Some("denied"),
             rule: Some("tools.x.rules[0]"),
+            plugin: Some("deny"),
             reason: Some("no"),
             latency_us: 12,
             arguments_sha256: Some(sha256_hex("{}")),

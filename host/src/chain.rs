@@ -37,6 +37,8 @@ pub struct Denial {
     pub code: String,
     /// The rule that denied (its label), or `default` / `hide`.
     pub rule: String,
+    /// The plugin that denied (empty for `default`).
+    pub plugin: String,
     /// For rate limits: when a retry can succeed.
     pub retry_after_ms: Option<u64>,
     /// Result with `isError`, or JSON-RPC error.
@@ -271,6 +273,7 @@ impl Chain {
                 ),
                 code: "denied".into(),
                 rule: "default".into(),
+                plugin: String::new(),
                 retry_after_ms: None,
                 deny_as: DenyAs::Result,
             };
@@ -307,6 +310,7 @@ impl Chain {
                             reason,
                             code,
                             rule: rule.label.clone(),
+                            plugin: rule.plugin.name().to_string(),
                             retry_after_ms,
                             deny_as: rule.deny_as,
                         },
@@ -316,6 +320,7 @@ impl Chain {
                     reason: e.to_string(),
                     code: "policy_error".into(),
                     rule: rule.label.clone(),
+                    plugin: rule.plugin.name().to_string(),
                     retry_after_ms: None,
                     deny_as: rule.deny_as,
                 },
@@ -366,6 +371,7 @@ impl Chain {
                         reason: e.to_string(),
                         code: "policy_error".into(),
                         rule: rule.label.clone(),
+                        plugin: rule.plugin.name().to_string(),
                         retry_after_ms: None,
                         deny_as: rule.deny_as,
                     })

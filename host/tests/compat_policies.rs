@@ -61,6 +61,7 @@ async fn decide_as(chain: &Chain, tool: &str, args: &str, caller: &str) -> Resul
             reason: "unknown tool".into(),
             code: "unknown".into(),
             rule: "hide".into(),
+            plugin: String::new(),
             retry_after_ms: None,
             deny_as: config::DenyAs::Error,
         }),

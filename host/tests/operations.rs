@@ -151,6 +151,7 @@ fn every_decision_is_one_audit_line_written_before_the_answer() {
     assert_eq!(lines[1]["verdict"], "deny");
     assert_eq!(lines[1]["code"], "denied");
     assert_eq!(lines[1]["rule"], "tools.delete_*.rules[0]");
+    assert_eq!(lines[1]["plugin"], "deny");
     assert_eq!(lines[2]["verdict"], "unknown");
 }
 
@@ -183,7 +184,13 @@ fn dry_run_reports_denials_and_lets_calls_through() {
     let log = dir.path().join("audit.jsonl");
     let mut p = Proxy::start(
         &demo(),
-        &["--dry-run", "--audit-log", log.to_str().unwrap()],
+        &[
+            "--dry-run",
+            "--log-format",
+            "json",
+            "--audit-log",
+            log.to_str().unwrap(),
+        ],
     );
     let answer = p.call("delete_message", json!({"sid": "SM7"}));
     assert_eq!(
@@ -200,7 +207,11 @@ fn dry_run_reports_denials_and_lets_calls_through() {
     assert_eq!(lines[0]["dry_run"], true);
     assert_eq!(lines[0]["rule"], "tools.delete_*.rules[0]");
     assert_eq!(lines[1]["verdict"], "allow");
-    p.stderr_line("dry run: would deny");
+    // Logs are JSON lines on request.
+    let line = p.stderr_line("dry run: would deny");
+    let logged: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(logged["level"], "INFO");
+    assert_eq!(logged["fields"]["rule"], "tools.delete_*.rules[0]");
 }
 
 #[test]

@@ -273,6 +273,7 @@ impl Session {
                 verdict,
                 code: denial.map(|d| d.code.as_str()),
                 rule: denial.map(|d| d.rule.as_str()),
+                plugin: denial.map(|d| d.plugin.as_str()).filter(|p| !p.is_empty()),
                 reason: denial.map(|d| d.reason.as_str()),
                 latency_us: latency.as_micros() as u64,
                 arguments_sha256: sha.clone(),
