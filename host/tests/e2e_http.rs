@@ -436,3 +436,46 @@ fn concurrent_sessions_get_their_own_server_and_share_limits() {
         }
     }
 }
+
+/// Old clients: the legacy HTTP+SSE transport (`GET /sse`, `POST /message?sessionId=…`) with the
+/// Python SDK's `sse_client` — the same policy, progress on the stream, and the session's server
+/// process gone once the stream closes.
+#[test]
+fn legacy_sse_clients_get_the_same_policy() {
+    setup(POLICIES);
+    let listening = Listening::start("everything.yaml", server_everything(), &[], &[]);
+    let sse = vec!["--sse".to_string(), listening.url.replace("/mcp", "/sse")];
+    let steps = vec![
+        json!({"op": "list_tools"}),
+        call("echo", json!({"message": "hello old client"})),
+        call("get-env", json!({})),
+        call("toggle-subscriber-updates", json!({})),
+        json!({"op": "call_tool", "name": "trigger-long-running-operation",
+               "arguments": {"duration": 1, "steps": 3}, "progress": true}),
+    ];
+    let run = drive(Client::Py1, &sse, &scenario(steps));
+    let tools = run.step(0)["tools"].as_array().unwrap();
+    assert!(tools.contains(&json!("echo")), "{run}");
+    assert!(
+        !tools.contains(&json!("toggle-subscriber-updates")),
+        "{run}"
+    );
+    assert_eq!(text(run.result(1)), "Echo: hello old client");
+    assert_denial(
+        run.result(2),
+        "denied",
+        "tools.get-env.rules[0]",
+        "Denied by policy: Environment variables may hold secrets; ask a human.",
+    );
+    assert_eq!(run.step(3)["error"]["code"], -32602, "{run}");
+    assert_eq!(run.step(4)["progress_count"], 3, "{run}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while children(listening.pid()) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        children(listening.pid()),
+        0,
+        "the closed stream ended its server"
+    );
+}

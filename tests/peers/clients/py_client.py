@@ -3,8 +3,9 @@
 Usage:
     echo '{"steps":[...]}' | tests/peers/.env/py1/bin/python tests/peers/clients/py_client.py -- COMMAND ARGS...
     echo '{"steps":[...]}' | tests/peers/.env/py1/bin/python tests/peers/clients/py_client.py --url URL
-With --url the client speaks Streamable HTTP (streamablehttp_client) to URL, sending the extra
-headers of the MCP_HEADERS environment variable (a JSON object), if set.
+With --url the client speaks Streamable HTTP (streamablehttp_client) to URL, with --sse URL the
+legacy HTTP+SSE transport (sse_client; URL ends in /sse), sending the extra headers of the
+MCP_HEADERS environment variable (a JSON object), if set.
 
 The server (or the proxy in front of it) is started as COMMAND ARGS... with the full
 environment inherited. The scenario on stdin:
@@ -38,6 +39,7 @@ import anyio
 import mcp.types as types
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamablehttp_client
 from mcp.shared.exceptions import McpError
 from pydantic import BaseModel
@@ -143,9 +145,10 @@ class Driver:
         return {"exception": f"unknown op {op!r}"}
 
     async def run(self, argv: list[str]) -> int:
-        if argv[0] == "--url":
+        if argv[0] in ("--url", "--sse"):
             headers = json.loads(os.environ.get("MCP_HEADERS") or "{}")
-            transport = streamablehttp_client(argv[1], headers=headers)
+            connect = streamablehttp_client if argv[0] == "--url" else sse_client
+            transport = connect(argv[1], headers=headers)
         else:
             server = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
             transport = stdio_client(server)

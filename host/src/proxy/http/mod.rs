@@ -17,6 +17,7 @@
 #![allow(clippy::result_large_err)]
 
 mod access;
+mod legacy;
 mod post;
 mod upstream;
 
@@ -267,27 +268,15 @@ fn refuse(status: StatusCode, code: i64, message: &str) -> Response<ResponseBody
 
 impl Listener {
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ResponseBody> {
-        if req.uri().path() == METRICS_PATH && req.method() == Method::GET {
-            // Same Host/Origin/token rules as the MCP endpoint: tool names are not public.
-            return match self.options.access.check(req.headers()) {
-                Ok(_) => metrics_response(),
-                Err(Refusal::Forbidden(m)) => {
-                    refuse(StatusCode::FORBIDDEN, -32600, &format!("Forbidden: {m}"))
-                }
-                Err(Refusal::Unauthorized(m)) => refuse(
-                    StatusCode::UNAUTHORIZED,
-                    -32600,
-                    &format!("Unauthorized: {m}"),
-                ),
-            };
-        }
-        if req.uri().path() != PATH {
+        let path = req.uri().path();
+        if ![PATH, METRICS_PATH, legacy::SSE_PATH, legacy::MESSAGE_PATH].contains(&path) {
             return refuse(
                 StatusCode::NOT_FOUND,
                 -32600,
                 &format!("Not Found: the MCP endpoint is {PATH}"),
             );
         }
+        // The same Host/Origin/token rules everywhere: even metrics name tools.
         let caller = match self.options.access.check(req.headers()) {
             Ok(caller) => caller,
             Err(Refusal::Forbidden(m)) => {
@@ -306,6 +295,15 @@ impl Listener {
                 return r;
             }
         };
+        match (req.uri().path(), req.method()) {
+            (METRICS_PATH, &Method::GET) => return metrics_response(),
+            (legacy::SSE_PATH, &Method::GET) => return self.legacy_stream(caller),
+            (legacy::MESSAGE_PATH, &Method::POST) => return self.legacy_message(req, caller).await,
+            (METRICS_PATH | legacy::SSE_PATH | legacy::MESSAGE_PATH, _) => {
+                return refuse(StatusCode::METHOD_NOT_ALLOWED, -32600, "Method Not Allowed")
+            }
+            _ => {}
+        }
         if let Some(v) = req.headers().get("mcp-protocol-version") {
             let v = v.to_str().unwrap_or("");
             if !post::KNOWN_REVISIONS.contains(&v) {

@@ -212,6 +212,11 @@ impl SessionUpstream {
         w.flush().await
     }
 
+    /// Deliver a message of Tollgate's own (a denial) as if the server had sent it.
+    pub fn deliver(&self, message: Bytes) {
+        self.route(message);
+    }
+
     fn route(&self, message: Bytes) {
         let mut r = self.routes();
         let target = match jsonrpc::parse(&message) {
@@ -219,7 +224,9 @@ impl SessionUpstream {
                 Kind::Response => {
                     let id = env.id_text().to_string();
                     r.tokens.retain(|_, waiting| *waiting != id);
-                    r.requests.remove(&id)
+                    // Nobody waits on a POST stream (legacy HTTP+SSE): the session's stream.
+                    let waiting = r.requests.remove(&id);
+                    waiting.or_else(|| r.general.clone().filter(|g| !g.is_closed()))
                 }
                 _ => progress_target(&r, &env).or_else(|| unrelated_target(&r)),
             },
