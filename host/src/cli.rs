@@ -206,6 +206,12 @@ struct HttpArgs {
     /// Close a session (and stop its server process) after this many seconds without requests.
     #[arg(long, default_value_t = 1800)]
     session_idle_secs: u64,
+    /// Serve HTTPS: PEM certificate chain (leaf first).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Serve HTTPS: PEM private key for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 impl HttpArgs {
@@ -445,6 +451,13 @@ async fn run(args: RunArgs) -> Result<i32> {
             idle_timeout: Duration::from_secs(args.http.session_idle_secs),
             shutdown_grace: Duration::from_secs(10),
             allow_remote_without_auth: args.http.allow_remote_without_auth,
+            tls: match (&args.http.tls_cert, &args.http.tls_key) {
+                (Some(cert), Some(key)) => Some(http::tls::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
         };
         return Ok(http::run(cell, audit, options).await?);
     }

@@ -479,3 +479,71 @@ fn legacy_sse_clients_get_the_same_policy() {
         "the closed stream ended its server"
     );
 }
+
+/// HTTPS: with `--tls-cert`/`--tls-key` the listener speaks TLS (rustls), and the Python SDK
+/// client, trusting the certificate, works as over plain HTTP.
+#[test]
+fn https_with_a_certificate_from_the_operator() {
+    setup(POLICIES);
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let listening = Listening::start(
+        "everything.yaml",
+        server_everything(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        listening.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        listening.url
+    );
+    let url = listening.url.replace("127.0.0.1", "localhost");
+    let run = drive_with_env(
+        Client::Py1,
+        &["--url".to_string(), url],
+        &scenario(vec![
+            call("echo", json!({"message": "over tls"})),
+            call("get-env", json!({})),
+        ]),
+        &[("SSL_CERT_FILE", cert.to_str().unwrap())],
+    );
+    assert_eq!(text(run.result(0)), "Echo: over tls", "{run}");
+    assert_eq!(
+        run.result(1)["_meta"]["dev.tollgate/denial"]["code"],
+        "denied",
+        "{run}"
+    );
+}

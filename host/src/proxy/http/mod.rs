@@ -19,6 +19,7 @@
 mod access;
 mod legacy;
 mod post;
+pub mod tls;
 mod upstream;
 
 pub use access::{Access, Refusal, Token};
@@ -57,6 +58,8 @@ pub struct HttpOptions {
     pub shutdown_grace: Duration,
     /// Serve a non-loopback address without tokens (something in front authenticates).
     pub allow_remote_without_auth: bool,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<tls::TlsFiles>,
 }
 
 /// The server behind the listener.
@@ -79,6 +82,9 @@ pub enum HttpError {
         /// Why.
         cause: std::io::Error,
     },
+    /// The TLS certificate or key could not be used.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A non-loopback address without authentication.
     #[error("refusing to listen on {0} without authentication: give --auth-token, or --allow-remote-without-auth if something in front of Tollgate authenticates")]
     Unauthenticated(SocketAddr),
@@ -127,9 +133,14 @@ pub async fn run(
             cause,
         })?;
     let bound = socket.local_addr().unwrap_or(options.listen);
+    let tls = match &options.tls {
+        Some(t) => Some(tls::acceptor(t)?),
+        None => None,
+    };
     let mut options = options;
     options.access.bound = Some(bound);
-    eprintln!("tollgate: listening on http://{bound}{PATH}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!("tollgate: listening on {scheme}://{bound}{PATH}");
     let listener = Arc::new(Listener {
         chain,
         audit,
@@ -151,22 +162,15 @@ pub async fn run(
                 // algorithm and the peer's delayed ACK: tens of milliseconds per call.
                 let _ = stream.set_nodelay(true);
                 let listener = listener.clone();
-                let mut stop = stop_rx.clone();
+                let stop = stop_rx.clone();
+                let tls = tls.clone();
                 connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let listener = listener.clone();
-                        async move { Ok::<_, std::convert::Infallible>(listener.handle(req).await) }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = stop.changed() => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
-                        }
+                    match tls {
+                        None => serve_connection(stream, listener, stop).await,
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(stream) => serve_connection(stream, listener, stop).await,
+                            Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        },
                     }
                 });
             }
@@ -189,6 +193,31 @@ pub async fn run(
         e.upstream.shut_down(Duration::from_secs(2)).await;
     }
     Ok(0)
+}
+
+/// Serve one connection (plain or TLS) until it ends or shutdown asks it to finish.
+async fn serve_connection<IO>(
+    io: IO,
+    listener: Arc<Listener>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let listener = listener.clone();
+        async move { Ok::<_, std::convert::Infallible>(listener.handle(req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }
 
 async fn shutdown_signal() {
