@@ -244,7 +244,7 @@ pub fn drive_with_env(
 }
 
 /// Minutes since the Unix epoch: the fixed rate-limit window a call falls in.
-fn minute() -> u64 {
+pub fn minute() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
