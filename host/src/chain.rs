@@ -6,7 +6,6 @@ use crate::builtin;
 use crate::config::{glob_match, DefaultAction, DenyAs, LimitSpec, PluginSource, Policy, Rule};
 use crate::engine::{CallInput, LimitsSpecExt, Plugin, PolicyEngine, Verdict};
 use crate::state::{CounterStore, Reservation};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// A rule ready to run.
@@ -90,29 +89,15 @@ pub enum Decision {
 /// Building the chain failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
-    /// A plugin file could not be read.
-    #[error("rule {rule}: cannot read plugin `{plugin}` from {path}: {cause}")]
-    Read {
+    /// A plugin's file or pack could not be read or failed verification.
+    #[error("rule {rule}: plugin `{plugin}`: {cause}")]
+    Pack {
         /// The rule.
         rule: String,
         /// The plugin.
         plugin: String,
-        /// Its path.
-        path: String,
-        /// Why.
-        cause: std::io::Error,
-    },
-    /// A plugin's digest is not the pinned one.
-    #[error("rule {rule}: plugin `{plugin}` has sha256 {actual}, but the policy pins {expected}")]
-    Digest {
-        /// The rule.
-        rule: String,
-        /// The plugin.
-        plugin: String,
-        /// Pinned digest.
-        expected: String,
-        /// Actual digest.
-        actual: String,
+        /// What failed.
+        cause: crate::pack::PackError,
     },
     /// Loading or configuring a plugin failed.
     #[error("rule {rule}: {cause}")]
@@ -415,29 +400,32 @@ async fn load_rule(
         PluginSource::Builtin(name) => {
             builtin::get(name).expect("the policy parser only names existing built-ins")
         }
-        PluginSource::File { path, sha256 } => {
-            owned = std::fs::read(path).map_err(|cause| ChainError::Read {
+        PluginSource::File {
+            path,
+            sha256,
+            component,
+            trusted_keys,
+            grants,
+        } => {
+            owned = crate::pack::resolve(crate::pack::PluginRef {
+                path,
+                sha256: sha256.as_deref(),
+                component: component.as_deref(),
+                trusted_keys,
+                grants,
+                config: &rule.config,
+            })
+            .map_err(|cause| ChainError::Pack {
                 rule: rule.label.clone(),
                 plugin: rule.plugin.clone(),
-                path: path.display().to_string(),
                 cause,
             })?;
-            if let Some(expected) = sha256 {
-                let actual: String = Sha256::digest(&owned)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
-                if !actual.eq_ignore_ascii_case(expected.trim()) {
-                    return Err(ChainError::Digest {
-                        rule: rule.label.clone(),
-                        plugin: rule.plugin.clone(),
-                        expected: expected.clone(),
-                        actual,
-                    });
-                }
-            }
             &owned
         }
+    };
+    let grants: &[crate::engine::Capability] = match &rule.source {
+        PluginSource::File { grants, .. } => grants,
+        PluginSource::Builtin(_) => &[],
     };
     let limits = LimitSpec::to_limits(&rule.limits);
     let prefix = format!("{server}/{}/", rule.plugin);
@@ -449,6 +437,7 @@ async fn load_rule(
             &rule.config.to_string(),
             counters.clone(),
             &prefix,
+            grants,
         )
         .await
         .map_err(|cause| ChainError::Load {

@@ -1,4 +1,6 @@
-//! Command-line interface: `run`, `check`, `test` and `scan`.
+//! Command-line interface: `run`, `check`, `test`, `scan` and `pack`.
+
+mod pack;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -50,10 +52,13 @@ enum Command {
     /// Start the MCP server COMMAND (or connect to --url), list its tools, stop it, and write a
     /// starter policy naming every tool.
     Scan(ScanArgs),
+    /// Write, build, sign and verify policy packs (plugins in Rust, C, JavaScript or Python).
+    #[command(subcommand)]
+    Pack(pack::PackCommand),
 }
 
 #[derive(Debug, clap::Args)]
-struct TestArgs {
+pub(crate) struct TestArgs {
     /// The policy file (YAML or JSON).
     policy: PathBuf,
     /// The cases: `cases: [{name, tool, arguments, caller?, expect: allow|deny|unknown, code?,
@@ -302,6 +307,7 @@ async fn dispatch(command: Command) -> Result<i32> {
         Command::Check { policy } => check(&policy).await.map(|_| 0),
         Command::Test(args) => test(args).await,
         Command::Scan(args) => scan(args).await.map(|_| 0),
+        Command::Pack(command) => pack::dispatch(command).await,
     }
 }
 
@@ -487,8 +493,14 @@ fn watched_files(path: &Path, policy: &Policy) -> Vec<PathBuf> {
         .chain(&policy.all_tools)
     {
         if let config::PluginSource::File { path, .. } = &rule.source {
-            if !files.contains(path) {
-                files.push(path.clone());
+            // A pack folder changes through its manifest (which holds every digest).
+            let watched = if path.is_dir() {
+                path.join(tollgate::pack::manifest::FILE)
+            } else {
+                path.clone()
+            };
+            if !files.contains(&watched) {
+                files.push(watched);
             }
         }
     }
@@ -521,7 +533,7 @@ async fn check(path: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn test(args: TestArgs) -> Result<i32> {
+pub(crate) async fn test(args: TestArgs) -> Result<i32> {
     let text = std::fs::read_to_string(&args.cases)
         .with_context(|| format!("cannot read cases file {}", args.cases.display()))?;
     let cases = tollgate::replay::parse_cases(&text)

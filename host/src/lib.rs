@@ -19,6 +19,7 @@ pub mod config;
 pub mod engine;
 pub mod jsonrpc;
 pub mod metrics;
+pub mod pack;
 pub mod proxy;
 pub mod reload;
 pub mod replay;

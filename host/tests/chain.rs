@@ -257,8 +257,9 @@ async fn a_pinned_digest_that_does_not_match_refuses_the_policy() {
         .unwrap()
         .to_string();
     assert!(
-        err.starts_with("rule tools.x.rules[0]: plugin `p` has sha256 "),
+        err.starts_with("rule tools.x.rules[0]: plugin `p`: ")
+            && err.contains("tollgate_fixture_misbehave.wasm: the file has sha256 "),
         "{err}"
     );
-    assert!(err.ends_with(", but the policy pins 00"), "{err}");
+    assert!(err.ends_with(", but the policy file says 00"), "{err}");
 }

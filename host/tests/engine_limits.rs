@@ -40,6 +40,7 @@ async fn load(engine: &PolicyEngine, mode: &str, limits: Limits) -> tollgate::en
             &format!(r#"{{"mode":"{mode}"}}"#),
             Arc::new(MemoryStore::new()),
             "t/",
+            &[],
         )
         .await
         .unwrap()
@@ -55,6 +56,7 @@ async fn load_error(engine: &PolicyEngine, name: &str, wasm: &[u8], config: &str
             config,
             Arc::new(MemoryStore::new()),
             "t/",
+            &[],
         )
         .await
     {

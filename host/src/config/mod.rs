@@ -65,12 +65,19 @@ impl LimitSpec {
 pub enum PluginSource {
     /// Embedded in Tollgate (`deny`, `rate-limit`, `validate`).
     Builtin(String),
-    /// A `.wasm` component file (resolved against the policy file's directory).
+    /// A `.wasm` component file or a pack (a folder or `.tar.gz` with a `tollgate-pack.json`),
+    /// resolved against the policy file's directory.
     File {
-        /// Path of the component.
+        /// Path of the component or pack.
         path: PathBuf,
-        /// Expected sha256 (hex), checked before compiling when given.
+        /// Expected sha256 (hex) of the component, checked before compiling when given.
         sha256: Option<String>,
+        /// Which of a pack's components (needed when it has more than one).
+        component: Option<String>,
+        /// Public keys (`ed25519:BASE64`) one of which must have signed the pack, when given.
+        trusted_keys: Vec<String>,
+        /// Capabilities the operator grants the plugin.
+        grants: Vec<crate::engine::Capability>,
     },
 }
 

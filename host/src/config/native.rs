@@ -80,6 +80,12 @@ struct PluginFile {
     #[serde(default)]
     sha256: Option<String>,
     #[serde(default)]
+    component: Option<String>,
+    #[serde(default)]
+    trusted_keys: Vec<String>,
+    #[serde(default)]
+    grant: Vec<String>,
+    #[serde(default)]
     config: Option<Value>,
     #[serde(default)]
     limits: Option<LimitsFile>,
@@ -261,6 +267,14 @@ fn compile_rule(
                 PluginSource::File {
                     path: base.join(&p.source),
                     sha256: p.sha256.clone(),
+                    component: p.component.clone(),
+                    trusted_keys: p.trusted_keys.clone(),
+                    grants: p
+                        .grant
+                        .iter()
+                        .map(|g| g.parse())
+                        .collect::<Result<_, crate::engine::capabilities::UnknownCapability>>()
+                        .map_err(|e| at(format!("plugin `{name}`: {e}")))?,
                 },
                 p.config.clone().unwrap_or_else(|| json!({})),
                 p.limits.map(LimitSpec::from),

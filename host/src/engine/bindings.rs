@@ -40,6 +40,19 @@ pub struct HostState {
     /// Wall time the current call spent waiting in host calls (the counter store): it does not
     /// count against the deadline, since a slow store is the store's failure, not the plugin's.
     pub host_time: Duration,
+    /// The WASI context behind the capabilities the plugin was granted (empty otherwise).
+    pub wasi: wasmtime_wasi::WasiCtx,
+    /// Resources handed out through WASI (streams, pollables).
+    pub table: wasmtime::component::ResourceTable,
+}
+
+impl wasmtime_wasi::WasiView for HostState {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        wasmtime_wasi::WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
 }
 
 impl types::Host for HostState {}

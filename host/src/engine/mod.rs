@@ -4,12 +4,15 @@
 
 pub mod bindings;
 pub mod cache;
+pub mod capabilities;
 pub mod limits;
 pub mod plugin;
 pub mod pool;
 pub mod version;
+mod wasi;
 
 pub use cache::CodeCache;
+pub use capabilities::Capability;
 pub use limits::{Limits, LimitsSpecExt};
 pub use plugin::{CallInput, Failure, Plugin, PluginError, Verdict};
 pub use pool::Strategy;
@@ -69,6 +72,14 @@ pub enum LoadError {
         /// wasmtime's explanation.
         message: String,
     },
+    /// The component imports something it was not granted, or lacks an export.
+    #[error("plugin `{plugin}` cannot be loaded: {message}")]
+    Shape {
+        /// The plugin's name.
+        plugin: String,
+        /// Which import or export, and what to do.
+        message: String,
+    },
     /// Instantiating or configuring the first instance failed.
     #[error(transparent)]
     Configure(#[from] PluginError),
@@ -96,8 +107,11 @@ pub struct PolicyEngine {
     config: EngineConfig,
 }
 
-/// Guest-side allowance per component: wit-bindgen components hold a few core instances.
+/// Average guest-side allowance per component: wit-bindgen components hold a few core
+/// instances; the pool's totals are sized by this.
 const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
+/// The most core instances one component may hold: componentize-py's Python components hold 38.
+const MAX_CORE_INSTANCES_IN_ONE_COMPONENT: u32 = 64;
 
 impl PolicyEngine {
     /// Build the engine and start its epoch ticker (a thread that ends with the engine).
@@ -107,11 +121,11 @@ impl PolicyEngine {
         pooling
             .total_component_instances(n)
             .total_core_instances(n * CORE_INSTANCES_PER_COMPONENT)
-            .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES_IN_ONE_COMPONENT)
             .total_memories(n * 2)
-            .max_memories_per_component(4)
+            .max_memories_per_component(8)
             .total_tables(n * 4)
-            .max_tables_per_component(8)
+            .max_tables_per_component(MAX_CORE_INSTANCES_IN_ONE_COMPONENT)
             .total_stacks(n)
             .max_memory_size(config.max_memory_bytes);
         let mut wasm = Config::new();
@@ -122,6 +136,10 @@ impl PolicyEngine {
         let engine = Engine::new(&wasm).map_err(|e| EngineError(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| EngineError(format!("{e:#}")))?;
+        // WASI is linked for every plugin, but a component may only import the interfaces its
+        // grants allow (checked in `load`, before anything runs).
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| EngineError(format!("{e:#}")))?;
         start_epoch_ticker(&engine);
         Ok(Self {
@@ -136,7 +154,9 @@ impl PolicyEngine {
         &self.engine
     }
 
-    /// Check, compile (or load from cache), link and configure a plugin.
+    /// Check, compile (or load from cache), link and configure a plugin that may use the
+    /// capabilities in `grants`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn load(
         &self,
         name: &str,
@@ -145,6 +165,7 @@ impl PolicyEngine {
         config_json: &str,
         counters: Arc<dyn CounterStore>,
         key_prefix: &str,
+        grants: &[Capability],
     ) -> Result<Plugin, LoadError> {
         version::check(wasm).map_err(|cause| LoadError::Version {
             plugin: name.into(),
@@ -161,17 +182,12 @@ impl PolicyEngine {
             plugin: name.into(),
             message: format!("{e:#}"),
         };
-        let component = match &self.config.cache {
-            Some(cache) => {
-                cache
-                    .load_or_compile(&self.engine, wasm)
-                    .map_err(compile_error)?
-                    .0
-            }
-            None => {
-                wasmtime::component::Component::new(&self.engine, wasm).map_err(compile_error)?
-            }
-        };
+        let component = self.compile(wasm).map_err(compile_error)?;
+        self.check_shape(&component, grants)
+            .map_err(|message| LoadError::Shape {
+                plugin: name.into(),
+                message,
+            })?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
@@ -188,6 +204,89 @@ impl PolicyEngine {
             fuel_enabled: self.config.fuel,
         };
         Ok(Plugin::new(self.engine.clone(), pre, setup).await?)
+    }
+}
+
+impl PolicyEngine {
+    /// Compile (or load from cache) a component and check its imports against `grants`, its
+    /// contract version and its exports, without running it. Returns its imports.
+    pub fn inspect(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        grants: &[Capability],
+    ) -> Result<Vec<String>, LoadError> {
+        version::check(wasm).map_err(|cause| LoadError::Version {
+            plugin: name.into(),
+            cause,
+        })?;
+        let component = self.compile(wasm).map_err(|e| LoadError::Compile {
+            plugin: name.into(),
+            message: format!("{e:#}"),
+        })?;
+        self.check_shape(&component, grants)
+            .map_err(|message| LoadError::Shape {
+                plugin: name.into(),
+                message,
+            })?;
+        Ok(component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect())
+    }
+
+    fn compile(&self, wasm: &[u8]) -> wasmtime::Result<wasmtime::component::Component> {
+        match &self.config.cache {
+            Some(cache) => Ok(cache.load_or_compile(&self.engine, wasm)?.0),
+            None => wasmtime::component::Component::new(&self.engine, wasm),
+        }
+    }
+
+    /// Refuse a component whose imports go beyond the contract and its grants, that was built
+    /// against another `tollgate:policy` version, or that lacks one of the world's exports.
+    fn check_shape(
+        &self,
+        component: &wasmtime::component::Component,
+        grants: &[Capability],
+    ) -> Result<(), String> {
+        let ty = component.component_type();
+        let imports: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        for import in &imports {
+            if let Some(v) = import
+                .strip_prefix("tollgate:policy/")
+                .and_then(|r| r.split_once('@'))
+            {
+                if !version::SUPPORTED.contains(&v.1) {
+                    return Err(version::VersionError::Mismatch {
+                        found: v.1.to_string(),
+                        supported: version::SUPPORTED.join(", "),
+                    }
+                    .to_string());
+                }
+            }
+        }
+        capabilities::check_imports(imports.iter().map(String::as_str), grants)
+            .map_err(|e| e.to_string())?;
+        let exports: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let missing: Vec<&str> = ["configure", "check-call", "check-result", "visible"]
+            .into_iter()
+            .filter(|e| !exports.iter().any(|x| x == e))
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "it does not export {} (every plugin implements the `plugin` world of tollgate:policy@{}: configure, check-call, check-result, visible)",
+                missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "),
+                version::SUPPORTED.join(", ")
+            ));
+        }
+        Ok(())
     }
 }
 

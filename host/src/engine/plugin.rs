@@ -212,6 +212,8 @@ impl Plugin {
             deadline: self.limits.deadline,
             call_started: Instant::now(),
             host_time: Duration::ZERO,
+            wasi: super::wasi::context(&self.name),
+            table: wasmtime::component::ResourceTable::new(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);

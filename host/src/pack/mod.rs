@@ -1,0 +1,346 @@
+//! Policy packs: plugins that others publish, verified before anything is compiled.
+//!
+//! A pack is a folder or a `.tar.gz` holding a [`manifest`] (`tollgate-pack.json`), one or more
+//! WebAssembly components whose sha256 digests the manifest lists, and optionally a
+//! [`signing`] signature over the manifest (`tollgate-pack.sig`). [`Pack::open`] reads it and
+//! checks, in order: the archive, the manifest, the WIT version, every component's digest and the
+//! signature. A policy file may then pin a component digest, require a signature by a trusted key
+//! and must grant every capability the pack asks for; the plugin's configuration is checked
+//! against the pack's JSON Schema. Every failure names what failed.
+
+pub mod archive;
+pub mod build;
+pub mod manifest;
+pub mod scaffold;
+pub mod signing;
+
+use crate::engine::{version, Capability};
+use archive::{ArchiveError, Files};
+use manifest::{ComponentEntry, Manifest, ManifestError};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use signing::SigningError;
+use std::path::{Path, PathBuf};
+
+/// Why a pack (or a plugin file) was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    /// Its files could not be read.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// A plain `.wasm` file could not be read.
+    #[error("cannot read {path}: {cause}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        cause: std::io::Error,
+    },
+    /// No manifest at its root.
+    #[error("{path} is not a pack: it has no {} at its root", manifest::FILE)]
+    NoManifest {
+        /// The pack.
+        path: PathBuf,
+    },
+    /// The manifest is wrong.
+    #[error("{path}: {cause}")]
+    Manifest {
+        /// The pack.
+        path: PathBuf,
+        /// What is wrong.
+        cause: ManifestError,
+    },
+    /// Built for a contract version this Tollgate does not implement.
+    #[error("{path}: the pack is built for tollgate:policy@{found}, but this Tollgate implements tollgate:policy@{supported}")]
+    WitVersion {
+        /// The pack.
+        path: PathBuf,
+        /// Its version.
+        found: String,
+        /// Ours.
+        supported: String,
+    },
+    /// A component the manifest lists is not in the pack.
+    #[error("{path}: component `{component}` names {file}, which is not in the pack")]
+    MissingFile {
+        /// The pack.
+        path: PathBuf,
+        /// The component.
+        component: String,
+        /// Its file.
+        file: String,
+    },
+    /// A file's digest is not the one expected.
+    #[error(
+        "{path}: component `{component}` has sha256 {actual}, but {expected_by} says {expected}"
+    )]
+    Digest {
+        /// The pack or file.
+        path: PathBuf,
+        /// The component.
+        component: String,
+        /// Who expected another digest: the pack's manifest or the policy file.
+        expected_by: &'static str,
+        /// The expected digest.
+        expected: String,
+        /// The actual one.
+        actual: String,
+    },
+    /// The signature is bad, missing or untrusted.
+    #[error("{path}: {cause}")]
+    Signature {
+        /// The pack.
+        path: PathBuf,
+        /// What failed.
+        cause: SigningError,
+    },
+    /// The policy picks a component the pack does not have, or none out of several.
+    #[error("{path}: {message}")]
+    Component {
+        /// The pack.
+        path: PathBuf,
+        /// What to write instead.
+        message: String,
+    },
+    /// The pack asks for capabilities the policy does not grant.
+    #[error("{path}: the pack asks for the capabilities [{asked}], but the policy grants [{granted}]; add `grant: [{asked}]` to the plugin if you trust it with them")]
+    NotGranted {
+        /// The pack.
+        path: PathBuf,
+        /// What it asks for.
+        asked: String,
+        /// What was granted.
+        granted: String,
+    },
+    /// The plugin's configuration does not satisfy the pack's schema.
+    #[error("{path}: the plugin's config does not match the pack's config_schema: {errors}")]
+    Config {
+        /// The pack.
+        path: PathBuf,
+        /// Every violation, with its location.
+        errors: String,
+    },
+}
+
+/// sha256 of `bytes`, lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// An opened and verified pack.
+#[derive(Debug)]
+pub struct Pack {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Its files.
+    pub files: Files,
+    /// Who signed it, when it is signed (the signature is valid).
+    pub signer: Option<String>,
+}
+
+impl Pack {
+    /// Read a pack and check its manifest, WIT version, digests and signature (if any).
+    pub fn open(path: &Path) -> Result<Pack, PackError> {
+        let files = archive::read(path)?;
+        let at = || path.to_path_buf();
+        let manifest_bytes = files
+            .get(manifest::FILE)
+            .ok_or_else(|| PackError::NoManifest { path: at() })?;
+        let manifest = Manifest::parse(manifest_bytes, true)
+            .map_err(|cause| PackError::Manifest { path: at(), cause })?;
+        if !version::SUPPORTED.contains(&manifest.wit_version()) {
+            return Err(PackError::WitVersion {
+                path: at(),
+                found: manifest.wit_version().to_string(),
+                supported: version::SUPPORTED.join(", "),
+            });
+        }
+        for c in &manifest.components {
+            let bytes = files.get(&c.file).ok_or_else(|| PackError::MissingFile {
+                path: at(),
+                component: c.name.clone(),
+                file: c.file.clone(),
+            })?;
+            let actual = sha256_hex(bytes);
+            let expected = c.sha256.clone().unwrap_or_default();
+            if !actual.eq_ignore_ascii_case(&expected) {
+                return Err(PackError::Digest {
+                    path: at(),
+                    what: format!("component `{}`", c.name),
+                    expected_by: "its manifest",
+                    expected,
+                    actual,
+                });
+            }
+        }
+        let signer = match files.get(signing::FILE) {
+            Some(sig) => Some(
+                signing::verify(manifest_bytes, sig, &[])
+                    .map_err(|cause| PackError::Signature { path: at(), cause })?,
+            ),
+            None => None,
+        };
+        Ok(Pack {
+            path: at(),
+            manifest,
+            files,
+            signer,
+        })
+    }
+
+    /// Require a valid signature by one of `trusted` (nothing to check when it is empty).
+    pub fn check_trust(&self, trusted: &[String]) -> Result<(), PackError> {
+        if trusted.is_empty() {
+            return Ok(());
+        }
+        let err = |cause| PackError::Signature {
+            path: self.path.clone(),
+            cause,
+        };
+        let sig = self
+            .files
+            .get(signing::FILE)
+            .ok_or_else(|| err(SigningError::Unsigned(trusted.join(", "))))?;
+        signing::verify(&self.files[manifest::FILE], sig, trusted).map_err(err)?;
+        Ok(())
+    }
+
+    /// The component named `name`, or the only one.
+    pub fn component(&self, name: Option<&str>) -> Result<(&ComponentEntry, &[u8]), PackError> {
+        let names = || {
+            self.manifest
+                .components
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let entry = match name {
+            Some(n) => self
+                .manifest
+                .components
+                .iter()
+                .find(|c| c.name == n)
+                .ok_or_else(|| PackError::Component {
+                    path: self.path.clone(),
+                    message: format!("the pack has no component `{n}` (it has: {})", names()),
+                })?,
+            None if self.manifest.components.len() == 1 => &self.manifest.components[0],
+            None => {
+                return Err(PackError::Component {
+                    path: self.path.clone(),
+                    message: format!(
+                        "the pack has several components ({}); say which with `component:`",
+                        names()
+                    ),
+                })
+            }
+        };
+        Ok((entry, &self.files[&entry.file]))
+    }
+
+    /// Check that every capability the pack asks for is granted.
+    pub fn check_grants(&self, granted: &[Capability]) -> Result<(), PackError> {
+        let asked = self.manifest.asked();
+        if asked.iter().all(|c| granted.contains(c)) {
+            return Ok(());
+        }
+        let list = |cs: &[Capability]| cs.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ");
+        Err(PackError::NotGranted {
+            path: self.path.clone(),
+            asked: list(&asked),
+            granted: list(granted),
+        })
+    }
+
+    /// Check a plugin configuration against the pack's `config_schema`, if it has one.
+    pub fn check_config(&self, config: &Value) -> Result<(), PackError> {
+        let Some(schema) = &self.manifest.config_schema else {
+            return Ok(());
+        };
+        let validator = jsonschema::validator_for(schema).map_err(|e| PackError::Config {
+            path: self.path.clone(),
+            errors: e.to_string(),
+        })?;
+        let errors: Vec<String> = validator
+            .iter_errors(config)
+            .map(|e| {
+                let at = e.instance_path.to_string();
+                if at.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("at {at}: {e}")
+                }
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(PackError::Config {
+                path: self.path.clone(),
+                errors: errors.join("; "),
+            })
+        }
+    }
+}
+
+/// What a policy file says about one plugin from a file or pack.
+#[derive(Debug, Clone, Copy)]
+pub struct PluginRef<'a> {
+    /// A `.wasm` file, a pack folder or a `.tar.gz` pack.
+    pub path: &'a Path,
+    /// A pinned component digest.
+    pub sha256: Option<&'a str>,
+    /// The component to use from a pack.
+    pub component: Option<&'a str>,
+    /// Keys one of which must have signed the pack.
+    pub trusted_keys: &'a [String],
+    /// What the operator grants.
+    pub grants: &'a [Capability],
+    /// The plugin's configuration.
+    pub config: &'a Value,
+}
+
+/// Read and verify a plugin's component: from a pack (digests, signature, trust, grants,
+/// config schema) or from a plain `.wasm` file (the pinned digest). Returns the component.
+pub fn resolve(r: PluginRef<'_>) -> Result<Vec<u8>, PackError> {
+    let is_pack = r.path.is_dir() || archive::is_archive(r.path);
+    let (name, wasm) = if is_pack {
+        let pack = Pack::open(r.path)?;
+        pack.check_trust(r.trusted_keys)?;
+        pack.check_grants(r.grants)?;
+        pack.check_config(r.config)?;
+        let (entry, wasm) = pack.component(r.component)?;
+        (format!("component `{}`", entry.name), wasm.to_vec())
+    } else {
+        if !r.trusted_keys.is_empty() {
+            return Err(PackError::Signature {
+                path: r.path.to_path_buf(),
+                cause: SigningError::Unsigned(r.trusted_keys.join(", ")),
+            });
+        }
+        let wasm = std::fs::read(r.path).map_err(|cause| PackError::Read {
+            path: r.path.to_path_buf(),
+            cause,
+        })?;
+        ("the file".to_string(), wasm)
+    };
+    if let Some(expected) = r.sha256 {
+        let actual = sha256_hex(&wasm);
+        if !actual.eq_ignore_ascii_case(expected.trim()) {
+            return Err(PackError::Digest {
+                path: r.path.to_path_buf(),
+                what: name,
+                expected_by: "the policy file",
+                expected: expected.to_string(),
+                actual,
+            });
+        }
+    }
+    Ok(wasm)
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env sh
+# Builds build/__NAME__.wasm (a WebAssembly component) from policy.js with componentize-js
+# (installed from npm into node_modules on the first build). `-d` drops the WASI features a policy
+# has no use for; remove `clocks` from that list if the plugin reads the time (and grant the pack
+# the `clocks` capability). `tollgate pack build .` runs this, then packs and tests the result.
+set -eu
+cd "$(dirname "$0")"
+[ -x node_modules/.bin/componentize-js ] || npm install --no-audit --no-fund --silent
+mkdir -p build
+node_modules/.bin/componentize-js policy.js --wit wit -n plugin \
+  -d http fetch-event stdio random clocks -o build/__NAME__.wasm
