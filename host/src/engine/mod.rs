@@ -202,6 +202,7 @@ impl PolicyEngine {
             strategy: self.config.strategy,
             max_idle: self.config.max_idle,
             fuel_enabled: self.config.fuel,
+            may_block: grants.contains(&Capability::Clocks),
         };
         Ok(Plugin::new(self.engine.clone(), pre, setup).await?)
     }

@@ -106,6 +106,7 @@ pub struct Plugin {
     key_prefix: Arc<str>,
     pool: Pool<Instance>,
     fuel_enabled: bool,
+    may_block: bool,
 }
 
 /// Everything [`Plugin::new`] needs besides the pre-linked component.
@@ -126,7 +127,15 @@ pub struct PluginSetup {
     pub max_idle: usize,
     /// Whether the engine meters fuel (then every store needs some).
     pub fuel_enabled: bool,
+    /// Whether the plugin may wait inside host calls (it was granted clocks, whose pollables
+    /// can sleep): its calls then also run under a wall-clock timeout, since the epoch deadline
+    /// only interrupts guest code.
+    pub may_block: bool,
 }
+
+/// How far past its deadline a call that may block is cut off (the deadline itself only fires
+/// when guest code runs again).
+const BLOCKING_GRACE: Duration = Duration::from_secs(1);
 
 impl Plugin {
     pub(super) async fn new(
@@ -144,6 +153,7 @@ impl Plugin {
             key_prefix: setup.key_prefix.into(),
             pool: Pool::new(setup.strategy, setup.max_idle),
             fuel_enabled: setup.fuel_enabled,
+            may_block: setup.may_block,
         };
         // Configure one instance now, so a bad configuration fails the load, not a call.
         let first = plugin.instantiate().await?;
@@ -225,7 +235,9 @@ impl Plugin {
             Ok(b) => b,
             Err(e) => return Err(self.error(self.classify(&store, e, true))),
         };
-        match bindings.call_configure(&mut store, &self.config_json).await {
+        let configure = bindings.call_configure(&mut store, &self.config_json);
+        let outcome = bounded(self.may_block, self.limits.configure_deadline(), configure).await;
+        match outcome {
             Ok(Ok(())) => Ok(Instance { store, bindings }),
             Ok(Err(message)) => Err(self.error(Failure::Rejected(message))),
             Err(e) => Err(self.error(self.classify(&store, e, true))),
@@ -257,10 +269,9 @@ impl Plugin {
     ) -> Result<(Verdict, Vec<Reservation>), PluginError> {
         let mut instance = self.acquire().await?;
         self.prepare(&mut instance.store);
-        let outcome = instance
-            .bindings
-            .call_check_call(&mut instance.store, &call.to_wit())
-            .await;
+        let wit = call.to_wit();
+        let check = instance.bindings.call_check_call(&mut instance.store, &wit);
+        let outcome = bounded(self.may_block, self.limits.deadline, check).await;
         let reservations = std::mem::take(&mut instance.store.data_mut().reservations);
         let verdict = match outcome {
             Ok(v) => validate(v),
@@ -282,11 +293,10 @@ impl Plugin {
     pub async fn visible(&self, tool: &str, caller: &str) -> Result<bool, PluginError> {
         let mut instance = self.acquire().await?;
         self.prepare(&mut instance.store);
-        match instance
+        let visible = instance
             .bindings
-            .call_visible(&mut instance.store, tool, caller)
-            .await
-        {
+            .call_visible(&mut instance.store, tool, caller);
+        match bounded(self.may_block, self.limits.deadline, visible).await {
             Ok(v) => {
                 self.pool.give_back(instance);
                 Ok(v)
@@ -303,11 +313,11 @@ impl Plugin {
     ) -> Result<Option<String>, PluginError> {
         let mut instance = self.acquire().await?;
         self.prepare(&mut instance.store);
-        match instance
+        let wit = call.to_wit();
+        let check = instance
             .bindings
-            .call_check_result(&mut instance.store, &call.to_wit(), result_json)
-            .await
-        {
+            .call_check_result(&mut instance.store, &wit, result_json);
+        match bounded(self.may_block, self.limits.deadline, check).await {
             Ok(WitResultVerdict::Pass) => {
                 self.pool.give_back(instance);
                 Ok(None)
@@ -325,6 +335,23 @@ impl Plugin {
             }
             Err(e) => Err(self.error(self.classify(&instance.store, e, false))),
         }
+    }
+}
+
+/// Run a guest call; for a plugin that may block in a host call, give up (as a deadline
+/// interrupt) once `deadline` plus [`BLOCKING_GRACE`] has passed. The instance is then dropped
+/// by the caller like any failed one.
+async fn bounded<T>(
+    may_block: bool,
+    deadline: Duration,
+    call: impl std::future::Future<Output = wasmtime::Result<T>>,
+) -> wasmtime::Result<T> {
+    if !may_block {
+        return call.await;
+    }
+    match tokio::time::timeout(deadline + BLOCKING_GRACE, call).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(wasmtime::Error::from(Trap::Interrupt)),
     }
 }
 

@@ -71,14 +71,12 @@ pub enum PackError {
         file: String,
     },
     /// A file's digest is not the one expected.
-    #[error(
-        "{path}: component `{component}` has sha256 {actual}, but {expected_by} says {expected}"
-    )]
+    #[error("{path}: {what} has sha256 {actual}, but {expected_by} says {expected}")]
     Digest {
         /// The pack or file.
         path: PathBuf,
-        /// The component.
-        component: String,
+        /// `component `NAME`` in a pack, `the file` for a plain `.wasm`.
+        what: String,
         /// Who expected another digest: the pack's manifest or the policy file.
         expected_by: &'static str,
         /// The expected digest.

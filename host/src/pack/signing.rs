@@ -149,7 +149,10 @@ mod tests {
         let manifest = br#"{"name":"p"}"#;
         let sig = serde_json::to_vec(&sign(manifest, &private).unwrap()).unwrap();
         assert_eq!(verify(manifest, &sig, &[]).unwrap(), public);
-        assert_eq!(verify(manifest, &sig, std::slice::from_ref(&public)).unwrap(), public);
+        assert_eq!(
+            verify(manifest, &sig, std::slice::from_ref(&public)).unwrap(),
+            public
+        );
         assert!(matches!(
             verify(br#"{"name":"q"}"#, &sig, &[]),
             Err(SigningError::Mismatch(_))
