@@ -466,3 +466,82 @@ fn every_bad_pack_is_refused_at_load_naming_what_failed() {
     let err = check_error(&TestPack::policy(&built.folder, "    grant: [network]\n"));
     assert!(err.contains("unknown capability `network`"), "{err}");
 }
+
+/// The promise of `tollgate pack new`: for every language, a new project builds into a pack
+/// whose verdicts apply to real calls through the proxy.
+#[test]
+fn new_projects_in_every_language_build_into_packs_that_decide_real_calls() {
+    setup(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let threads: Vec<_> = ["rust", "c", "js", "python"]
+        .into_iter()
+        .map(|lang| {
+            let dir = root.path().join(format!("my-{lang}-rule"));
+            std::thread::spawn(move || {
+                let tollgate = env!("CARGO_BIN_EXE_tollgate");
+                let out = Command::new(tollgate)
+                    .args([
+                        "pack",
+                        "new",
+                        "--lang",
+                        lang,
+                        &format!("my-{lang}-rule"),
+                        "--dir",
+                    ])
+                    .arg(&dir)
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "pack new --lang {lang}: {out:?}");
+                // Only a cache: the example's target folder already holds a wasm std build.
+                let target = repo().join("examples/plugins/rust-block-secrets/target");
+                let out = Command::new(tollgate)
+                    .args(["pack", "build"])
+                    .arg(&dir)
+                    .env("CARGO_TARGET_DIR", target)
+                    .output()
+                    .unwrap();
+                let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+                assert!(
+                    out.status.success() && stdout.contains("all 2 passed"),
+                    "pack build --lang {lang}:\n{stdout}{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let mut cmd = vec![
+                    tollgate.to_string(),
+                    "run".into(),
+                    "--state".into(),
+                    "memory".into(),
+                    "--policy".into(),
+                    p(&dir.join("policy.yaml")),
+                    "--".into(),
+                ];
+                cmd.extend(server_everything());
+                let run = drive(
+                    Client::Py1,
+                    &cmd,
+                    &scenario(vec![
+                        call("echo", json!({"message": "ls -l"})),
+                        call("echo", json!({"message": "rm -rf /"})),
+                    ]),
+                );
+                assert_eq!(text(run.result(0)), "Echo: ls -l", "{lang}: {run}");
+                assert_denial(
+                    run.result(1),
+                    "denied",
+                    "tools.*.rules[0]",
+                    "Denied by policy: the arguments contain 'rm -rf'",
+                );
+            })
+        })
+        .collect();
+    let failures: Vec<String> = threads
+        .into_iter()
+        .filter_map(|t| t.join().err())
+        .map(|e| {
+            e.downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_else(|| "a language's thread panicked".into())
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

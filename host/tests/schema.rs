@@ -229,7 +229,15 @@ fn every_parser_field_and_enum_is_in_the_schema_and_nothing_else() {
         (
             "PluginFile",
             "/$defs/plugin",
-            &["source", "sha256", "config", "limits"],
+            &[
+                "source",
+                "sha256",
+                "component",
+                "trusted_keys",
+                "grant",
+                "config",
+                "limits",
+            ],
         ),
         ("ToolFile", "/$defs/tool", &["rules"]),
         (

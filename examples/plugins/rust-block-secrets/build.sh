@@ -14,4 +14,4 @@ else
   cargo build --release --target wasm32-unknown-unknown
 fi
 mkdir -p build
-cp "target/wasm32-unknown-unknown/release/$(echo rust-block-secrets | tr - _).wasm" build/rust-block-secrets.wasm
+cp "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/release/$(echo rust-block-secrets | tr - _).wasm" build/rust-block-secrets.wasm

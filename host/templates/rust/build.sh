@@ -14,4 +14,4 @@ else
   cargo build --release --target wasm32-unknown-unknown
 fi
 mkdir -p build
-cp "target/wasm32-unknown-unknown/release/$(echo __NAME__ | tr - _).wasm" build/__NAME__.wasm
+cp "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/release/$(echo __NAME__ | tr - _).wasm" build/__NAME__.wasm

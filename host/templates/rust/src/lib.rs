@@ -52,14 +52,18 @@ mod tests {
     #[test]
     fn ordinary_calls_pass_and_the_forbidden_word_is_refused() {
         let p = plugin();
-        assert!(p.check_call(&Call::new("run", json!({"command": "ls"}))).is_allow());
+        assert!(p
+            .check_call(&Call::new("run", json!({"command": "ls"})))
+            .is_allow());
         let v = p.check_call(&Call::new("run", json!({"command": "rm -rf /"})));
         assert_eq!(v.denial().unwrap().reason, "the arguments contain 'rm -rf'");
     }
 
     #[test]
     fn a_bad_configuration_says_what_is_wrong() {
-        let err = tollgate_sdk::configure::<Plugin>(r#"{"forbiden": "x"}"#).err().unwrap();
+        let err = tollgate_sdk::configure::<Plugin>(r#"{"forbiden": "x"}"#)
+            .err()
+            .unwrap();
         assert!(err.contains("unknown field `forbiden`"), "{err}");
     }
 }
