@@ -51,7 +51,8 @@ const EXAMPLES: &[Example] = &[
     },
 ];
 
-const RESULT: &str = r#"{"content":[{"type":"text","text":"Ada, ada@example.com, SSN 123-45-6789"}]}"#;
+const RESULT: &str =
+    r#"{"content":[{"type":"text","text":"Ada, ada@example.com, SSN 123-45-6789"}]}"#;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
@@ -122,7 +123,10 @@ async fn main() {
             let start = Instant::now();
             let (verdict, _) = plugin.check_call(&call).await.expect("check-call");
             let elapsed = start.elapsed();
-            assert!(matches!(verdict, tollgate::engine::Verdict::Allow), "{verdict:?}");
+            assert!(
+                matches!(verdict, tollgate::engine::Verdict::Allow),
+                "{verdict:?}"
+            );
             if i >= 200 {
                 calls.push(elapsed);
             }
@@ -139,7 +143,10 @@ async fn main() {
             let mut results = Vec::new();
             for i in 0..2200 {
                 let start = Instant::now();
-                let replaced = plugin.check_result(&call, RESULT).await.expect("check-result");
+                let replaced = plugin
+                    .check_result(&call, RESULT)
+                    .await
+                    .expect("check-result");
                 let elapsed = start.elapsed();
                 assert!(replaced.is_some());
                 if i >= 200 {

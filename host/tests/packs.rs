@@ -447,8 +447,7 @@ fn every_bad_pack_is_refused_at_load_naming_what_failed() {
         "{err}"
     );
     let files =
-        wat::parse_str(r#"(component (import "wasi:filesystem/preopens@0.2.0" (instance)))"#)
-            .unwrap();
+        wat::parse_str(r#"(component (import "wasi:sockets/tcp@0.2.0" (instance)))"#).unwrap();
     let files_pack = TestPack::new("", &files);
     let built = files_pack.build(None);
     let err = check_error(&TestPack::policy(
@@ -456,9 +455,7 @@ fn every_bad_pack_is_refused_at_load_naming_what_failed() {
         "    grant: [clocks, random, output]\n",
     ));
     assert!(
-        err.contains(
-            "it imports `wasi:filesystem/preopens@0.2.0`, which Tollgate never gives to plugins"
-        ),
+        err.contains("it imports `wasi:sockets/tcp@0.2.0`, which Tollgate never gives to plugins"),
         "{err}"
     );
 
@@ -544,4 +541,105 @@ fn new_projects_in_every_language_build_into_packs_that_decide_real_calls() {
         })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Compile tests/fixtures/sleeper.c (a C plugin that sleeps through WASI) with the toolchain the
+/// C example's build installed.
+fn sleeper_wasm() -> Vec<u8> {
+    built("c-path-allowlist");
+    let sdk = repo().join("guest-sdk/c");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("sleeper.wasm");
+    let linker = [
+        PathBuf::from("/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld"),
+        PathBuf::from(
+            String::from_utf8(
+                Command::new("rustc")
+                    .args(["--print", "sysroot"])
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+            .unwrap()
+            .trim(),
+        )
+        .join("lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .expect("wasm-component-ld (installed with the wasm toolchain)");
+    let status = Command::new("clang-16")
+        .args(["--target=wasm32-wasi", "-O2", "-mexec-model=reactor", "-I"])
+        .arg(&sdk)
+        .arg(sdk.join("plugin.c"))
+        .arg(repo().join("host/tests/fixtures/sleeper.c"))
+        .arg(sdk.join("plugin_component_type.o"))
+        .arg(format!("-fuse-ld={}", linker.display()))
+        .args(["-Wl,--wasi-adapter=reactor", "-o"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "clang-16 failed to build the sleeper");
+    std::fs::read(&out).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_sleeping_in_a_host_call_is_cut_off_after_its_deadline() {
+    use tollgate::engine::{CallInput, Capability, EngineConfig, Limits, PolicyEngine};
+    let wasm = tokio::task::spawn_blocking(sleeper_wasm).await.unwrap();
+    let engine = PolicyEngine::new(EngineConfig {
+        cache: None,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let load = |grants: &'static [Capability]| {
+        engine.load(
+            "sleeper",
+            &wasm,
+            Limits::default(),
+            "{}",
+            std::sync::Arc::new(tollgate::state::memory::MemoryStore::new()),
+            "t/",
+            grants,
+        )
+    };
+    // (wasi-libc's start-up also imports stdout, hence `output` in both.)
+    let refused = load(&[Capability::Output])
+        .await
+        .err()
+        .expect("sleeping needs the clocks capability");
+    assert!(
+        refused
+            .to_string()
+            .contains("which needs the `clocks` capability"),
+        "{refused}"
+    );
+    let plugin = load(&[Capability::Clocks, Capability::Output])
+        .await
+        .unwrap();
+    let call = |seconds: &str| CallInput {
+        tool: "nap".into(),
+        arguments: format!(r#"{{"seconds":"{seconds}"}}"#),
+        server: "t".into(),
+        caller: "anonymous".into(),
+        metadata: vec![],
+    };
+    // An hour's sleep: the epoch deadline cannot fire while no guest code runs, so only the
+    // wall-clock cut-off ends it. Without it this would hit the 60 s bound below.
+    let outcome = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        plugin.check_call(&call("3600")),
+    )
+    .await
+    .expect("the call was cut off instead of sleeping for an hour");
+    let err = outcome
+        .err()
+        .expect("a plugin that sleeps past its deadline fails");
+    assert_eq!(
+        err.to_string(),
+        "plugin `sleeper` ran past its deadline of 50 ms"
+    );
+    // The plugin keeps serving on a fresh instance.
+    let (verdict, _) = plugin.check_call(&call("0")).await.unwrap();
+    assert_eq!(verdict, tollgate::engine::Verdict::Allow);
 }

@@ -12,9 +12,11 @@
 //! | `output`   | `wasi:cli/stdout`, `wasi:cli/stderr` (and `terminal-*`): lines go to Tollgate's log, tagged with the plugin |
 //!
 //! Always allowed, because they reach nothing on their own: `wasi:io/*` (they only act on
-//! resources the interfaces above hand out), `wasi:cli/environment` (empty), `wasi:cli/exit` (ends
-//! the call as a trap) and `wasi:cli/stdin` (closed). Never granted: filesystem, sockets, HTTP and
-//! anything Tollgate does not know.
+//! resources the interfaces above hand out), `wasi:filesystem/preopens` and `types` (the list of
+//! preopened directories is always empty, so a plugin never holds a descriptor to act on;
+//! wasi-libc's start-up imports both), `wasi:cli/environment` (empty), `wasi:cli/exit` (ends the
+//! call as a trap) and `wasi:cli/stdin` (closed). Never granted: sockets, HTTP and anything
+//! Tollgate does not know.
 
 use std::fmt;
 use std::str::FromStr;
@@ -94,7 +96,9 @@ pub fn requirement(import: &str) -> Requirement {
         | "wasi:cli/exit"
         | "wasi:cli/stdin"
         | "wasi:cli/terminal-input"
-        | "wasi:cli/terminal-stdin" => Requirement::Nothing,
+        | "wasi:cli/terminal-stdin"
+        | "wasi:filesystem/types"
+        | "wasi:filesystem/preopens" => Requirement::Nothing,
         "wasi:clocks/wall-clock" | "wasi:clocks/monotonic-clock" => {
             Requirement::Needs(Capability::Clocks)
         }
@@ -122,7 +126,7 @@ pub enum ImportError {
         capability: Capability,
     },
     /// It needs something plugins never get.
-    #[error("it imports `{import}`, which Tollgate never gives to plugins (no filesystem, network or other host access beyond the capabilities clocks, random and output)")]
+    #[error("it imports `{import}`, which Tollgate never gives to plugins (no network or other host access beyond the capabilities clocks, random and output, and no preopened directories)")]
     Forbidden {
         /// The import.
         import: String,
@@ -173,7 +177,7 @@ mod tests {
             })
         );
         assert_eq!(check_imports(imports, &[Capability::Clocks]), Ok(()));
-        let err = check_imports(["wasi:filesystem/preopens@0.2.0"], &Capability::ALL).unwrap_err();
+        let err = check_imports(["wasi:sockets/tcp@0.2.0"], &Capability::ALL).unwrap_err();
         assert!(err.to_string().contains("never gives"), "{err}");
         assert!(matches!(
             check_imports(["acme:secrets/vault"], &Capability::ALL),
