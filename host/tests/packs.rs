@@ -632,9 +632,7 @@ async fn a_plugin_sleeping_in_a_host_call_is_cut_off_after_its_deadline() {
     )
     .await
     .expect("the call was cut off instead of sleeping for an hour");
-    let err = outcome
-        .err()
-        .expect("a plugin that sleeps past its deadline fails");
+    let err = outcome.expect_err("a plugin that sleeps past its deadline fails");
     assert_eq!(
         err.to_string(),
         "plugin `sleeper` ran past its deadline of 50 ms"
