@@ -38,9 +38,11 @@ impl Policy for BlockSecrets {
     fn new(config: Config) -> Result<Self, String> {
         let mut detectors = Vec::new();
         for (name, pattern) in BUILT_IN {
+            // ASCII word boundaries: a Unicode `\b` keeps the regex engine off its fast DFA.
+            let ascii = format!("(?-u){pattern}");
             detectors.push((
                 name.to_string(),
-                Regex::new(pattern).expect("built-in pattern"),
+                Regex::new(&ascii).expect("built-in pattern"),
             ));
         }
         for (name, pattern) in config.extra {
