@@ -371,6 +371,55 @@ fn headers_that_contradict_the_body_are_refused_with_32020() {
     );
 }
 
+/// In the 2026-07-28 revision a client cancels a request by closing its stream: Tollgate tells the
+/// server (`notifications/cancelled`), which stops the work. Here the client hangs up while the
+/// server is still sleeping in the `wait` tool, before Tollgate has sent any response header.
+#[test]
+fn a_stateless_request_is_cancelled_upstream_when_its_client_hangs_up() {
+    use std::io::Write;
+    setup(POLICIES);
+    let listening = Listening::start("twilio.yaml", fastmcp2(), &[], &[]);
+    let a = listening.authority();
+    let body = r#"{"jsonrpc":"2.0","id":41,"method":"tools/call","params":{"name":"wait","arguments":{"seconds":60},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let mut stream = std::net::TcpStream::connect(&a).unwrap();
+    write!(
+        stream,
+        "POST /mcp HTTP/1.1\r\nhost: {a}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-protocol-version: 2026-07-28\r\nmcp-method: tools/call\r\nmcp-name: wait\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    drop(stream);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !listening.stderr.lock().unwrap().contains("wait cancelled") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server was never told: {}",
+            listening.stderr.lock().unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The shared server goes on serving.
+    let add = r#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"add","arguments":{"a":2,"b":3},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let (status, _, answer) = http_request(
+        &a,
+        "POST",
+        &[
+            JSON_BODY,
+            JSON_AND_SSE,
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "add"),
+        ],
+        add,
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer.contains(r#""id":42"#) && answer.contains("5"),
+        "{answer}"
+    );
+}
+
 #[test]
 fn delete_ends_the_session_and_its_server() {
     setup(POLICIES);

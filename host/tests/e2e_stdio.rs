@@ -287,7 +287,7 @@ fn fastmcp2_stateless_revision_allowed_calls() {
     assert_eq!(run.out["server_info"]["name"], "tollgate-fastmcp2", "{run}");
     assert_eq!(
         run.step(0)["tools"],
-        json!(["add", "send_message", "delete_record"]),
+        json!(["add", "send_message", "delete_record", "wait"]),
         "{run}"
     );
     let add = run.result(1);

@@ -11,11 +11,16 @@ Tools:
     add(a: int, b: int) -> int               sum; structuredContent {"result": a+b}
     send_message(to: str, body: str) -> str  "sent to <to>: <body>"; also emits one info log message
     delete_record(id: str) -> str            "deleted <id>"
+    wait(seconds: float) -> str              "waited <seconds>"; writes "wait cancelled" to stderr
+                                             when the request is cancelled first
 Note: over HTTP, the SDK's DNS-rebinding protection only accepts Host 127.0.0.1:*, localhost:*, [::1]:*.
 """
 
 import argparse
+import sys
 import warnings
+
+import anyio
 
 from mcp.server.mcpserver import Context, MCPServer
 
@@ -42,6 +47,17 @@ async def send_message(to: str, body: str, ctx: Context) -> str:
 def delete_record(id: str) -> str:
     """Delete a record by id (a destructive tool for policy tests)."""
     return f"deleted {id}"
+
+
+@mcp.tool()
+async def wait(seconds: float) -> str:
+    """Sleep for a while (a slow tool for cancellation tests)."""
+    try:
+        await anyio.sleep(seconds)
+    except BaseException:
+        print("wait cancelled", file=sys.stderr, flush=True)
+        raise
+    return f"waited {seconds}"
 
 
 if __name__ == "__main__":

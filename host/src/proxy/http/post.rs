@@ -291,8 +291,14 @@ impl Listener {
         let (raw_tx, raw_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
         entry.upstream.expect(&ids, &tokens, &raw_tx);
         drop(raw_tx);
+        // From here on, a handler dropped early (the client hung up) cleans up after itself.
+        let mut awaiting = Awaiting {
+            entry: entry.clone(),
+            ids,
+            shared,
+        };
         if let Err(e) = entry.upstream.send(&to_server).await {
-            entry.upstream.forget(&ids);
+            awaiting.shared = false;
             return refuse(
                 StatusCode::BAD_GATEWAY,
                 -32603,
@@ -302,11 +308,10 @@ impl Listener {
         if sse_ok {
             // The headers wait for the server's first message: when that is already the one
             // awaited response, a plain JSON answer is cheaper than a stream.
-            let mut ids = ids;
             let mut raw_rx = raw_rx;
             let first = raw_rx.recv().await;
             if let Some(m) = &first {
-                if answers.is_empty() && ids.len() == 1 && answers_one(m, &mut ids) {
+                if answers.is_empty() && awaiting.ids.len() == 1 && awaiting.answered(m) {
                     let m = match &swap {
                         Some(s) => s.restore(m.clone()),
                         None => m.clone(),
@@ -319,19 +324,61 @@ impl Listener {
                 let _ = tx.send(sse_event(a));
             }
             if let Some(m) = first {
-                answers_one(&m, &mut ids);
+                awaiting.answered(&m);
                 let m = match &swap {
                     Some(s) => s.restore(m),
                     None => m,
                 };
                 let _ = tx.send(sse_event(&m));
             }
-            tokio::spawn(stream_answers(entry, ids, raw_rx, tx, swap, shared));
+            tokio::spawn(stream_answers(awaiting, raw_rx, tx, swap));
             sse_response(body, new_session.as_deref())
         } else {
             let mut all = answers;
-            all.extend(collect_answers(&entry, ids, raw_rx, swap).await);
+            all.extend(collect_answers(awaiting, raw_rx, swap).await);
             answer_json(all, new_session.as_deref())
+        }
+    }
+}
+
+/// Requests sent upstream whose answers a handler still waits for. Dropped before every one is
+/// answered (the client closed its stream, or hung up and hyper dropped the handler): their
+/// routes are removed, and stateless requests are cancelled upstream (in the 2026-07-28
+/// revision closing the stream is how a client cancels; in session revisions a disconnect is
+/// not a cancellation, and the answer is dropped).
+struct Awaiting {
+    entry: Arc<Entry>,
+    ids: Vec<String>,
+    shared: bool,
+}
+
+impl Awaiting {
+    /// Whether `m` answers one of the requests (which then no longer waits).
+    fn answered(&mut self, m: &[u8]) -> bool {
+        answers_one(m, &mut self.ids)
+    }
+}
+
+impl Drop for Awaiting {
+    fn drop(&mut self) {
+        if self.ids.is_empty() {
+            return;
+        }
+        self.entry.upstream.forget(&self.ids);
+        if !self.shared {
+            return;
+        }
+        let ids = std::mem::take(&mut self.ids);
+        let entry = self.entry.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                for id in ids {
+                    let cancel = format!(
+                        r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{id},"reason":"the client closed its stream"}}}}"#
+                    );
+                    let _ = entry.upstream.send(cancel.as_bytes()).await;
+                }
+            });
         }
     }
 }
@@ -372,22 +419,18 @@ fn answers_one(m: &[u8], ids: &mut Vec<String>) -> bool {
 }
 
 /// Forward what the server says about these requests as SSE events until every one is
-/// answered. A client that goes away first: its stateless requests are cancelled upstream (in
-/// the 2026-07-28 revision closing the stream is how a client cancels); in session revisions a
-/// disconnect is not a cancellation, and the answer is dropped.
+/// answered or the client closes the stream ([`Awaiting`] then cleans up).
 async fn stream_answers(
-    entry: Arc<Entry>,
-    mut ids: Vec<String>,
+    mut awaiting: Awaiting,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
     tx: Stream,
     swap: Option<IdSwap>,
-    shared: bool,
 ) {
-    while !ids.is_empty() {
+    while !awaiting.ids.is_empty() {
         tokio::select! {
             m = rx.recv() => {
                 let Some(m) = m else { break };
-                answers_one(&m, &mut ids);
+                awaiting.answered(&m);
                 let m = match &swap { Some(s) => s.restore(m), None => m };
                 if tx.send(sse_event(&m)).is_err() {
                     break;
@@ -396,31 +439,19 @@ async fn stream_answers(
             _ = tx.closed() => break,
         }
     }
-    if !ids.is_empty() {
-        entry.upstream.forget(&ids);
-        if shared {
-            for id in &ids {
-                let cancel = format!(
-                    r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{id},"reason":"the client closed its stream"}}}}"#
-                );
-                let _ = entry.upstream.send(cancel.as_bytes()).await;
-            }
-        }
-    }
 }
 
 /// Wait for the responses of a JSON-only client; other messages about the requests cannot
 /// reach it and are dropped (with a log line).
 async fn collect_answers(
-    entry: &Entry,
-    mut ids: Vec<String>,
+    mut awaiting: Awaiting,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
     swap: Option<IdSwap>,
 ) -> Vec<Bytes> {
     let mut out = Vec::new();
-    while !ids.is_empty() {
+    while !awaiting.ids.is_empty() {
         let Some(m) = rx.recv().await else { break };
-        if answers_one(&m, &mut ids) {
+        if awaiting.answered(&m) {
             out.push(match &swap {
                 Some(s) => s.restore(m),
                 None => m,
@@ -431,7 +462,8 @@ async fn collect_answers(
             );
         }
     }
-    entry.upstream.forget(&ids);
+    // Not a client going away: the server ended without answering. Nothing to cancel.
+    awaiting.shared = false;
     out
 }
 
