@@ -371,6 +371,35 @@ fn headers_that_contradict_the_body_are_refused_with_32020() {
     );
 }
 
+/// `subscriptions/listen` (2026-07-28): a long-lived request whose stream carries change events
+/// tagged with the listen request's id. Through Tollgate's shared stateless server (where ids
+/// are rewritten) the events reach the listening stream with the client's own id, while another
+/// request is in flight on the same server.
+#[test]
+fn a_subscriptions_listen_stream_gets_its_events_over_http() {
+    setup(POLICIES);
+    let listening = Listening::start("twilio.yaml", fastmcp2(), &[], &[]);
+    let steps = vec![json!({
+        "op": "listen_tools",
+        "then": call("change_tools", json!({})),
+        "wait": 10,
+    })];
+    let run = drive(Client::Py2, &url(&listening), &scenario(steps));
+    assert_eq!(run.out["protocol_version"], "2026-07-28", "{run}");
+    let step = run.step(0);
+    assert_eq!(step["honored"], json!({"toolsListChanged": true}), "{run}");
+    assert_eq!(text(&step["then"]["result"]), "changed", "{run}");
+    assert_eq!(step["event"], "ToolsListChanged", "{run}");
+    let tagged: Vec<&Value> = run.out["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["method"] == "notifications/tools/list_changed")
+        .map(|n| &n["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"])
+        .collect();
+    assert_eq!(tagged, [&json!("listen-1")], "the client's own id: {run}");
+}
+
 /// In the 2026-07-28 revision a client cancels a request by closing its stream: Tollgate tells the
 /// server (`notifications/cancelled`), which stops the work. Here the client hangs up while the
 /// server is still sleeping in the `wait` tool, before Tollgate has sent any response header.

@@ -287,7 +287,13 @@ fn fastmcp2_stateless_revision_allowed_calls() {
     assert_eq!(run.out["server_info"]["name"], "tollgate-fastmcp2", "{run}");
     assert_eq!(
         run.step(0)["tools"],
-        json!(["add", "send_message", "delete_record", "wait"]),
+        json!([
+            "add",
+            "send_message",
+            "delete_record",
+            "wait",
+            "change_tools"
+        ]),
         "{run}"
     );
     let add = run.result(1);
@@ -341,4 +347,24 @@ fn default_deny_policy() {
         "default",
         "Denied by policy: the tool `get-sum` is not allowed by this policy (default: deny)",
     );
+}
+
+/// `subscriptions/listen` (2026-07-28) over stdio: the listen stream's events pass through.
+#[test]
+fn fastmcp2_subscriptions_listen_passes_through() {
+    setup(POLICIES);
+    let steps = vec![json!({
+        "op": "listen_tools",
+        "then": call("change_tools", json!({})),
+        "wait": 10,
+    })];
+    let run = drive(
+        Client::Py2,
+        &tollgate("twilio.yaml", fastmcp2()),
+        &scenario(steps),
+    );
+    let step = run.step(0);
+    assert_eq!(step["honored"], json!({"toolsListChanged": true}), "{run}");
+    assert_eq!(text(&step["then"]["result"]), "changed", "{run}");
+    assert_eq!(step["event"], "ToolsListChanged", "{run}");
 }

@@ -128,6 +128,17 @@ class Driver:
         if op == "sleep":
             await anyio.sleep(float(step.get("seconds", 0.1)))
             return {}
+        if op == "listen_tools":
+            # Open a subscriptions/listen stream for tool-list changes, run the `then` step while
+            # it is open, and report the first event (or that none came within `wait` seconds).
+            async with client.listen(tools_list_changed=True) as sub:
+                res: dict[str, Any] = {"honored": dump(sub.honored)}
+                res["then"] = await self.step(client, step["then"])
+                with anyio.move_on_after(float(step.get("wait", 10))):
+                    async for event in sub:
+                        res["event"] = type(event).__name__
+                        break
+                return res
         return {"exception": f"unknown op {op!r}"}
 
     async def run(self, argv: list[str]) -> int:

@@ -13,6 +13,7 @@ Tools:
     delete_record(id: str) -> str            "deleted <id>"
     wait(seconds: float) -> str              "waited <seconds>"; writes "wait cancelled" to stderr
                                              when the request is cancelled first
+    change_tools() -> str                    "changed"; tells subscribers the tool list changed
 Note: over HTTP, the SDK's DNS-rebinding protection only accepts Host 127.0.0.1:*, localhost:*, [::1]:*.
 """
 
@@ -58,6 +59,13 @@ async def wait(seconds: float) -> str:
         print("wait cancelled", file=sys.stderr, flush=True)
         raise
     return f"waited {seconds}"
+
+
+@mcp.tool()
+async def change_tools(ctx: Context) -> str:
+    """Announce a tool-list change (for subscriptions/listen tests)."""
+    await ctx.notify_tools_changed()
+    return "changed"
 
 
 if __name__ == "__main__":

@@ -168,16 +168,34 @@ impl IdSwap {
         ))
     }
 
+    /// Put the client's id back: on the response, and on the notifications of a
+    /// `subscriptions/listen` stream, which name it in `params._meta`.
     fn restore(&self, message: Bytes) -> Bytes {
-        let is_ours = matches!(jsonrpc::parse(&message), Ok(Parsed::Single(env)) if env.kind() == Kind::Response && env.id_text() == self.ours);
-        if !is_ours {
-            return message;
+        let theirs = || serde_json::from_str(self.theirs.get()).unwrap_or(Value::Null);
+        match jsonrpc::parse(&message) {
+            Ok(Parsed::Single(env)) if env.kind() == Kind::Response => {
+                if env.id_text() != self.ours {
+                    return message;
+                }
+                let Ok(mut v) = serde_json::from_slice::<Value>(&message) else {
+                    return message;
+                };
+                v["id"] = theirs();
+                serde_json::to_vec(&v).map(Bytes::from).unwrap_or(message)
+            }
+            Ok(Parsed::Single(env))
+                if env.kind() == Kind::Notification
+                    && super::upstream::subscription_id(env.params).as_deref()
+                        == Some(self.ours.as_str()) =>
+            {
+                let Ok(mut v) = serde_json::from_slice::<Value>(&message) else {
+                    return message;
+                };
+                v["params"]["_meta"][super::upstream::SUBSCRIPTION_ID] = theirs();
+                serde_json::to_vec(&v).map(Bytes::from).unwrap_or(message)
+            }
+            _ => message,
         }
-        let Ok(mut v) = serde_json::from_slice::<Value>(&message) else {
-            return message;
-        };
-        v["id"] = serde_json::from_str(self.theirs.get()).unwrap_or(Value::Null);
-        serde_json::to_vec(&v).map(Bytes::from).unwrap_or(message)
     }
 }
 

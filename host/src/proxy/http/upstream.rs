@@ -228,7 +228,9 @@ impl SessionUpstream {
                     let waiting = r.requests.remove(&id);
                     waiting.or_else(|| r.general.clone().filter(|g| !g.is_closed()))
                 }
-                _ => progress_target(&r, &env).or_else(|| unrelated_target(&r)),
+                _ => progress_target(&r, &env)
+                    .or_else(|| subscription_target(&r, &env))
+                    .or_else(|| unrelated_target(&r)),
             },
             _ => unrelated_target(&r),
         };
@@ -279,6 +281,27 @@ fn progress_target(r: &Routes, env: &Envelope<'_>) -> Option<Stream> {
     let token = progress_token(env.params)?;
     let id = r.tokens.get(&token)?;
     r.requests.get(id).cloned()
+}
+
+/// The stream of the `subscriptions/listen` request a notification says it belongs to.
+fn subscription_target(r: &Routes, env: &Envelope<'_>) -> Option<Stream> {
+    let id = subscription_id(env.params)?;
+    r.requests.get(&id).cloned()
+}
+
+/// Where a 2026-07-28 listen-stream notification names its `subscriptions/listen` request.
+pub const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
+
+/// A notification's `params._meta["io.modelcontextprotocol/subscriptionId"]` as JSON text.
+pub fn subscription_id(params: Option<&serde_json::value::RawValue>) -> Option<String> {
+    let params = params?.get();
+    if !params.contains(SUBSCRIPTION_ID) {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(params).ok()?;
+    v.get("_meta")?
+        .get(SUBSCRIPTION_ID)
+        .map(|id| id.to_string())
 }
 
 fn unrelated_target(r: &Routes) -> Option<Stream> {
