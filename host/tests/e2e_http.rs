@@ -400,6 +400,94 @@ fn a_subscriptions_listen_stream_gets_its_events_over_http() {
     assert_eq!(tagged, [&json!("listen-1")], "the client's own id: {run}");
 }
 
+/// Resumption (2025-06-18 / 2025-11-25): a session's POST stream carries event ids; after the
+/// connection drops mid-request, `GET` with `Last-Event-ID` replays what the server said since
+/// that event (progress the client missed) and delivers the rest, up to the response.
+#[test]
+fn a_dropped_post_stream_is_resumed_with_last_event_id() {
+    use std::io::{BufRead, Write};
+    setup(POLICIES);
+    let listening = Listening::start("everything.yaml", server_everything(), &[], &[]);
+    let a = listening.authority();
+    let (status, h, body) = http_request(&a, "POST", &[JSON_BODY, JSON_AND_SSE], initialize_body());
+    assert_eq!(status, 200, "{body}");
+    let session = h
+        .iter()
+        .find(|(k, _)| k == "mcp-session-id")
+        .map(|(_, v)| v.clone())
+        .expect("a session id");
+    let session_headers = [
+        JSON_BODY,
+        JSON_AND_SSE,
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-06-18"),
+    ];
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    assert_eq!(
+        http_request(&a, "POST", &session_headers, initialized).0,
+        202
+    );
+
+    // A call that reports progress every 0.4 s for 2.4 s; read its first event, then hang up.
+    let call = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":{"duration":2.4,"steps":6},"_meta":{"progressToken":"t1"}}}"#;
+    let mut stream = std::net::TcpStream::connect(&a).unwrap();
+    write!(
+        stream,
+        "POST /mcp HTTP/1.1\r\nhost: {a}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-session-id: {session}\r\nmcp-protocol-version: 2025-06-18\r\ncontent-length: {}\r\n\r\n{call}",
+        call.len()
+    )
+    .unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let (mut first_id, mut first_data) = (None, None);
+    let mut line = String::new();
+    while first_data.is_none() {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "the stream ended early"
+        );
+        if let Some(id) = line.strip_prefix("id: ") {
+            first_id = Some(id.trim().to_string());
+        }
+        if let Some(data) = line.strip_prefix("data: ") {
+            first_data = Some(serde_json::from_str::<Value>(data).unwrap());
+        }
+    }
+    drop(reader);
+    let first_id = first_id.expect("session events carry ids");
+    // The first event may be the first progress report or a server notification before it.
+    let seen = first_data.unwrap()["params"]["progress"]
+        .as_u64()
+        .unwrap_or(0);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+
+    let mut resume_headers = session_headers.to_vec();
+    resume_headers.push(("last-event-id", first_id.as_str()));
+    let (status, _, replayed) = http_request(&a, "GET", &resume_headers, "");
+    assert_eq!(status, 200, "{replayed}");
+    assert!(
+        !replayed.contains(&format!("id: {first_id}\n")),
+        "the event the client had is not sent again: {replayed}"
+    );
+    let progress: Vec<u64> = replayed
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter(|m| m["method"] == "notifications/progress")
+        .filter_map(|m| m["params"]["progress"].as_u64())
+        .collect();
+    let expected: Vec<u64> = (seen + 1..=6).collect();
+    assert_eq!(progress, expected, "every later progress event: {replayed}");
+    assert!(
+        replayed.contains(r#""id":2"#) && replayed.contains("Long running operation completed"),
+        "and the response: {replayed}"
+    );
+    // An id Tollgate never issued.
+    let mut unknown = session_headers.to_vec();
+    unknown.push(("last-event-id", "p99-0"));
+    assert_eq!(http_request(&a, "GET", &unknown, "").0, 404);
+}
+
 /// In the 2026-07-28 revision a client cancels a request by closing its stream: Tollgate tells the
 /// server (`notifications/cancelled`), which stops the work. Here the client hangs up while the
 /// server is still sleeping in the `wait` tool, before Tollgate has sent any response header.

@@ -27,7 +27,22 @@ pub fn event_stream() -> (mpsc::UnboundedSender<Bytes>, ResponseBody) {
 
 /// One JSON-RPC message as an SSE event.
 pub fn sse_event(message: &[u8]) -> Bytes {
-    let mut event = Vec::with_capacity(message.len() + 24);
+    event(None, message)
+}
+
+/// One JSON-RPC message as an SSE event with an `id:` (what a client sends back as
+/// `Last-Event-ID` to resume).
+pub fn sse_event_with_id(id: &str, message: &[u8]) -> Bytes {
+    event(Some(id), message)
+}
+
+fn event(id: Option<&str>, message: &[u8]) -> Bytes {
+    let mut event = Vec::with_capacity(message.len() + 24 + id.map_or(0, |i| i.len() + 5));
+    if let Some(id) = id {
+        event.extend_from_slice(b"id: ");
+        event.extend_from_slice(id.as_bytes());
+        event.push(b'\n');
+    }
     event.extend_from_slice(b"event: message\ndata: ");
     // A JSON text has no raw newlines outside strings (and none inside them), but a server may
     // pretty-print: every line must be its own `data:` field.

@@ -19,6 +19,7 @@
 mod access;
 mod legacy;
 mod post;
+mod resume;
 pub mod tls;
 mod upstream;
 
@@ -100,6 +101,8 @@ struct Entry {
     /// The authenticated caller that created it; other tokens may not use it.
     owner: Option<String>,
     last_used: Mutex<Instant>,
+    /// Its POST streams, for `Last-Event-ID` resumption.
+    replay: resume::Replay,
 }
 
 /// Shared state of the listener.
@@ -427,6 +430,7 @@ impl Listener {
             upstream,
             owner: caller.clone(),
             last_used: Mutex::new(Instant::now()),
+            replay: resume::Replay::default(),
         }))
     }
 
@@ -470,6 +474,16 @@ impl Listener {
             Err(r) => return r,
         };
         let (tx, body) = event_stream();
+        if let Some(last) = req.headers().get("last-event-id") {
+            let last = last.to_str().unwrap_or_default();
+            return match entry.replay.resume(last, tx) {
+                Ok(()) => sse_response(body, None),
+                Err(e @ resume::ResumeError::Unknown(_)) => {
+                    refuse(StatusCode::NOT_FOUND, -32600, &e.to_string())
+                }
+                Err(e) => refuse(StatusCode::CONFLICT, -32600, &e.to_string()),
+            };
+        }
         let (raw_tx, mut raw_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
         if !entry.upstream.open_general(raw_tx) {
             return refuse(

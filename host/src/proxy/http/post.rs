@@ -338,8 +338,14 @@ impl Listener {
                 }
             }
             let (tx, body) = event_stream();
+            // A session's stream can be resumed; a stateless one ends (and cancels) on close.
+            let sink = if shared {
+                Sink::Plain(tx)
+            } else {
+                Sink::Resumable(entry.replay.open(tx))
+            };
             for a in &answers {
-                let _ = tx.send(sse_event(a));
+                sink.send(a);
             }
             if let Some(m) = first {
                 awaiting.answered(&m);
@@ -347,9 +353,9 @@ impl Listener {
                     Some(s) => s.restore(m),
                     None => m,
                 };
-                let _ = tx.send(sse_event(&m));
+                sink.send(&m);
             }
-            tokio::spawn(stream_answers(awaiting, raw_rx, tx, swap));
+            tokio::spawn(stream_answers(awaiting, raw_rx, sink, swap));
             sse_response(body, new_session.as_deref())
         } else {
             let mut all = answers;
@@ -436,25 +442,63 @@ fn answers_one(m: &[u8], ids: &mut Vec<String>) -> bool {
     }
 }
 
+/// Where a POST's SSE events go.
+enum Sink {
+    /// Straight to the client (stateless requests: a closed stream cancels them).
+    Plain(Stream),
+    /// Through the session's replay buffer, with event ids (see `resume.rs`).
+    Resumable(Arc<std::sync::Mutex<super::resume::Resumable>>),
+}
+
+impl Sink {
+    fn send(&self, m: &[u8]) {
+        match self {
+            Sink::Plain(tx) => {
+                let _ = tx.send(sse_event(m));
+            }
+            Sink::Resumable(r) => {
+                r.lock().unwrap_or_else(|p| p.into_inner()).send(m);
+            }
+        }
+    }
+}
+
 /// Forward what the server says about these requests as SSE events until every one is
-/// answered or the client closes the stream ([`Awaiting`] then cleans up).
+/// answered. A stateless client that closes its stream first cancels them ([`Awaiting`]); a
+/// session's stream goes on collecting for a client that resumes it with `Last-Event-ID`.
 async fn stream_answers(
     mut awaiting: Awaiting,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
-    tx: Stream,
+    sink: Sink,
     swap: Option<IdSwap>,
 ) {
-    while !awaiting.ids.is_empty() {
-        tokio::select! {
-            m = rx.recv() => {
-                let Some(m) = m else { break };
-                awaiting.answered(&m);
-                let m = match &swap { Some(s) => s.restore(m), None => m };
-                if tx.send(sse_event(&m)).is_err() {
-                    break;
+    let restore = |m: Bytes| match &swap {
+        Some(s) => s.restore(m),
+        None => m,
+    };
+    match sink {
+        Sink::Plain(tx) => {
+            while !awaiting.ids.is_empty() {
+                tokio::select! {
+                    m = rx.recv() => {
+                        let Some(m) = m else { break };
+                        awaiting.answered(&m);
+                        if tx.send(sse_event(&restore(m))).is_err() {
+                            break;
+                        }
+                    }
+                    _ = tx.closed() => break,
                 }
             }
-            _ = tx.closed() => break,
+        }
+        Sink::Resumable(stream) => {
+            while !awaiting.ids.is_empty() {
+                let Some(m) = rx.recv().await else { break };
+                awaiting.answered(&m);
+                let m = restore(m);
+                stream.lock().unwrap_or_else(|p| p.into_inner()).send(&m);
+            }
+            awaiting.entry.replay.finish(&stream);
         }
     }
 }
