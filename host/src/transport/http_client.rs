@@ -137,10 +137,19 @@ impl HttpUpstream {
     /// in the background.
     pub fn send(self: &Arc<Self>, message: Vec<u8>) {
         let this = self.clone();
-        tokio::spawn(async move { this.exchange(message.into()).await });
+        tokio::spawn(async move { this.exchange(message.into(), None).await });
     }
 
-    async fn exchange(self: Arc<Self>, message: Bytes) {
+    /// Send one message and wait for the server's answer on this task: a JSON answer (or a
+    /// failure) is returned; an SSE answer is read on its own task and its messages arrive on
+    /// the receiver as with [`HttpUpstream::send`]. Saves the task hand-offs of the usual case.
+    pub async fn send_now(self: &Arc<Self>, message: Vec<u8>) -> Vec<Bytes> {
+        let mut got = Vec::new();
+        self.clone().exchange(message.into(), Some(&mut got)).await;
+        got
+    }
+
+    async fn exchange(self: Arc<Self>, message: Bytes, mut collect: Option<&mut Vec<Bytes>>) {
         let facts = Facts::of(&message);
         let mut req = self.request(Method::POST, message);
         req.headers_mut()
@@ -149,9 +158,19 @@ impl HttpUpstream {
         let response = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
-                return self.fail(&facts.ids, &format!("cannot reach the MCP server: {e}"))
+                return self.fail(
+                    &mut collect,
+                    &facts.ids,
+                    &format!("cannot reach the MCP server: {e}"),
+                )
             }
-            Err(_) => return self.fail(&facts.ids, "the MCP server did not answer in time"),
+            Err(_) => {
+                return self.fail(
+                    &mut collect,
+                    &facts.ids,
+                    "the MCP server did not answer in time",
+                )
+            }
         };
         let status = response.status();
         if facts.initialize && status.is_success() {
@@ -161,8 +180,18 @@ impl HttpUpstream {
         }
         match status {
             StatusCode::ACCEPTED => {}
-            s if s.is_success() => self.read_answer(response, facts.initialize).await,
+            s if s.is_success() => {
+                if collect.is_some() && is_sse(&response) {
+                    let this = self.clone();
+                    let initialize = facts.initialize;
+                    tokio::spawn(async move { this.read_answer(response, initialize, None).await });
+                } else {
+                    self.read_answer(response, facts.initialize, collect.as_deref_mut())
+                        .await;
+                }
+            }
             StatusCode::NOT_FOUND if self.state().session_id.is_some() => self.fail(
+                &mut collect,
                 &facts.ids,
                 "the MCP server ended the session (404); reconnect",
             ),
@@ -175,10 +204,11 @@ impl HttpUpstream {
                     .unwrap_or_default();
                 // A JSON-RPC error body answers the request as it is; anything else is reported.
                 if is_json_rpc(&body) {
-                    let _ = self.out.send(body);
+                    self.deliver(body, false, collect.as_deref_mut());
                 } else {
                     let text = String::from_utf8_lossy(&body);
                     self.fail(
+                        &mut collect,
                         &facts.ids,
                         &format!("the MCP server answered HTTP {s}: {}", text.trim()),
                     );
@@ -190,16 +220,17 @@ impl HttpUpstream {
         }
     }
 
-    async fn read_answer(&self, response: Response<Incoming>, initialize: bool) {
-        let sse = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|c| c.starts_with("text/event-stream"));
+    async fn read_answer(
+        &self,
+        response: Response<Incoming>,
+        initialize: bool,
+        mut collect: Option<&mut Vec<Bytes>>,
+    ) {
+        let sse = is_sse(&response);
         let mut body = response.into_body();
         if !sse {
             match body.collect().await {
-                Ok(b) => self.deliver(b.to_bytes(), initialize),
+                Ok(b) => self.deliver(b.to_bytes(), initialize, collect),
                 Err(e) => tracing::warn!(error = %e, "reading the MCP server's answer failed"),
             }
             return;
@@ -210,7 +241,7 @@ impl HttpUpstream {
                 Ok(f) => {
                     if let Some(data) = f.data_ref() {
                         for m in events.push(data) {
-                            self.deliver(m, initialize);
+                            self.deliver(m, initialize, collect.as_deref_mut());
                         }
                     }
                 }
@@ -222,22 +253,28 @@ impl HttpUpstream {
         }
     }
 
-    fn deliver(&self, message: Bytes, initialize: bool) {
+    /// Hand a server message on: to `collect` when the caller waits for it, else to the
+    /// receiver.
+    fn deliver(&self, message: Bytes, initialize: bool, collect: Option<&mut Vec<Bytes>>) {
         if initialize {
             if let Some(v) = negotiated_version(&message) {
                 self.state().protocol_version = HeaderValue::try_from(v).ok();
             }
         }
-        let _ = self.out.send(message);
+        match collect {
+            Some(c) => c.push(message),
+            None => {
+                let _ = self.out.send(message);
+            }
+        }
     }
 
     /// Answer each of `ids` with an error (and log why once).
-    fn fail(&self, ids: &[String], why: &str) {
+    fn fail(&self, collect: &mut Option<&mut Vec<Bytes>>, ids: &[String], why: &str) {
         tracing::error!("{why}");
         for id in ids {
-            let _ = self
-                .out
-                .send(jsonrpc::error_response(id, -32603, why, None).into());
+            let error = jsonrpc::error_response(id, -32603, why, None).into();
+            self.deliver(error, false, collect.as_deref_mut());
         }
     }
 
@@ -256,7 +293,7 @@ impl HttpUpstream {
             req.headers_mut()
                 .insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
             match this.client.request(req).await {
-                Ok(r) if r.status().is_success() => this.read_answer(r, false).await,
+                Ok(r) if r.status().is_success() => this.read_answer(r, false, None).await,
                 Ok(r) => {
                     tracing::debug!(status = %r.status(), "the MCP server offers no GET stream")
                 }
@@ -456,4 +493,13 @@ mod tests {
         );
         assert_eq!(header_safe("naïve"), "=?base64?bmHDr3Zl?=");
     }
+}
+
+/// Whether an answer is an event stream.
+fn is_sse(response: &Response<Incoming>) -> bool {
+    response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("text/event-stream"))
 }

@@ -50,8 +50,8 @@ enum Link {
         stdin: tokio::sync::Mutex<Option<ChildStdin>>,
         child: tokio::sync::Mutex<Child>,
     },
-    /// A remote server.
-    Remote(Arc<HttpUpstream>),
+    /// A remote server, and the session its answers pass through.
+    Remote(Arc<HttpUpstream>, Arc<Session>),
 }
 
 /// A session's server and its routing table.
@@ -132,7 +132,7 @@ impl SessionUpstream {
     ) -> Result<Arc<Self>, UpstreamError> {
         let (remote, mut from_server) = HttpUpstream::connect(options)?;
         let upstream = Arc::new(Self {
-            link: Link::Remote(remote),
+            link: Link::Remote(remote, session.clone()),
             routes: Mutex::new(Routes::default()),
         });
         let pump = upstream.clone();
@@ -193,8 +193,14 @@ impl SessionUpstream {
     pub async fn send(&self, message: &[u8]) -> std::io::Result<()> {
         let stdin = match &self.link {
             Link::Child { stdin, .. } => stdin,
-            Link::Remote(remote) => {
-                remote.send(message.to_vec());
+            Link::Remote(remote, session) => {
+                // On this task: a JSON answer is routed before this returns, so the waiting
+                // handler finds it without a wake-up (SSE answers stream on their own task).
+                for m in remote.send_now(message.to_vec()).await {
+                    if let Some(out) = session.from_server(&m).await {
+                        self.route(out.into());
+                    }
+                }
                 return Ok(());
             }
         };
@@ -263,7 +269,7 @@ impl SessionUpstream {
     pub async fn shut_down(&self, grace: Duration) {
         let (stdin, child) = match &self.link {
             Link::Child { stdin, child } => (stdin, child),
-            Link::Remote(remote) => return remote.close().await,
+            Link::Remote(remote, _) => return remote.close().await,
         };
         stdin.lock().await.take();
         let mut child = child.lock().await;
