@@ -461,6 +461,15 @@ fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
+/// Whether an answer is an event stream.
+fn is_sse(response: &Response<Incoming>) -> bool {
+    response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("text/event-stream"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,13 +502,4 @@ mod tests {
         );
         assert_eq!(header_safe("naïve"), "=?base64?bmHDr3Zl?=");
     }
-}
-
-/// Whether an answer is an event stream.
-fn is_sse(response: &Response<Incoming>) -> bool {
-    response
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with("text/event-stream"))
 }
