@@ -662,3 +662,43 @@ async fn bad_documents_are_rejected_by_the_schema_and_by_tollgate() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// The pack manifest schema (policies/tollgate-pack.schema.json) accepts every manifest this
+/// repository ships (the examples and the `pack new` template), names exactly the fields the
+/// parser accepts, and refuses what the parser refuses.
+#[test]
+fn pack_manifest_schema_matches_the_parser() {
+    let schema: Value = serde_json::from_str(&read("policies/tollgate-pack.schema.json")).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let mut manifests: Vec<String> = std::fs::read_dir(repo().join("examples/plugins"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("tollgate-pack.json"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    manifests.push(read("host/templates/common/tollgate-pack.json").replace("__NAME__", "x"));
+    assert_eq!(manifests.len(), 5);
+    for m in &manifests {
+        let doc: Value = serde_json::from_str(m).unwrap();
+        assert!(
+            schema_errors(&v, &doc).is_empty(),
+            "{:?}\n{m}",
+            schema_errors(&v, &doc)
+        );
+        tollgate::pack::manifest::Manifest::parse(m.as_bytes(), false).unwrap();
+    }
+    let src = read("host/src/pack/manifest.rs");
+    assert_eq!(
+        struct_fields(&src, "Manifest"),
+        property_names(&schema, ""),
+        "Manifest fields vs schema"
+    );
+    assert_eq!(
+        struct_fields(&src, "ComponentEntry"),
+        property_names(&schema, "/properties/components/items"),
+        "ComponentEntry fields vs schema"
+    );
+    let escaping = manifests[0].replacen("\"file\": \"", "\"file\": \"../", 1);
+    let doc: Value = serde_json::from_str(&escaping).unwrap();
+    assert!(!schema_errors(&v, &doc).is_empty(), "{escaping}");
+    assert!(tollgate::pack::manifest::Manifest::parse(escaping.as_bytes(), false).is_err());
+}
