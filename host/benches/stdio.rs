@@ -6,7 +6,9 @@
 //! Run: `cargo bench -p tollgate --bench stdio` (figures go to BENCHMARKS.md). Two upstreams,
 //! both this same executable: `--serve-rmcp`, an `echo` server on the official Rust SDK (rmcp)
 //! — the realistic one — and `--serve-upstream`, a bare line loop that answers `initialize`,
-//! `tools/list` and `echo` with nothing else in the way (the floor: what relaying alone costs).
+//! `tools/list` and `echo` with nothing else in the way. Next to Tollgate runs a bare relay
+//! (`--relay`: this executable copying lines both ways on two blocking threads), the floor of
+//! what any proxy process costs on the machine: two more pipe hops, each waking a process.
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -156,7 +158,45 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e6
 }
 
+/// The floor of any proxy process: a relay that copies lines both ways on two blocking threads
+/// and looks at nothing (`--relay UPSTREAM-FLAG`).
+fn relay(flag: &str) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg(flag)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the upstream");
+    let mut to_child = child.stdin.take().unwrap();
+    let from_child = BufReader::new(child.stdout.take().unwrap());
+    let back = std::thread::spawn(move || {
+        let mut out = std::io::stdout().lock();
+        for line in from_child.lines() {
+            let Ok(line) = line else { return };
+            if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+                return;
+            }
+        }
+    });
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        if writeln!(to_child, "{line}")
+            .and_then(|_| to_child.flush())
+            .is_err()
+        {
+            break;
+        }
+    }
+    drop(to_child);
+    let _ = back.join();
+    let _ = child.wait();
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--relay") {
+        return relay(&args[i + 1]);
+    }
     if std::env::args().any(|a| a == "--serve-upstream") {
         return serve_upstream();
     }
@@ -196,6 +236,15 @@ fn compare(upstream_name: &str, flag: &str) {
     };
     let mut peers = [
         ("direct", Peer::start(upstream()), Vec::new()),
+        (
+            "bare relay (the floor)",
+            Peer::start({
+                let mut c = Command::new(&me);
+                c.args(["--relay", flag]);
+                c
+            }),
+            Vec::new(),
+        ),
         (
             "tollgate, no rules",
             Peer::start(through(&empty, "memory")),
