@@ -33,6 +33,25 @@ struct Cli {
     /// Log lines as text or JSON (on stderr).
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Threads that run sessions, decisions and I/O. 1 (the default) does everything on one
+    /// thread, which costs the least per call: a hand-off between threads is a wake-up of
+    /// another CPU, tens of microseconds on a small VM, and a call through Tollgate would pay
+    /// several. More threads let CPU-heavy plugins (JavaScript, Python) of many concurrent
+    /// agents use more cores, at that price per call.
+    #[arg(long, global = true, env = "TOLLGATE_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: u16,
+}
+
+/// The async runtime: one thread, or a pool of `threads`.
+fn runtime(threads: u16) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads.into());
+        b
+    };
+    builder.enable_all().build()
 }
 
 #[derive(Debug, Subcommand)]
@@ -257,10 +276,7 @@ impl HttpArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log, cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(cli.threads) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tollgate: cannot start the async runtime: {e}");
