@@ -21,9 +21,11 @@ install() {
 	fi
 	say "installing redis-server with apt-get"
 	export DEBIAN_FRONTEND=noninteractive
-	if ! apt-get install -y -qq redis-server >/dev/null 2>&1; then
-		apt-get update -qq >/dev/null
-		apt-get install -y -qq redis-server >/dev/null
+	# One apt at a time: pack builds and the system may be installing too.
+	apt() { flock /var/lock/tollgate-apt.lock apt-get -o DPkg::Lock::Timeout=600 "$@"; }
+	if ! apt install -y -qq redis-server >/dev/null 2>&1; then
+		apt update -qq >/dev/null
+		apt install -y -qq redis-server >/dev/null
 	fi
 	command -v redis-server >/dev/null 2>&1 || {
 		say "redis-server is still not on PATH after installing"

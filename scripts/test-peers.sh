@@ -34,7 +34,9 @@ fresh() { [ -z "${TEST_PEERS_FORCE:-}" ] && [ -f "$1" ] && [ "$(cat "$1")" = "$2
 apt_install() {
 	{ [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; } || die "missing $*; please install it"
 	say "apt-get install $*"
-	run apt-get update -q && run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" ||
+	# One apt at a time: pack builds and the system may be installing too.
+	local apt=(env DEBIAN_FRONTEND=noninteractive flock /var/lock/tollgate-apt.lock apt-get -o DPkg::Lock::Timeout=600)
+	run "${apt[@]}" update -q && run "${apt[@]}" install -y -q "$@" ||
 		die "apt-get install $* failed"
 }
 

@@ -38,8 +38,10 @@ if [ ! -x "$debian_linker" ] || [ ! -d /usr/lib/rustlib/src/rust/library ] || [ 
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   log "installing ${debian_pkgs[*]} (about 160 MiB, once)"
-  $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${debian_pkgs[@]}" >&2
+  # Other installs may run at the same time (pack builds, the system's own): one apt at a time.
+  apt() { DEBIAN_FRONTEND=noninteractive $sudo flock /var/lock/tollgate-apt.lock apt-get -o DPkg::Lock::Timeout=600 "$@"; }
+  apt update -qq >&2
+  apt install -y -qq "${debian_pkgs[@]}" >&2
 fi
 echo "ROUTE=debian"
 echo "RUSTC=/usr/bin/rustc"

@@ -6,7 +6,11 @@
 # `tollgate pack build .` runs this, then packs and tests the result.
 set -eu
 cd "$(dirname "$0")"
-[ -x node_modules/.bin/componentize-js ] || npm install --no-audit --no-fund --silent
+# With a lock file, exactly what it pins (and the lock is never rewritten); else the latest match.
+if [ ! -x node_modules/.bin/componentize-js ]; then
+  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --silent
+  else npm install --no-audit --no-fund --silent; fi
+fi
 mkdir -p build
 node_modules/.bin/componentize-js policy.js --wit ../../../wit/v0.1 -n plugin \
   -d http fetch-event stdio random -o build/js-business-hours.wasm
