@@ -20,6 +20,7 @@ struct ChainRule {
     dry_run: bool,
     /// Its plugin may replace results (`redact`, and plugins from files).
     checks_results: bool,
+    latency: crate::metrics::PluginLatency,
 }
 
 struct ToolEntry {
@@ -272,7 +273,7 @@ impl Chain {
         for rule in self.rules_for(&call.tool) {
             let started = std::time::Instant::now();
             let checked = rule.plugin.check_call(&call).await;
-            crate::metrics::plugin_latency(rule.plugin.name(), started.elapsed());
+            rule.latency.observe(started.elapsed());
             let denial = match checked {
                 Ok((verdict, reservations)) => {
                     ticket.reservations.extend(
@@ -347,7 +348,7 @@ impl Chain {
             let seen = current.as_deref().unwrap_or(result_json);
             let started = std::time::Instant::now();
             let checked = rule.plugin.check_result(call, seen).await;
-            crate::metrics::plugin_latency(rule.plugin.name(), started.elapsed());
+            rule.latency.observe(started.elapsed());
             match checked {
                 Ok(Some(replaced)) => current = Some(replaced),
                 Ok(None) => {}
@@ -445,6 +446,7 @@ async fn load_rule(
             cause,
         })?;
     Ok(ChainRule {
+        latency: crate::metrics::PluginLatency::of(&rule.plugin),
         label: rule.label.clone(),
         plugin: Arc::new(plugin),
         deny_as: rule.deny_as,

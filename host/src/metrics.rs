@@ -55,10 +55,14 @@ impl Histogram {
     }
 }
 
+/// A decision series of one tool: its (verdict, rule, code) labels and count.
+type DecisionSeries = ([String; 3], u64);
+
 #[derive(Default)]
 struct Registry {
     calls: AtomicU64,
-    decisions: Mutex<BTreeMap<[String; 4], u64>>,
+    /// Tool -> (verdict, rule, code) -> count; a tool has a handful of such series.
+    decisions: Mutex<BTreeMap<String, Vec<DecisionSeries>>>,
     dry_run: Mutex<BTreeMap<[String; 3], u64>>,
     plugin_latency: Mutex<BTreeMap<String, Arc<Histogram>>>,
     upstream_latency: Histogram,
@@ -76,13 +80,19 @@ pub fn call() {
 /// A decision: `verdict` is allow / deny / rewrite / unknown; `rule` and `code` are empty for
 /// allowed calls.
 pub fn decision(tool: &str, verdict: &str, rule: &str, code: &str) {
-    let key = [tool.into(), verdict.into(), rule.into(), code.into()];
-    *REGISTRY
-        .decisions
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry(key)
-        .or_default() += 1;
+    let mut decisions = REGISTRY.decisions.lock().unwrap_or_else(|p| p.into_inner());
+    // Looked up by reference: nothing is allocated for a series that exists.
+    let series = match decisions.get_mut(tool) {
+        Some(s) => s,
+        None => decisions.entry(tool.to_string()).or_default(),
+    };
+    match series
+        .iter_mut()
+        .find(|([v, r, c], _)| v == verdict && r == rule && c == code)
+    {
+        Some((_, n)) => *n += 1,
+        None => series.push(([verdict.into(), rule.into(), code.into()], 1)),
+    }
 }
 
 /// A dry-run rule would have denied.
@@ -96,19 +106,25 @@ pub fn dry_run_denial(tool: &str, rule: &str, code: &str) {
         .or_default() += 1;
 }
 
-/// One plugin call took `d`.
-pub fn plugin_latency(plugin: &str, d: Duration) {
-    let h = {
+/// One plugin's latency series, looked up once (when the plugin is loaded) so that recording a
+/// call touches no lock.
+#[derive(Clone)]
+pub struct PluginLatency(Arc<Histogram>);
+
+impl PluginLatency {
+    /// The series of `plugin` (shared by every rule and policy that names it).
+    pub fn of(plugin: &str) -> Self {
         let mut map = REGISTRY
             .plugin_latency
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        match map.get(plugin) {
-            Some(h) => h.clone(),
-            None => map.entry(plugin.to_string()).or_default().clone(),
-        }
-    };
-    h.observe(d);
+        Self(map.entry(plugin.to_string()).or_default().clone())
+    }
+
+    /// One call took `d`.
+    pub fn observe(&self, d: Duration) {
+        self.0.observe(d);
+    }
 }
 
 /// The server answered a forwarded call after `d`.
@@ -149,9 +165,13 @@ pub fn render() -> String {
         r.calls.load(Ordering::Relaxed)
     );
     out.push_str("# HELP tollgate_decisions_total Decisions by tool, verdict, deciding rule and code.\n# TYPE tollgate_decisions_total counter\n");
-    for ([tool, verdict, rule, code], n) in
-        r.decisions.lock().unwrap_or_else(|p| p.into_inner()).iter()
-    {
+    let decisions = r.decisions.lock().unwrap_or_else(|p| p.into_inner());
+    let mut sorted: Vec<_> = decisions
+        .iter()
+        .flat_map(|(tool, series)| series.iter().map(move |(labels, n)| (tool, labels, n)))
+        .collect();
+    sorted.sort();
+    for (tool, [verdict, rule, code], n) in sorted {
         let _ = writeln!(
             out,
             "tollgate_decisions_total{{tool=\"{}\",verdict=\"{}\",rule=\"{}\",code=\"{}\"}} {n}",
@@ -215,7 +235,7 @@ mod tests {
     fn series_render_in_the_text_format() {
         call();
         decision("send \"x\"", "deny", "tools.send.rules[0]", "rate_limited");
-        plugin_latency("rate-limit", Duration::from_micros(30));
+        PluginLatency::of("rate-limit").observe(Duration::from_micros(30));
         let text = render();
         assert!(text.contains(
             "tollgate_decisions_total{tool=\"send \\\"x\\\"\",verdict=\"deny\",rule=\"tools.send.rules[0]\",code=\"rate_limited\"} 1"

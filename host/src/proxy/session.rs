@@ -217,6 +217,8 @@ impl Session {
 
     async fn call(&self, env: &Envelope<'_>, line: &[u8]) -> Result<Option<Vec<u8>>, Vec<u8>> {
         let id = env.id_text();
+        // One policy for the whole call, even if a reload swaps it meanwhile.
+        let chain = self.chain();
         let params = jsonrpc::call_params(env.params)
             .map_err(|m| jsonrpc::error_response(id, codes::INVALID_PARAMS, &m, None))?;
         let arguments = match params.arguments.map(RawValue::get) {
@@ -240,17 +242,16 @@ impl Session {
         let call = CallInput {
             tool: params.name.clone(),
             arguments,
-            server: self.chain().server().into(),
+            server: chain.server().into(),
             caller: caller.clone(),
             metadata,
         };
-        let mut review = self
-            .chain()
+        let mut review = chain
             .checks_results(&call.tool)
             .then(|| (call.clone(), is_stateless(params.meta.as_ref())));
         metrics::call();
         let started = Instant::now();
-        let decision = self.chain().decide(call).await;
+        let decision = chain.decide(call).await;
         let latency = started.elapsed();
         let tool = params.name.as_str();
         let record = |verdict: &str, denial: Option<&Denial>, dry_run: bool| {
@@ -268,7 +269,7 @@ impl Session {
             audit.record(&AuditRecord {
                 time: crate::audit::now_rfc3339(),
                 caller: &caller,
-                server: self.chain().server(),
+                server: chain.server(),
                 tool,
                 verdict,
                 code: denial.map(|d| d.code.as_str()),
@@ -321,7 +322,7 @@ impl Session {
                 Err(denial_response(
                     id,
                     &d,
-                    self.chain().denial_prefix(),
+                    chain.denial_prefix(),
                     is_stateless(params.meta.as_ref()),
                 ))
             }
