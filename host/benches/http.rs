@@ -7,6 +7,8 @@
 //! answers, a session id), so what is measured is Tollgate, not the server. Tollgate runs as
 //! `tollgate run --listen 127.0.0.1:0 --upstream URL` with a 3-rule chain (deny + validate +
 //! rate-limit) on memory counters; the clients send keep-alive requests accepting JSON or SSE.
+//! Next to it runs a bare relay (`--relay`: hyper server and client on one thread, forwarding
+//! each body and looking at nothing), the floor of what any HTTP proxy process costs here.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -64,6 +66,45 @@ async fn serve(port: u16) {
                     Ok(r)
                 },
             );
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// The floor of any HTTP proxy process here: a relay on the same stack as Tollgate (hyper server
+/// and client on one thread) that forwards each POST body and returns the answer, looking at
+/// nothing (`--relay PORT UPSTREAM-URL`).
+async fn relay(port: u16, upstream: String) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let client = client();
+    loop {
+        let (stream, _) = listener.accept().await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (client, upstream) = (client.clone(), upstream.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let (client, upstream) = (client.clone(), upstream.clone());
+                async move {
+                    let mut forward = Request::post(upstream);
+                    for (name, value) in req.headers() {
+                        if name != hyper::header::HOST {
+                            forward = forward.header(name, value);
+                        }
+                    }
+                    let body = req.into_body().collect().await?.to_bytes();
+                    let answer = client
+                        .request(forward.body(Full::new(body)).unwrap())
+                        .await
+                        .expect("upstream");
+                    let (parts, body) = answer.into_parts();
+                    let body = body.collect().await?.to_bytes();
+                    Ok::<_, hyper::Error>(Response::from_parts(parts, Full::new(body)))
+                }
+            });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                 .await;
@@ -160,8 +201,30 @@ async fn throughput(url: &str, clients: usize, per_client: usize) -> f64 {
     (clients * per_client) as f64 / start.elapsed().as_secs_f64()
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for(port: u16) {
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--relay") {
+        let port: u16 = args[i + 1].parse().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        return rt.block_on(relay(port, args[i + 2].clone()));
+    }
     if let Some(i) = args.iter().position(|a| a == "--serve") {
         let port: u16 = args[i + 1].parse().unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -170,20 +233,21 @@ fn main() {
             .unwrap();
         return rt.block_on(serve(port));
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let me = std::env::current_exe().unwrap();
     let mut upstream = Command::new(&me)
         .args(["--serve", &port.to_string()])
         .spawn()
         .unwrap();
     let direct = format!("http://127.0.0.1:{port}/mcp");
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(port);
+    let relay_port = free_port();
+    let mut bare_relay = Command::new(&me)
+        .args(["--relay", &relay_port.to_string(), &direct])
+        .spawn()
+        .unwrap();
+    let relayed = format!("http://127.0.0.1:{relay_port}/mcp");
+    wait_for(relay_port);
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("bench.yaml");
     std::fs::write(&policy, POLICY).unwrap();
@@ -218,7 +282,11 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut peers = [("direct", Peer::new(&direct).await, Vec::new()), ("through tollgate", Peer::new(&through).await, Vec::new())];
+        let mut peers = [
+            ("direct", Peer::new(&direct).await, Vec::new()),
+            ("bare relay (floor)", Peer::new(&relayed).await, Vec::new()),
+            ("through tollgate", Peer::new(&through).await, Vec::new()),
+        ];
         for (_, p, _) in peers.iter_mut() {
             for _ in 0..200 {
                 p.call().await;
@@ -246,12 +314,18 @@ fn main() {
         }
         let (clients, per_client) = (32, 200);
         println!("{clients} concurrent clients, {per_client} calls each");
-        for (name, url) in [("direct", &direct), ("through tollgate", &through)] {
+        for (name, url) in [
+            ("direct", &direct),
+            ("bare relay (floor)", &relayed),
+            ("through tollgate", &through),
+        ] {
             let rate = throughput(url, clients, per_client).await;
             println!("  {name:<18} {rate:>9.0} calls/s");
         }
     });
     let _ = tollgate.kill();
+    let _ = bare_relay.kill();
+    let _ = bare_relay.wait();
     let _ = upstream.kill();
     let _ = tollgate.wait();
     let _ = upstream.wait();
