@@ -16,8 +16,10 @@ done
 if [ -n "$need" ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing $need" >&2
-  $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $need >&2
+  # Several builds may install at once (and so may the system): one apt at a time.
+  apt() { DEBIAN_FRONTEND=noninteractive $sudo flock /var/lock/tollgate-apt.lock apt-get -o DPkg::Lock::Timeout=600 "$@"; }
+  apt update -qq >&2
+  apt install -y -qq $need >&2
   [ -n "$linker" ] || linker=/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld
 fi
 mkdir -p build

@@ -60,6 +60,7 @@ impl AsyncRead for PipeFd {
         loop {
             let mut guard = ready!(self.fd.poll_read_ready(cx))?;
             let unfilled = buf.initialize_unfilled();
+            let unfilled_len = unfilled.len();
             // SAFETY: reading into the initialised, unfilled part of the caller's buffer.
             let n = guard.try_io(|fd| {
                 let n = unsafe {
@@ -73,6 +74,12 @@ impl AsyncRead for PipeFd {
             });
             match n {
                 Ok(Ok(n)) => {
+                    // A short read drained the pipe: the next read waits for the reactor instead
+                    // of asking the kernel once more only to hear EAGAIN (tokio's own streams do
+                    // the same; data arriving meanwhile raises a new readiness event).
+                    if n > 0 && n < unfilled_len {
+                        guard.clear_ready();
+                    }
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }
