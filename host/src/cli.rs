@@ -213,8 +213,9 @@ struct HttpArgs {
     /// free one) instead of on stdin/stdout; each session gets its own server process.
     #[arg(long, value_name = "ADDR")]
     listen: Option<std::net::SocketAddr>,
-    /// Accept `Authorization: Bearer <token>` with the token read from environment variable
-    /// ENV; the caller (what `scope: caller` and plugins see) is CALLER. Repeatable.
+    /// Accept `Authorization: Bearer <token>` (or the key form, `X-API-Key: <token>`) with the
+    /// token read from environment variable ENV; the caller (what `scope: caller` and plugins
+    /// see) is CALLER. Repeatable.
     #[arg(long, value_name = "CALLER=ENV")]
     auth_token: Vec<String>,
     /// Accept this browser Origin besides loopback ones (e.g. https://app.example.com).
@@ -230,6 +231,10 @@ struct HttpArgs {
     /// Close a session (and stop its server process) after this many seconds without requests.
     #[arg(long, default_value_t = 1800)]
     session_idle_secs: u64,
+    /// Seconds a client may take to send a request's headers, its body (else 408), or the TLS
+    /// handshake: a slow or stalled client cannot hold a connection open.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    request_timeout_secs: u64,
     /// Serve HTTPS: PEM certificate chain (leaf first).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -471,6 +476,7 @@ async fn run(args: RunArgs) -> Result<i32> {
             access,
             max_message_bytes: args.max_message_bytes,
             idle_timeout: Duration::from_secs(args.http.session_idle_secs),
+            request_timeout: Duration::from_secs(args.http.request_timeout_secs),
             shutdown_grace: Duration::from_secs(10),
             allow_remote_without_auth: args.http.allow_remote_without_auth,
             tls: match (&args.http.tls_cert, &args.http.tls_key) {

@@ -218,6 +218,91 @@ fn bearer_tokens_are_the_caller_of_rate_limit_scopes() {
     );
 }
 
+/// A client configured with an API key sends it as `X-API-Key`: the same tokens, the same
+/// callers (alice's third call is over her limit; bob, by bearer token, has his own).
+#[test]
+fn an_api_key_header_authenticates_like_a_bearer_token() {
+    setup(POLICIES);
+    let listening = with_tokens();
+    let echo = |m: &str| call("echo", json!({"message": m}));
+    let alice = drive_with_env(
+        Client::Py2,
+        &url(&listening),
+        &scenario(vec![echo("a1"), echo("a2"), echo("a3")]),
+        &[("MCP_HEADERS", &json!({"X-API-Key": ALICE}).to_string())],
+    );
+    assert_eq!(text(alice.result(0)), "Echo: a1", "{alice}");
+    assert_eq!(text(alice.result(1)), "Echo: a2", "{alice}");
+    assert_eq!(
+        alice.result(2)["_meta"]["dev.tollgate/denial"]["code"],
+        "rate_limited",
+        "{alice}"
+    );
+    let (status, _, body) = http_request(
+        &listening.authority(),
+        "POST",
+        &[
+            JSON_BODY,
+            JSON_AND_SSE,
+            ("x-api-key", "not-a-valid-key-at-all"),
+        ],
+        initialize_body(),
+    );
+    assert_eq!(status, 401, "{body}");
+}
+
+/// A client that stalls while sending its headers or its body is cut off after
+/// `--request-timeout-secs` instead of holding the connection (and a task) for ever.
+#[test]
+fn stalled_requests_are_cut_off() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    setup(POLICIES);
+    let listening = Listening::start(
+        "everything.yaml",
+        server_everything(),
+        &["--request-timeout-secs", "1"],
+        &[],
+    );
+    let a = listening.authority();
+    let open = || {
+        let s = std::net::TcpStream::connect(&a).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    };
+    // Headers that never end.
+    let mut s = open();
+    let started = Instant::now();
+    s.write_all(
+        format!("POST /mcp HTTP/1.1\r\nhost: {a}\r\ncontent-type: application/json\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(10),
+        "the connection was closed by the server, not by the test's own timeout ({waited:?})"
+    );
+    // A body shorter than its Content-Length: 408.
+    let mut s = open();
+    let body = initialize_body();
+    s.write_all(
+        format!(
+            "POST /mcp HTTP/1.1\r\nhost: {a}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: {}\r\n\r\n{}",
+            body.len() + 50,
+            body
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains("did not arrive within 1s"), "{reply}");
+    assert_eq!(children(listening.pid()), 0, "no session was opened");
+}
+
 /// Child processes of `pid` (spawned by any of its threads).
 fn children(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))

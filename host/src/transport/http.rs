@@ -88,14 +88,34 @@ pub enum BodyError {
     /// The connection failed while reading.
     #[error("cannot read the request body: {0}")]
     Read(String),
+    /// The client did not send the whole body in time.
+    #[error("the request body did not arrive within {0:?}")]
+    TimedOut(std::time::Duration),
 }
 
-/// Read a whole request body, refusing more than `max` bytes.
-pub async fn read_body(body: Incoming, max: usize) -> Result<Bytes, BodyError> {
-    match Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(max)),
-        Err(e) => Err(BodyError::Read(e.to_string())),
+impl BodyError {
+    /// The HTTP status that answers it.
+    pub fn status(&self) -> hyper::StatusCode {
+        match self {
+            BodyError::TooLarge(_) => hyper::StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::Read(_) => hyper::StatusCode::BAD_REQUEST,
+            BodyError::TimedOut(_) => hyper::StatusCode::REQUEST_TIMEOUT,
+        }
+    }
+}
+
+/// Read a whole request body, refusing more than `max` bytes or a body that takes longer than
+/// `timeout` to arrive.
+pub async fn read_body(
+    body: Incoming,
+    max: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, BodyError> {
+    match tokio::time::timeout(timeout, Limited::new(body, max).collect()).await {
+        Err(_) => Err(BodyError::TimedOut(timeout)),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(max)),
+        Ok(Err(e)) => Err(BodyError::Read(e.to_string())),
     }
 }
 

@@ -1,9 +1,12 @@
 //! Who may talk to the listener: `Host` and `Origin` validation (DNS-rebinding protection) and
-//! bearer-token authentication, whose identity becomes the caller plugins and rate-limit scopes
-//! see.
+//! token authentication (`Authorization: Bearer`, or an `X-API-Key` header), whose identity
+//! becomes the caller plugins and rate-limit scopes see.
 
 use hyper::header::{HeaderMap, AUTHORIZATION, HOST, ORIGIN};
 use std::net::SocketAddr;
+
+/// The header API-key clients send their key in.
+const API_KEY: &str = "x-api-key";
 
 /// A bearer token and the caller it stands for.
 #[derive(Clone)]
@@ -128,17 +131,19 @@ impl Access {
         if self.tokens.is_empty() {
             return Ok(None);
         }
-        let presented = headers
+        let bearer = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim);
+            });
+        // Clients configured with an API key send it in its own header.
+        let api_key = || headers.get(API_KEY).and_then(|v| v.to_str().ok());
+        let presented = bearer.or_else(api_key).map(str::trim);
         let Some(presented) = presented else {
             return Err(Refusal::Unauthorized(
-                "authentication required: send `Authorization: Bearer <token>`".into(),
+                "authentication required: send `Authorization: Bearer <token>` or `X-API-Key: <token>`".into(),
             ));
         };
         // Check every token so the time taken does not say which one came close.
@@ -239,7 +244,13 @@ mod tests {
         ));
         assert!(matches!(
             a.check(&headers(&[("host", "127.0.0.1:8080")])),
-            Err(Refusal::Unauthorized(m)) if m.contains("Bearer")
+            Err(Refusal::Unauthorized(m)) if m.contains("Bearer") && m.contains("X-API-Key")
+        ));
+        let key = |k: &str| headers(&[("host", "127.0.0.1:8080"), ("x-api-key", k)]);
+        assert_eq!(a.check(&key("s3cret-a")), Ok(Some("alice".into())));
+        assert!(matches!(
+            a.check(&key("s3cret-x")),
+            Err(Refusal::Unauthorized(_))
         ));
     }
 }

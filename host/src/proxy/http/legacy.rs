@@ -97,15 +97,15 @@ impl Listener {
             );
         }
         entry.touch();
-        let body = match read_body(req.into_body(), self.options.max_message_bytes).await {
+        let body = match read_body(
+            req.into_body(),
+            self.options.max_message_bytes,
+            self.options.request_timeout,
+        )
+        .await
+        {
             Ok(b) => b,
-            Err(e) => {
-                return refuse(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    -32600,
-                    &format!("Invalid Request: {e}"),
-                )
-            }
+            Err(e) => return refuse(e.status(), -32600, &format!("Invalid Request: {e}")),
         };
         let routed = entry.session.from_client(&body).await;
         for answer in routed.to_client {

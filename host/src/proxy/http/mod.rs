@@ -53,6 +53,9 @@ pub struct HttpOptions {
     pub access: Access,
     /// Largest request body, in bytes.
     pub max_message_bytes: usize,
+    /// How long a client may take to send a request's headers, its body, or (HTTPS) the TLS
+    /// handshake; a slower one is cut off (408 for a body) so it cannot hold a connection.
+    pub request_timeout: Duration,
     /// Sessions unused this long are closed and their child stopped.
     pub idle_timeout: Duration,
     /// How long in-flight requests may take to finish at shutdown.
@@ -167,13 +170,17 @@ pub async fn run(
                 let listener = listener.clone();
                 let stop = stop_rx.clone();
                 let tls = tls.clone();
+                let handshake = listener.options.request_timeout;
                 connections.spawn(async move {
                     match tls {
                         None => serve_connection(stream, listener, stop).await,
-                        Some(acceptor) => match acceptor.accept(stream).await {
-                            Ok(stream) => serve_connection(stream, listener, stop).await,
-                            Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
-                        },
+                        Some(acceptor) => {
+                            match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                                Ok(Ok(stream)) => serve_connection(stream, listener, stop).await,
+                                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                                Err(_) => tracing::debug!("TLS handshake timed out"),
+                            }
+                        }
                     }
                 });
             }
@@ -206,12 +213,15 @@ async fn serve_connection<IO>(
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let header_timeout = listener.options.request_timeout;
     let service = hyper::service::service_fn(move |req| {
         let listener = listener.clone();
         async move { Ok::<_, std::convert::Infallible>(listener.handle(req).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
         .serve_connection(hyper_util::rt::TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {

@@ -222,16 +222,22 @@ impl Listener {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("*/*");
         let sse_ok = accept.contains("text/event-stream");
-        let body = match read_body(req.into_body(), self.options.max_message_bytes).await {
+        let body = match read_body(
+            req.into_body(),
+            self.options.max_message_bytes,
+            self.options.request_timeout,
+        )
+        .await
+        {
             Ok(b) => b,
             Err(e @ BodyError::TooLarge(_)) => {
                 return refuse(
-                    StatusCode::PAYLOAD_TOO_LARGE,
+                    e.status(),
                     -32600,
                     &format!("Invalid Request: {e} (--max-message-bytes)"),
                 )
             }
-            Err(e) => return refuse(StatusCode::BAD_REQUEST, -32600, &e.to_string()),
+            Err(e) => return refuse(e.status(), -32600, &e.to_string()),
         };
         let inspected = match jsonrpc::parse(&body) {
             Err((code, message)) => return refuse(StatusCode::BAD_REQUEST, code, &message),
