@@ -532,7 +532,11 @@ fn watched_files(path: &Path, policy: &Policy) -> Vec<PathBuf> {
 async fn check(path: &Path) -> Result<()> {
     let (policy, _chain) = load_chain(path, Arc::new(MemoryStore::new()), "check", None).await?;
     println!("{}: OK ({})", path.display(), policy.format);
-    println!("  default: {:?}", policy.default);
+    let default = match policy.default {
+        config::DefaultAction::Allow => "allow",
+        config::DefaultAction::Deny => "deny",
+    };
+    println!("  default: {default}");
     if !policy.hide.is_empty() {
         println!("  hidden: {}", policy.hide.join(", "));
     }
