@@ -40,19 +40,30 @@ struct Inspected {
     is_initialize: bool,
 }
 
+/// What `inspect` reads of `params`: not the arguments, which are skipped over rather than
+/// built into values. Each field is any JSON, so one of an unexpected type spoils only itself.
+#[derive(serde::Deserialize)]
+struct ParamFacts {
+    #[serde(default)]
+    name: Option<Value>,
+    #[serde(default)]
+    uri: Option<Value>,
+    #[serde(default, rename = "_meta")]
+    meta: Option<Value>,
+}
+
 fn inspect(env: &Envelope<'_>) -> Inspected {
-    let params: Option<Value> = env.params.and_then(|p| serde_json::from_str(p.get()).ok());
-    let key = match env.method.as_deref() {
-        Some("tools/call" | "prompts/get") => Some("name"),
-        Some("resources/read") => Some("uri"),
+    let params: Option<ParamFacts> = env.params.and_then(|p| serde_json::from_str(p.get()).ok());
+    let name = match env.method.as_deref() {
+        Some("tools/call" | "prompts/get") => params.as_ref().and_then(|p| p.name.as_ref()),
+        Some("resources/read") => params.as_ref().and_then(|p| p.uri.as_ref()),
         _ => None,
-    };
-    let name = key
-        .and_then(|k| params.as_ref()?.get(k)?.as_str())
-        .map(str::to_string);
+    }
+    .and_then(Value::as_str)
+    .map(str::to_string);
     let revision = params
         .as_ref()
-        .and_then(|p| p.pointer("/_meta")?.get(PROTOCOL_VERSION_META)?.as_str())
+        .and_then(|p| p.meta.as_ref()?.get(PROTOCOL_VERSION_META)?.as_str())
         .map(str::to_string);
     Inspected {
         method: env.method.as_deref().map(str::to_string),
@@ -205,7 +216,8 @@ impl Listener {
         req: Request<Incoming>,
         caller: Option<String>,
     ) -> Response<ResponseBody> {
-        let headers = req.headers().clone();
+        let (parts, body) = req.into_parts();
+        let headers = parts.headers;
         let content_type = headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -223,7 +235,7 @@ impl Listener {
             .unwrap_or("*/*");
         let sse_ok = accept.contains("text/event-stream");
         let body = match read_body(
-            req.into_body(),
+            body,
             self.options.max_message_bytes,
             self.options.request_timeout,
         )
