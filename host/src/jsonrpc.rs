@@ -138,6 +138,46 @@ pub fn call_params<'a>(params: Option<&'a RawValue>) -> Result<CallParams<'a>, S
     Ok(p)
 }
 
+/// The `_meta` key in which 2026-07-28 requests carry their protocol revision.
+pub const PROTOCOL_VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
+
+/// What the HTTP layers read of a request's `params`: the name its `Mcp-Name` header mirrors and
+/// the revision in `_meta`. The arguments are skipped over, not built into values; each field is
+/// any JSON, so one of an unexpected type spoils only itself.
+#[derive(Debug, Default, Deserialize)]
+pub struct ParamFacts {
+    #[serde(default)]
+    name: Option<Value>,
+    #[serde(default)]
+    uri: Option<Value>,
+    #[serde(default, rename = "_meta")]
+    meta: Option<Value>,
+}
+
+impl ParamFacts {
+    /// Read `params` (nothing, if they are absent or not an object).
+    pub fn of(params: Option<&RawValue>) -> Self {
+        params
+            .and_then(|p| serde_json::from_str(p.get()).ok())
+            .unwrap_or_default()
+    }
+
+    /// What `method` is about: `params.name` (tools/call, prompts/get) or `params.uri`
+    /// (resources/read).
+    pub fn target(&self, method: Option<&str>) -> Option<&str> {
+        match method {
+            Some("tools/call" | "prompts/get") => self.name.as_ref()?.as_str(),
+            Some("resources/read") => self.uri.as_ref()?.as_str(),
+            _ => None,
+        }
+    }
+
+    /// The protocol revision of a stateless (2026-07-28) request.
+    pub fn revision(&self) -> Option<&str> {
+        self.meta.as_ref()?.get(PROTOCOL_VERSION_META)?.as_str()
+    }
+}
+
 /// A JSON-RPC error response line.
 pub fn error_response(id: &str, code: i64, message: &str, data: Option<&Value>) -> Vec<u8> {
     let mut error = serde_json::json!({ "code": code, "message": message });
@@ -196,6 +236,23 @@ mod tests {
             panic!()
         };
         assert_eq!(items.len(), 2);
+    }
+
+    #[test]
+    fn param_facts_read_the_target_and_revision_and_nothing_else() {
+        let raw = |s: &'static str| Some(serde_json::from_str::<&RawValue>(s).unwrap());
+        let f = ParamFacts::of(raw(
+            r#"{"name":"send","arguments":{"big":[1,2,3]},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}"#,
+        ));
+        assert_eq!(f.target(Some("tools/call")), Some("send"));
+        assert_eq!(f.target(Some("tools/list")), None);
+        assert_eq!(f.revision(), Some("2026-07-28"));
+        let f = ParamFacts::of(raw(r#"{"uri":"file:///a","name":7}"#));
+        assert_eq!(f.target(Some("resources/read")), Some("file:///a"));
+        assert_eq!(f.target(Some("tools/call")), None);
+        assert_eq!(f.revision(), None);
+        assert_eq!(ParamFacts::of(raw("[1]")).revision(), None);
+        assert_eq!(ParamFacts::of(None).target(Some("tools/call")), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::audit::{AuditLog, AuditRecord};
 use crate::chain::{Chain, ChainCell, Decision, Denial, Ticket, UpstreamOutcome};
 use crate::config::DenyAs;
 use crate::engine::CallInput;
-use crate::jsonrpc::{self, codes, Envelope, Kind, Parsed};
+use crate::jsonrpc::{self, codes, Envelope, Kind, Parsed, PROTOCOL_VERSION_META};
 use crate::metrics;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -62,9 +62,6 @@ fn error_code(code: &str) -> i64 {
         _ => -32000,
     }
 }
-
-/// The `_meta` key in which 2026-07-28 requests carry their protocol version.
-const PROTOCOL_VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
 
 /// The first revision whose results must say `resultType` (and that has no `initialize`).
 const STATELESS_REVISION: &str = "2026-07-28";

@@ -358,23 +358,13 @@ impl Facts {
         if !single {
             return;
         }
-        let params: Option<Value> = env.params.and_then(|p| serde_json::from_str(p.get()).ok());
-        let revision = params.as_ref().and_then(|p| {
-            p.pointer("/_meta")?
-                .get("io.modelcontextprotocol/protocolVersion")?
-                .as_str()
-        });
-        let (Some(revision), Some(method)) = (revision, method) else {
+        let facts = jsonrpc::ParamFacts::of(env.params);
+        let (Some(revision), Some(method)) = (facts.revision(), method) else {
             return;
         };
         self.mirrored.push((VERSION, revision.to_string()));
         self.mirrored.push(("mcp-method", method.to_string()));
-        let key = match method {
-            "tools/call" | "prompts/get" => Some("name"),
-            "resources/read" => Some("uri"),
-            _ => None,
-        };
-        if let Some(name) = key.and_then(|k| params.as_ref()?.get(k)?.as_str()) {
+        if let Some(name) = facts.target(Some(method)) {
             self.mirrored.push(("mcp-name", header_safe(name)));
         }
     }

@@ -27,9 +27,6 @@ pub const KNOWN_REVISIONS: &[&str] = &[
 /// JSON-RPC code of a header that disagrees with the body (2026-07-28).
 const HEADER_MISMATCH: i64 = -32020;
 
-/// `_meta` key carrying the protocol revision of a stateless request.
-const PROTOCOL_VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
-
 /// What the listener needs to know about a single message.
 struct Inspected {
     method: Option<String>,
@@ -40,36 +37,14 @@ struct Inspected {
     is_initialize: bool,
 }
 
-/// What `inspect` reads of `params`: not the arguments, which are skipped over rather than
-/// built into values. Each field is any JSON, so one of an unexpected type spoils only itself.
-#[derive(serde::Deserialize)]
-struct ParamFacts {
-    #[serde(default)]
-    name: Option<Value>,
-    #[serde(default)]
-    uri: Option<Value>,
-    #[serde(default, rename = "_meta")]
-    meta: Option<Value>,
-}
-
 fn inspect(env: &Envelope<'_>) -> Inspected {
-    let params: Option<ParamFacts> = env.params.and_then(|p| serde_json::from_str(p.get()).ok());
-    let name = match env.method.as_deref() {
-        Some("tools/call" | "prompts/get") => params.as_ref().and_then(|p| p.name.as_ref()),
-        Some("resources/read") => params.as_ref().and_then(|p| p.uri.as_ref()),
-        _ => None,
-    }
-    .and_then(Value::as_str)
-    .map(str::to_string);
-    let revision = params
-        .as_ref()
-        .and_then(|p| p.meta.as_ref()?.get(PROTOCOL_VERSION_META)?.as_str())
-        .map(str::to_string);
+    let facts = jsonrpc::ParamFacts::of(env.params);
+    let method = env.method.as_deref();
     Inspected {
-        method: env.method.as_deref().map(str::to_string),
-        name,
-        revision,
-        is_initialize: env.kind() == Kind::Request && env.method.as_deref() == Some("initialize"),
+        method: method.map(str::to_string),
+        name: facts.target(method).map(str::to_string),
+        revision: facts.revision().map(str::to_string),
+        is_initialize: env.kind() == Kind::Request && method == Some("initialize"),
     }
 }
 
