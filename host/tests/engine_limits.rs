@@ -93,6 +93,32 @@ async fn a_plugin_that_loops_forever_is_stopped_at_its_deadline() {
     assert_eq!(err, "plugin `misbehave` ran past its deadline of 20 ms");
 }
 
+/// The epoch ticker parks when no plugin has run for a while (an idle Tollgate does not wake a
+/// CPU a thousand times a second); the first call after that must still be held to its deadline.
+#[tokio::test]
+async fn a_plugin_that_loops_after_a_quiet_spell_is_still_stopped_at_its_deadline() {
+    let limits = Limits {
+        deadline: Duration::from_millis(20),
+        ..Limits::default()
+    };
+    let engine = engine();
+    let plugin = load(&engine, "spin", limits).await;
+    tokio::time::sleep(tollgate::engine::ticker::QUIET_BEFORE_PARKING + Duration::from_millis(500))
+        .await;
+    let started = std::time::Instant::now();
+    let err = plugin.check_call(&call("boom")).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "plugin `misbehave` ran past its deadline of 20 ms"
+    );
+    // Not a timing target: a parked ticker that nobody woke would let it spin for ever.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn a_plugin_within_its_deadline_answers() {
     let engine = engine();

@@ -8,6 +8,7 @@ pub mod capabilities;
 pub mod limits;
 pub mod plugin;
 pub mod pool;
+pub mod ticker;
 pub mod version;
 mod wasi;
 
@@ -105,6 +106,7 @@ pub struct PolicyEngine {
     engine: Engine,
     linker: Linker<HostState>,
     config: EngineConfig,
+    ticker: ticker::Ticker,
 }
 
 /// Average guest-side allowance per component: wit-bindgen components hold a few core
@@ -114,7 +116,8 @@ const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
 const MAX_CORE_INSTANCES_IN_ONE_COMPONENT: u32 = 64;
 
 impl PolicyEngine {
-    /// Build the engine and start its epoch ticker (a thread that ends with the engine).
+    /// Build the engine and start its epoch ticker (a thread that ticks while plugins run and
+    /// ends with the engine).
     pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
         let mut pooling = PoolingAllocationConfig::default();
         let n = config.max_instances;
@@ -141,11 +144,12 @@ impl PolicyEngine {
         // grants allow (checked in `load`, before anything runs).
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| EngineError(format!("{e:#}")))?;
-        start_epoch_ticker(&engine);
+        let ticker = ticker::Ticker::start(&engine);
         Ok(Self {
             engine,
             linker,
             config,
+            ticker,
         })
     }
 
@@ -203,6 +207,7 @@ impl PolicyEngine {
             max_idle: self.config.max_idle,
             fuel_enabled: self.config.fuel,
             may_block: grants.contains(&Capability::Clocks),
+            ticker: self.ticker.clone(),
         };
         Ok(Plugin::new(self.engine.clone(), pre, setup).await?)
     }
@@ -289,20 +294,4 @@ impl PolicyEngine {
         }
         Ok(())
     }
-}
-
-/// Advance the engine's epoch every [`limits::EPOCH_TICK`] until the engine is dropped.
-fn start_epoch_ticker(engine: &Engine) {
-    let weak = engine.weak();
-    std::thread::Builder::new()
-        .name("tollgate-epoch".into())
-        .spawn(move || loop {
-            std::thread::sleep(limits::EPOCH_TICK);
-            match weak.upgrade() {
-                Some(engine) => engine.increment_epoch(),
-                None => return,
-            }
-        })
-        .map(drop)
-        .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the epoch ticker; deadlines will not fire"));
 }

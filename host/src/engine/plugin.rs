@@ -107,6 +107,7 @@ pub struct Plugin {
     pool: Pool<Instance>,
     fuel_enabled: bool,
     may_block: bool,
+    ticker: super::ticker::Ticker,
 }
 
 /// Everything [`Plugin::new`] needs besides the pre-linked component.
@@ -131,6 +132,8 @@ pub struct PluginSetup {
     /// can sleep): its calls then also run under a wall-clock timeout, since the epoch deadline
     /// only interrupts guest code.
     pub may_block: bool,
+    /// The engine's epoch ticker, kept awake while this plugin runs.
+    pub ticker: super::ticker::Ticker,
 }
 
 /// How far past its deadline a call that may block is cut off (the deadline itself only fires
@@ -154,6 +157,7 @@ impl Plugin {
             pool: Pool::new(setup.strategy, setup.max_idle),
             fuel_enabled: setup.fuel_enabled,
             may_block: setup.may_block,
+            ticker: setup.ticker,
         };
         // Configure one instance now, so a bad configuration fails the load, not a call.
         let first = plugin.instantiate().await?;
@@ -213,6 +217,7 @@ impl Plugin {
     }
 
     async fn instantiate(&self) -> Result<Instance, PluginError> {
+        let _ticking = self.ticker.enter();
         let state = HostState {
             plugin: self.name.clone(),
             key_prefix: self.key_prefix.clone(),
@@ -268,6 +273,7 @@ impl Plugin {
         call: &CallInput,
     ) -> Result<(Verdict, Vec<Reservation>), PluginError> {
         let mut instance = self.acquire().await?;
+        let _ticking = self.ticker.enter();
         self.prepare(&mut instance.store);
         let wit = call.to_wit();
         let check = instance.bindings.call_check_call(&mut instance.store, &wit);
@@ -292,6 +298,7 @@ impl Plugin {
     /// Ask whether `tool` is visible to `caller`. A failing plugin hides the tool (fail closed).
     pub async fn visible(&self, tool: &str, caller: &str) -> Result<bool, PluginError> {
         let mut instance = self.acquire().await?;
+        let _ticking = self.ticker.enter();
         self.prepare(&mut instance.store);
         let visible = instance
             .bindings
@@ -312,6 +319,7 @@ impl Plugin {
         result_json: &str,
     ) -> Result<Option<String>, PluginError> {
         let mut instance = self.acquire().await?;
+        let _ticking = self.ticker.enter();
         self.prepare(&mut instance.store);
         let wit = call.to_wit();
         let check = instance
