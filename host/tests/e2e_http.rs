@@ -190,26 +190,13 @@ fn with_tokens() -> Listening {
 fn bearer_tokens_are_the_caller_of_rate_limit_scopes() {
     setup(POLICIES);
     let listening = with_tokens();
-    let echo = |m: &str| call("echo", json!({"message": m}));
-    let auth = |t: &str| json!({"Authorization": format!("Bearer {t}")}).to_string();
-    let alice = drive_with_env(
-        Client::Py1,
-        &url(&listening),
-        &scenario(vec![echo("a1"), echo("a2"), echo("a3")]),
-        &[("MCP_HEADERS", &auth(ALICE))],
-    );
+    let auth = |t: &str| json!({"Authorization": format!("Bearer {t}")});
+    caller_echoes_twice_then_is_limited(&listening, Client::Py1, auth(ALICE));
     let bob = drive_with_env(
         Client::Ts,
         &url(&listening),
-        &scenario(vec![echo("b1")]),
-        &[("MCP_HEADERS", &auth(BOB))],
-    );
-    assert_eq!(text(alice.result(0)), "Echo: a1", "{alice}");
-    assert_eq!(text(alice.result(1)), "Echo: a2", "{alice}");
-    assert_eq!(
-        alice.result(2)["_meta"]["dev.tollgate/denial"]["code"],
-        "rate_limited",
-        "{alice}"
+        &scenario(vec![call("echo", json!({"message": "b1"}))]),
+        &[("MCP_HEADERS", &auth(BOB).to_string())],
     );
     assert_eq!(
         text(bob.result(0)),
@@ -218,26 +205,31 @@ fn bearer_tokens_are_the_caller_of_rate_limit_scopes() {
     );
 }
 
+/// Three echoes by the caller that `headers` authenticate: the policy allows each caller two.
+fn caller_echoes_twice_then_is_limited(listening: &Listening, client: Client, headers: Value) {
+    let echo = |m: &str| call("echo", json!({"message": m}));
+    let run = drive_with_env(
+        client,
+        &url(listening),
+        &scenario(vec![echo("a1"), echo("a2"), echo("a3")]),
+        &[("MCP_HEADERS", &headers.to_string())],
+    );
+    assert_eq!(text(run.result(0)), "Echo: a1", "{run}");
+    assert_eq!(text(run.result(1)), "Echo: a2", "{run}");
+    assert_eq!(
+        run.result(2)["_meta"]["dev.tollgate/denial"]["code"],
+        "rate_limited",
+        "{run}"
+    );
+}
+
 /// A client configured with an API key sends it as `X-API-Key`: the same tokens, the same
-/// callers (alice's third call is over her limit; bob, by bearer token, has his own).
+/// callers (the key's caller gets its own limit); a wrong key is refused like a wrong token.
 #[test]
 fn an_api_key_header_authenticates_like_a_bearer_token() {
     setup(POLICIES);
     let listening = with_tokens();
-    let echo = |m: &str| call("echo", json!({"message": m}));
-    let alice = drive_with_env(
-        Client::Py2,
-        &url(&listening),
-        &scenario(vec![echo("a1"), echo("a2"), echo("a3")]),
-        &[("MCP_HEADERS", &json!({"X-API-Key": ALICE}).to_string())],
-    );
-    assert_eq!(text(alice.result(0)), "Echo: a1", "{alice}");
-    assert_eq!(text(alice.result(1)), "Echo: a2", "{alice}");
-    assert_eq!(
-        alice.result(2)["_meta"]["dev.tollgate/denial"]["code"],
-        "rate_limited",
-        "{alice}"
-    );
+    caller_echoes_twice_then_is_limited(&listening, Client::Py2, json!({"X-API-Key": ALICE}));
     let (status, _, body) = http_request(
         &listening.authority(),
         "POST",
