@@ -217,21 +217,20 @@ fn wait_for(port: u16) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let port_after = |i: usize| -> u16 { args[i + 1].parse().unwrap() };
     if let Some(i) = args.iter().position(|a| a == "--relay") {
-        let port: u16 = args[i + 1].parse().unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()
-            .unwrap();
-        return rt.block_on(relay(port, args[i + 2].clone()));
+            .build();
+        return rt
+            .unwrap()
+            .block_on(relay(port_after(i), args[i + 2].clone()));
     }
     if let Some(i) = args.iter().position(|a| a == "--serve") {
-        let port: u16 = args[i + 1].parse().unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
-            .build()
-            .unwrap();
-        return rt.block_on(serve(port));
+            .build();
+        return rt.unwrap().block_on(serve(port_after(i)));
     }
     let port = free_port();
     let me = std::env::current_exe().unwrap();

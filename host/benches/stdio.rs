@@ -158,6 +158,16 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e6
 }
 
+/// Copy lines from `from` to `to` until either side closes.
+fn copy_lines(from: impl BufRead, mut to: impl Write) {
+    for line in from.lines() {
+        let Ok(line) = line else { return };
+        if writeln!(to, "{line}").and_then(|_| to.flush()).is_err() {
+            return;
+        }
+    }
+}
+
 /// The floor of any proxy process: a relay that copies lines both ways on two blocking threads
 /// and looks at nothing (`--relay UPSTREAM-FLAG`).
 fn relay(flag: &str) {
@@ -169,24 +179,8 @@ fn relay(flag: &str) {
         .expect("spawn the upstream");
     let mut to_child = child.stdin.take().unwrap();
     let from_child = BufReader::new(child.stdout.take().unwrap());
-    let back = std::thread::spawn(move || {
-        let mut out = std::io::stdout().lock();
-        for line in from_child.lines() {
-            let Ok(line) = line else { return };
-            if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
-                return;
-            }
-        }
-    });
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        if writeln!(to_child, "{line}")
-            .and_then(|_| to_child.flush())
-            .is_err()
-        {
-            break;
-        }
-    }
+    let back = std::thread::spawn(move || copy_lines(from_child, std::io::stdout().lock()));
+    copy_lines(std::io::stdin().lock(), &mut to_child);
     drop(to_child);
     let _ = back.join();
     let _ = child.wait();
@@ -197,10 +191,10 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--relay") {
         return relay(&args[i + 1]);
     }
-    if std::env::args().any(|a| a == "--serve-upstream") {
+    if args.iter().any(|a| a == "--serve-upstream") {
         return serve_upstream();
     }
-    if std::env::args().any(|a| a == "--serve-rmcp") {
+    if args.iter().any(|a| a == "--serve-rmcp") {
         return rmcp_echo::serve();
     }
     for (upstream, flag) in [

@@ -6,7 +6,7 @@
 //! server in the client's configuration): measurable battery drain for nothing. So the ticker
 //! parks once no plugin has been called for [`QUIET_BEFORE_PARKING`], and the next call wakes it
 //! ([`Ticker::enter`]). During a burst of calls it is awake and nothing on the call path touches
-//! it but two atomic counters; only the first call after a quiet spell pays for waking a thread.
+//! it but three atomic operations; only the first call after a quiet spell pays for waking a thread.
 
 use super::limits::EPOCH_TICK;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
@@ -38,11 +38,11 @@ pub struct Ticker {
 }
 
 /// Held for the length of one plugin call; keeps the ticker ticking.
-pub struct Running {
-    state: Arc<State>,
+pub struct Running<'a> {
+    state: &'a State,
 }
 
-impl Drop for Running {
+impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.state.running.fetch_sub(1, SeqCst);
     }
@@ -71,7 +71,7 @@ impl Ticker {
     }
 
     /// A plugin call begins: the ticker ticks until it ends (and for a while after).
-    pub fn enter(&self) -> Running {
+    pub fn enter(&self) -> Running<'_> {
         let s = &self.state;
         s.running.fetch_add(1, SeqCst);
         s.started.fetch_add(1, SeqCst);
@@ -82,13 +82,11 @@ impl Ticker {
                 t.unpark();
             }
         }
-        Running {
-            state: self.state.clone(),
-        }
+        Running { state: s }
     }
 
-    /// Whether the ticker is parked (for tests).
-    pub fn is_parked(&self) -> bool {
+    #[cfg(test)]
+    fn is_parked(&self) -> bool {
         self.state.parked.load(SeqCst)
     }
 }
