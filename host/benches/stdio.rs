@@ -1,7 +1,9 @@
 //! 1,000 sequential `tools/call` round trips straight to a Rust stdio MCP upstream, and the same
 //! through `tollgate run` with no rules, with a 3-rule chain (deny + validate + rate-limit) on the
-//! default sqlite counters, and with that chain on memory counters — in alternating rounds so all
-//! see the same machine conditions. Prints p50/p99 of each and the ratio to direct.
+//! default sqlite counters, and with that chain on memory counters — each chain both with the
+//! default `--colocate auto` (Tollgate and its server share a CPU) and with `--colocate off` —
+//! in alternating rounds so all see the same machine conditions. Prints p50/p99 of each and the
+//! ratio to direct.
 //!
 //! Run: `cargo bench -p tollgate --bench stdio` (figures go to BENCHMARKS.md). Two upstreams,
 //! both this same executable: `--serve-rmcp`, an `echo` server on the official Rust SDK (rmcp)
@@ -214,18 +216,31 @@ fn compare(upstream_name: &str, flag: &str) {
     let empty = dir.path().join("empty.yaml");
     std::fs::write(&empty, "version: 1\n").unwrap();
     let sqlite = format!("sqlite:{}", dir.path().join("counters.sqlite").display());
+    let sqlite_off = format!(
+        "sqlite:{}",
+        dir.path().join("counters-off.sqlite").display()
+    );
     let upstream = || {
         let mut c = Command::new(&me);
         c.arg(flag);
         c
     };
-    let through = |policy: &std::path::Path, state: &str| {
+    let through = |policy: &std::path::Path, state: &str, colocate: &str| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_tollgate"));
-        c.args(["run", "--log", "warn", "--state", state, "--policy"])
-            .arg(policy)
-            .arg("--")
-            .arg(&me)
-            .arg(flag);
+        c.args([
+            "run",
+            "--log",
+            "warn",
+            "--colocate",
+            colocate,
+            "--state",
+            state,
+        ])
+        .arg("--policy")
+        .arg(policy)
+        .arg("--")
+        .arg(&me)
+        .arg(flag);
         c
     };
     let mut peers = [
@@ -241,17 +256,27 @@ fn compare(upstream_name: &str, flag: &str) {
         ),
         (
             "tollgate, no rules",
-            Peer::start(through(&empty, "memory")),
+            Peer::start(through(&empty, "memory", "auto")),
             Vec::new(),
         ),
         (
             "3 rules, sqlite (default)",
-            Peer::start(through(&policy, &sqlite)),
+            Peer::start(through(&policy, &sqlite, "auto")),
             Vec::new(),
         ),
         (
             "3 rules, memory counters",
-            Peer::start(through(&policy, "memory")),
+            Peer::start(through(&policy, "memory", "auto")),
+            Vec::new(),
+        ),
+        (
+            "3 rules, sqlite, colocate off",
+            Peer::start(through(&policy, &sqlite_off, "off")),
+            Vec::new(),
+        ),
+        (
+            "3 rules, memory, colocate off",
+            Peer::start(through(&policy, "memory", "off")),
             Vec::new(),
         ),
     ];
@@ -277,10 +302,10 @@ fn compare(upstream_name: &str, flag: &str) {
         let (p50, p99) = (percentile(samples, 0.5), percentile(samples, 0.99));
         if *name == "direct" {
             direct = (p50, p99);
-            println!("  {name:<26} p50 {p50:>7.1} µs   p99 {p99:>7.1} µs");
+            println!("  {name:<30} p50 {p50:>7.1} µs   p99 {p99:>7.1} µs");
         } else {
             println!(
-                "  {name:<26} p50 {p50:>7.1} µs   p99 {p99:>7.1} µs   adds {:>6.1} µs at p50, p99 {:.2}x direct",
+                "  {name:<30} p50 {p50:>7.1} µs   p99 {p99:>7.1} µs   adds {:>6.1} µs at p50, p99 {:.2}x direct",
                 p50 - direct.0,
                 p99 / direct.1
             );

@@ -1,6 +1,7 @@
 //! Sessions: pumping messages between the agent and the server, intercepting what policy
 //! decides.
 
+pub mod colocate;
 pub mod http;
 pub mod session;
 pub mod stdio;

@@ -5,6 +5,7 @@
 //! child; when the agent closes stdin the child's stdin is closed and the child gets a grace
 //! period before SIGTERM and then SIGKILL; Tollgate exits with the child's exit code.
 
+use super::colocate::{self, Colocation};
 use super::Session;
 use crate::jsonrpc::{self, codes};
 use crate::transport::http_client::{HttpUpstream, UpstreamError, UpstreamOptions};
@@ -26,6 +27,8 @@ pub struct StdioOptions {
     pub max_message_bytes: usize,
     /// How long the child may take to exit after its stdin closes.
     pub shutdown_grace: Duration,
+    /// Whether Tollgate and the child share a CPU.
+    pub colocate: colocate::Mode,
 }
 
 /// The proxy could not run.
@@ -65,6 +68,8 @@ const UPSTREAM_MIN_LIMIT: usize = 64 << 20;
 /// Run the proxy until the server exits or the agent goes away; returns the exit code to use.
 pub async fn run(session: Arc<Session>, options: StdioOptions) -> Result<i32, ProxyError> {
     let (program, args) = options.command.split_first().ok_or(ProxyError::NoCommand)?;
+    // Pinned before the spawn, so the child starts on the shared CPU.
+    let colocation = Colocation::start(options.colocate);
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
@@ -121,8 +126,15 @@ pub async fn run(session: Arc<Session>, options: StdioOptions) -> Result<i32, Pr
     });
 
     let signals = tokio::spawn(forward_signals(pid));
+    let watcher = match (colocation, pid) {
+        (Some(c), Some(pid)) => Some(tokio::spawn(c.watch(pid))),
+        _ => None,
+    };
     let code = supervise(&mut child, agent, server, options.shutdown_grace).await;
     signals.abort();
+    if let Some(w) = watcher {
+        w.abort();
+    }
     code
 }
 
