@@ -129,7 +129,7 @@ struct RunArgs {
     /// Largest message accepted from the agent, in bytes.
     #[arg(long, default_value_t = 4 << 20)]
     max_message_bytes: usize,
-    /// Whether Tollgate and the MCP server it starts share one CPU (stdio, one thread). Each
+    /// Whether Tollgate and the MCP servers it starts share one CPU (a COMMAND upstream). Each
     /// call hands off to the server and back; on one CPU those are cheap wake-ups of the next
     /// process in line instead of wake-ups of an idle CPU (tens of µs less per call on a small
     /// VM). `auto` spreads both out again as soon as together they keep that CPU busy (a
@@ -484,6 +484,13 @@ async fn run(args: RunArgs, threads: u16) -> Result<i32> {
         }),
         None => None,
     };
+    let colocate = match args.colocate {
+        // Several runtime threads were asked for to use several CPUs.
+        Colocate::Auto if threads > 1 => colocate::Mode::Off,
+        Colocate::Auto => colocate::Mode::Auto,
+        Colocate::On => colocate::Mode::On,
+        Colocate::Off => colocate::Mode::Off,
+    };
     if let Some(listen) = args.http.listen {
         let access = args.http.access(listen)?;
         let options = http::HttpOptions {
@@ -505,6 +512,7 @@ async fn run(args: RunArgs, threads: u16) -> Result<i32> {
                 }),
                 _ => None,
             },
+            colocate,
         };
         return Ok(http::run(cell, audit, options).await?);
     }
@@ -520,13 +528,7 @@ async fn run(args: RunArgs, threads: u16) -> Result<i32> {
         command: args.command,
         max_message_bytes: args.max_message_bytes,
         shutdown_grace: Duration::from_secs(5),
-        colocate: match args.colocate {
-            // Several runtime threads were asked for to use several CPUs.
-            Colocate::Auto if threads > 1 => colocate::Mode::Off,
-            Colocate::Auto => colocate::Mode::Auto,
-            Colocate::On => colocate::Mode::On,
-            Colocate::Off => colocate::Mode::Off,
-        },
+        colocate,
     };
     Ok(stdio::run(session, options).await?)
 }

@@ -646,6 +646,59 @@ fn delete_ends_the_session_and_its_server() {
     assert!(listening.stop().success());
 }
 
+/// The CPUs each thread of `pid` may run on, as `/proc` lists them (`0-1`, `1`).
+fn allowed_cpus(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .filter_map(|s| {
+            let line = s.lines().find(|l| l.starts_with("Cpus_allowed_list:"))?;
+            Some(line.split_whitespace().nth(1)?.to_string())
+        })
+        .collect()
+}
+
+/// With a command upstream, Tollgate and each session's server share one CPU (`--colocate auto`,
+/// the default; the spreading out under load is tested in tests/colocation.rs).
+#[test]
+fn a_sessions_server_starts_on_tollgates_cpu() {
+    let everywhere = allowed_cpus(std::process::id())[0].clone();
+    if !everywhere.contains(['-', ',']) {
+        eprintln!("only CPU {everywhere} is allowed here: nothing to co-locate, nothing to check");
+        return;
+    }
+    setup(POLICIES);
+    let listening = Listening::start("everything.yaml", server_everything(), &[], &[]);
+    let tollgate = allowed_cpus(listening.pid());
+    assert!(
+        tollgate
+            .iter()
+            .all(|l| *l == tollgate[0] && !l.contains(['-', ','])),
+        "tollgate's threads should share one CPU: {tollgate:?}"
+    );
+    let (status, _, _) = http_request(
+        &listening.authority(),
+        "POST",
+        &[JSON_BODY, JSON_AND_SSE],
+        initialize_body(),
+    );
+    assert_eq!(status, 200);
+    let server: u32 = std::fs::read_dir(format!("/proc/{}/task", listening.pid()))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .find_map(|c| c.split_whitespace().next()?.parse().ok())
+        .expect("the session's server process");
+    let on = allowed_cpus(server);
+    assert!(
+        on.iter().all(|l| *l == tollgate[0]),
+        "the server should run on tollgate's CPU {}: {on:?}",
+        tollgate[0]
+    );
+    assert!(listening.stop().success());
+}
+
 /// Three agents at once get three servers (each sees only its own log notifications), and
 /// share the listener's counters: the per-recipient limit (2 a minute) holds across sessions.
 #[test]

@@ -6,8 +6,9 @@
 //!
 //! The price is that the server's own threads share that CPU too. A request/response server
 //! alternates with Tollgate and loses nothing, but a server that works in parallel (one that
-//! drives a browser, runs a search over many files) would be held to one CPU. So in `auto` mode
-//! Tollgate watches the CPU time of itself and the server's whole process tree, once a second,
+//! drives a browser, runs a search over many files) would be held to one CPU, and so would many
+//! servers of many HTTP sessions. So in `auto` mode Tollgate watches the CPU time of itself and
+//! every process below it, once a second,
 //! and when together they kept the shared CPU busy (over 90% of a second) it gives every thread
 //! of the tree, and its own, back the CPUs they were allowed before, for good. Threads whose
 //! affinity someone else changed meanwhile are left alone.
@@ -82,10 +83,11 @@ impl Colocation {
         self.cpu
     }
 
-    /// In `auto` mode, watch the server's process tree (rooted at `child`) and this process,
-    /// and spread everything out again once they keep the shared CPU busy. Returns at once in
-    /// `on` mode; otherwise runs until it has spread out (or forever, if it never has to).
-    pub async fn watch(self, child: u32) {
+    /// In `auto` mode, watch this process and every process below it (the servers it started
+    /// and theirs), and spread them all out again once together they keep the shared CPU busy.
+    /// Returns at once in `on` mode; otherwise runs until it has spread out (or for as long as
+    /// the proxy runs, if it never has to).
+    pub async fn watch(self) {
         if self.mode != Mode::Auto {
             return;
         }
@@ -96,10 +98,10 @@ impl Colocation {
             let mut tick = tokio::time::interval(SAMPLE_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
-            let mut last = sys::cpu_seconds(me, child);
+            let mut last = sys::cpu_seconds(me);
             loop {
                 tick.tick().await;
-                let now = sys::cpu_seconds(me, child);
+                let now = sys::cpu_seconds(me);
                 let used = (now - last) / SAMPLE_EVERY.as_secs_f64();
                 last = now;
                 if used <= BUSY_SHARE {
@@ -113,7 +115,7 @@ impl Colocation {
                 // Twice: a process forked by a pinned parent while the tree was being walked
                 // is caught the second time.
                 for _ in 0..2 {
-                    for pid in std::iter::once(me).chain(sys::tree(child)) {
+                    for pid in sys::tree(me) {
                         let _ = sys::set_process(pid, &narrow, &self.wide);
                     }
                     tick.tick().await;
@@ -242,12 +244,12 @@ mod sys {
         all
     }
 
-    /// CPU seconds used so far by `me` and the tree under `child` (processes still running).
-    pub fn cpu_seconds(me: u32, child: u32) -> f64 {
+    /// CPU seconds used so far by `root` and every process below it that is still running.
+    pub fn cpu_seconds(root: u32) -> f64 {
         // SAFETY: sysconf has no preconditions.
         let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        let ticks: u64 = std::iter::once(me)
-            .chain(tree(child))
+        let ticks: u64 = tree(root)
+            .into_iter()
             .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
             .filter_map(|stat| {
                 // Fields after the command name (which may hold spaces and parentheses):
@@ -281,12 +283,12 @@ mod tests {
     #[test]
     fn cpu_seconds_grow_when_this_process_works() {
         let me = std::process::id();
-        let before = sys::cpu_seconds(me, me);
+        let before = sys::cpu_seconds(me);
         let started = std::time::Instant::now();
         let mut x = 0u64;
         while started.elapsed() < std::time::Duration::from_millis(300) {
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
         }
-        assert!(sys::cpu_seconds(me, me) > before + 0.1);
+        assert!(sys::cpu_seconds(me) > before + 0.1);
     }
 }

@@ -126,10 +126,7 @@ pub async fn run(session: Arc<Session>, options: StdioOptions) -> Result<i32, Pr
     });
 
     let signals = tokio::spawn(forward_signals(pid));
-    let watcher = match (colocation, pid) {
-        (Some(c), Some(pid)) => Some(tokio::spawn(c.watch(pid))),
-        _ => None,
-    };
+    let watcher = colocation.map(|c| tokio::spawn(c.watch()));
     let code = supervise(&mut child, agent, server, options.shutdown_grace).await;
     signals.abort();
     if let Some(w) = watcher {

@@ -64,6 +64,8 @@ pub struct HttpOptions {
     pub allow_remote_without_auth: bool,
     /// Serve HTTPS with this certificate and key.
     pub tls: Option<tls::TlsFiles>,
+    /// Whether Tollgate and the servers it starts (a command upstream) share a CPU.
+    pub colocate: super::colocate::Mode,
 }
 
 /// The server behind the listener.
@@ -145,6 +147,12 @@ pub async fn run(
     };
     let mut options = options;
     options.access.bound = Some(bound);
+    // Before any session starts its server, so every server starts on the shared CPU.
+    if let Upstream::Command(_) = options.upstream {
+        if let Some(c) = super::colocate::Colocation::start(options.colocate) {
+            tokio::spawn(c.watch());
+        }
+    }
     let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!("tollgate: listening on {scheme}://{bound}{PATH}");
     let listener = Arc::new(Listener {
