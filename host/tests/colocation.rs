@@ -102,6 +102,14 @@ fn the_server_shares_tollgates_cpu_until_the_pair_keeps_it_busy() {
         allowed(server)
     );
 
+    // An idle pair stays together past the three samples that decide.
+    std::thread::sleep(Duration::from_millis(3500));
+    assert!(
+        allowed(server).iter().all(|l| l == &shared[0]),
+        "an idle server was spread out: {:?}",
+        allowed(server)
+    );
+
     let stdin = tollgate.stdin.as_mut().unwrap();
     stdin
         .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/burn\"}\n")

@@ -2,16 +2,18 @@
 //! call adds (Tollgate -> server, server -> Tollgate) wake a process on the CPU that is already
 //! running, instead of waking another, idle CPU. On a small VM a wake-up of an idle vCPU costs
 //! 10-12 µs (measured with `perf sched`, BENCHMARKS.md) and dominated what Tollgate added to a
-//! call; co-located, the stdio bench's 3-rule chain went from +52–57 µs to +11–22 µs at p50.
+//! call; co-located, the stdio bench's 3-rule chain adds 14–25 µs at p50 instead of 54–59
+//! (memory counters), 35–41 instead of 72–83 (sqlite).
 //!
 //! The price is that the server's own threads share that CPU too. A request/response server
 //! alternates with Tollgate and loses nothing, but a server that works in parallel (one that
 //! drives a browser, runs a search over many files) would be held to one CPU, and so would many
 //! servers of many HTTP sessions. So in `auto` mode Tollgate watches the CPU time of itself and
-//! every process below it, once a second,
-//! and when together they kept the shared CPU busy (over 90% of a second) it gives every thread
-//! of the tree, and its own, back the CPUs they were allowed before, for good. Threads whose
-//! affinity someone else changed meanwhile are left alone.
+//! every process below it, once a second, and when together they kept the shared CPU over 90%
+//! busy for three seconds in a row it gives every thread of the tree, and its own, back the
+//! CPUs they were allowed before, for good. Three seconds, so that a server's start (`npx`
+//! resolving its package, Python importing its modules) does not count as a server at work.
+//! Threads whose affinity someone else changed meanwhile are left alone.
 //!
 //! Linux only; elsewhere, and when only one CPU is allowed anyway, nothing is pinned.
 
@@ -33,6 +35,8 @@ pub enum Mode {
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// Share of the shared CPU that counts as kept busy.
 const BUSY_SHARE: f64 = 0.9;
+/// Busy samples in a row before spreading out.
+const BUSY_SAMPLES: u32 = 3;
 
 /// A pinning in force: the CPU shared, and what every thread was allowed before.
 pub struct Colocation {
@@ -61,6 +65,12 @@ impl Colocation {
                 }
             };
             if wide.count() < 2 {
+                return None;
+            }
+            // Without the kernel's list of child processes, `auto` could not find the servers
+            // to give their CPUs back to: better not to pin them at all.
+            if mode == Mode::Auto && !sys::lists_children() {
+                tracing::debug!("no /proc/thread-self/children; not co-locating");
                 return None;
             }
             let cpu = sys::current_cpu().filter(|c| wide.has(*c))?;
@@ -99,12 +109,14 @@ impl Colocation {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
             let mut last = sys::cpu_seconds(me);
+            let mut busy = 0;
             loop {
                 tick.tick().await;
                 let now = sys::cpu_seconds(me);
                 let used = (now - last) / SAMPLE_EVERY.as_secs_f64();
                 last = now;
-                if used <= BUSY_SHARE {
+                busy = if used > BUSY_SHARE { busy + 1 } else { 0 };
+                if busy < BUSY_SAMPLES {
                     continue;
                 }
                 tracing::info!(
@@ -183,6 +195,11 @@ mod sys {
             }
             Ok(())
         }
+    }
+
+    /// Whether the kernel lists each thread's child processes (`CONFIG_PROC_CHILDREN`).
+    pub fn lists_children() -> bool {
+        std::fs::metadata("/proc/thread-self/children").is_ok()
     }
 
     /// The CPU the calling thread runs on.
