@@ -100,8 +100,18 @@ fn main() {
     println!("one tools/call decision: deny(regex) + validate(JSON Schema) + rate-limit(memory), {iterations} calls");
     for (name, strategy, n, cold) in [
         ("pooled instances", Strategy::Reuse, iterations, false),
-        ("fresh instance per call", Strategy::Fresh, iterations / 4, false),
-        ("pooled, caches evicted", Strategy::Reuse, iterations / 4, true),
+        (
+            "fresh instance per call",
+            Strategy::Fresh,
+            iterations / 4,
+            false,
+        ),
+        (
+            "pooled, caches evicted",
+            Strategy::Reuse,
+            iterations / 4,
+            true,
+        ),
     ] {
         let (p50, p99, mean) = rt.block_on(measure(strategy, n, cold));
         println!(
