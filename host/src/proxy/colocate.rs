@@ -88,11 +88,6 @@ impl Colocation {
         }
     }
 
-    /// The CPU shared.
-    pub fn cpu(&self) -> usize {
-        self.cpu
-    }
-
     /// In `auto` mode, watch this process and every process below it (the servers it started
     /// and theirs), and spread them all out again once together they keep the shared CPU busy.
     /// Returns at once in `on` mode; otherwise runs until it has spread out (or for as long as
@@ -261,19 +256,24 @@ mod sys {
         all
     }
 
-    /// CPU seconds used so far by `root` and every process below it that is still running.
+    /// CPU seconds used so far by `root` and every process below it: their own time, and that
+    /// of the children they have reaped (so a helper process that ran and exited between two
+    /// samples still counts).
     pub fn cpu_seconds(root: u32) -> f64 {
         // SAFETY: sysconf has no preconditions.
         let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
         let ticks: u64 = tree(root)
             .into_iter()
             .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
-            .filter_map(|stat| {
-                // Fields after the command name (which may hold spaces and parentheses):
-                // state is the 3rd field, utime the 14th and stime the 15th.
-                let rest = stat.rsplit_once(')')?.1;
-                let mut fields = rest.split_whitespace().skip(11);
-                Some(fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?)
+            .map(|stat| {
+                // Fields after the command name (which may hold spaces and parentheses): state
+                // is the 3rd field; utime, stime, cutime and cstime the 14th to the 17th.
+                let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+                rest.split_whitespace()
+                    .skip(11)
+                    .take(4)
+                    .filter_map(|f| f.parse::<u64>().ok())
+                    .sum::<u64>()
             })
             .sum();
         ticks as f64 / ticks_per_second
@@ -307,5 +307,40 @@ mod tests {
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
         }
         assert!(sys::cpu_seconds(me) > before + 0.1);
+    }
+
+    #[test]
+    fn a_child_that_worked_and_exited_still_counts() {
+        // The outer shell does nothing itself: all the CPU time is its child's, which has
+        // exited and been reaped by the time it is measured.
+        let mut outer = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done'; sleep 10",
+            ])
+            .spawn()
+            .unwrap();
+        let pid = outer.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        // Wait until the worker is gone and `sleep` runs instead.
+        while !std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .map(|c| {
+                c.split_whitespace().any(|child| {
+                    std::fs::read_to_string(format!("/proc/{child}/comm"))
+                        .is_ok_and(|comm| comm.trim() == "sleep")
+                })
+            })
+            .unwrap_or(false)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the worker never finished"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let seconds = sys::cpu_seconds(pid);
+        outer.kill().unwrap();
+        outer.wait().unwrap();
+        assert!(seconds > 0.05, "only {seconds} s counted");
     }
 }
