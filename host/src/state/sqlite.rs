@@ -7,6 +7,7 @@
 //! write lock and can never both be granted past a limit. WAL mode with `synchronous=NORMAL`:
 //! a committed take survives a crash of the process. Pages of 512 bytes: a take rewrites one
 //! page, and copying and checksumming the default 4 KiB on every commit cost a quarter of it.
+//! WAL checkpoints run on a thread of their own ([`checkpoint`]), not inside a take.
 
 use super::algorithm::{self, CounterState};
 use super::{now_ms, CounterStore, Reservation, StoreError, TakeRequest, Taken};
@@ -16,10 +17,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+mod checkpoint;
+
 /// Counters in an SQLite file.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// Runs WAL checkpoints on its own thread; `None`: SQLite checkpoints inside commits.
+    checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 fn error(e: impl std::fmt::Display) -> StoreError {
@@ -59,9 +64,15 @@ impl SqliteStore {
              ) WITHOUT ROWID",
         )
         .map_err(error)?;
+        let checkpointer = checkpoint::Checkpointer::start(path);
+        if checkpointer.is_some() {
+            conn.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_FRAMES)
+                .map_err(error)?;
+        }
         Ok(Self {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
+            checkpointer,
         })
     }
 
@@ -105,7 +116,11 @@ impl SqliteStore {
             ])
             .map_err(error)?;
         }
+        let wrote = state != before;
         tx.commit().map_err(error)?;
+        if let (true, Some(c)) = (wrote, &self.checkpointer) {
+            c.committed();
+        }
         Ok(out)
     }
 
@@ -201,6 +216,44 @@ mod tests {
             )
             .unwrap();
         assert!(sql.ends_with("WITHOUT ROWID"), "{sql}");
+    }
+
+    #[test]
+    fn the_wal_is_checkpointed_off_the_call_path_when_calls_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sqlite");
+        let store = SqliteStore::open(&path).unwrap();
+        let automatic: i64 = store
+            .conn
+            .lock()
+            .unwrap()
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            automatic,
+            checkpoint::BACKSTOP_FRAMES,
+            "commits checkpoint only as a backstop"
+        );
+        // Bursts of takes with pauses between them, as agents make calls. Each take appends one
+        // WAL frame (a 512-byte page and its header); below the backstop, only the background
+        // thread can rewind the WAL, and then the next burst reuses its space.
+        let burst = 2 * checkpoint::EVERY_COMMITS;
+        for round in 0..5 {
+            for i in 0..burst {
+                store
+                    .take_at(&request(u64::MAX), 60_000 + round * burst + i)
+                    .unwrap();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        let wal = std::fs::metadata(dir.path().join("c.sqlite-wal"))
+            .unwrap()
+            .len();
+        let unchecked = 5 * burst * (512 + 24);
+        assert!(
+            wal < unchecked / 2,
+            "the WAL grew to {wal} bytes ({unchecked} without checkpoints)"
+        );
     }
 
     #[test]
