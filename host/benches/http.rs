@@ -221,16 +221,16 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--relay") {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build();
-        return rt
-            .unwrap()
-            .block_on(relay(port_after(i), args[i + 2].clone()));
+            .build()
+            .unwrap();
+        return rt.block_on(relay(port_after(i), args[i + 2].clone()));
     }
     if let Some(i) = args.iter().position(|a| a == "--serve") {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
-            .build();
-        return rt.unwrap().block_on(serve(port_after(i)));
+            .build()
+            .unwrap();
+        return rt.block_on(serve(port_after(i)));
     }
     let port = free_port();
     let me = std::env::current_exe().unwrap();

@@ -3,6 +3,9 @@
 //! server here is a small Python script that reports its pid and, on a `burn` notification,
 //! starts two threads that spin.
 
+mod e2e;
+
+use e2e::{allowed_cpus, one_cpu_allowed};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,23 +22,9 @@ for line in sys.stdin:
             threading.Thread(target=spin, daemon=True).start()
 "#;
 
-/// The CPUs each thread of `pid` may run on, as `/proc` lists them (`0-1`, `1`).
-fn allowed(pid: u32) -> Vec<String> {
-    let mut lists = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
-        let line = status
-            .lines()
-            .find(|l| l.starts_with("Cpus_allowed_list:"))
-            .unwrap()
-            .to_string();
-        lists.push(line.split_whitespace().nth(1).unwrap().to_string());
-    }
-    lists
-}
-
+/// What this test process may run on: every allowed CPU.
 fn mine() -> String {
-    allowed(std::process::id())[0].clone()
+    allowed_cpus(std::process::id())[0].clone()
 }
 
 fn start(colocate: &str) -> (Child, BufReader<ChildStderr>, u32) {
@@ -73,22 +62,13 @@ fn start(colocate: &str) -> (Child, BufReader<ChildStderr>, u32) {
     (child, err, pid)
 }
 
-fn single_cpu_machine() -> bool {
-    let cpus = mine();
-    if !cpus.contains(['-', ',']) {
-        eprintln!("only CPU {cpus} is allowed here: nothing to co-locate, nothing to check");
-        return true;
-    }
-    false
-}
-
 #[test]
 fn the_server_shares_tollgates_cpu_until_the_pair_keeps_it_busy() {
-    if single_cpu_machine() {
+    if one_cpu_allowed() {
         return;
     }
     let (mut tollgate, _err, server) = start("auto");
-    let shared = allowed(tollgate.id());
+    let shared = allowed_cpus(tollgate.id());
     assert!(
         shared
             .iter()
@@ -96,18 +76,18 @@ fn the_server_shares_tollgates_cpu_until_the_pair_keeps_it_busy() {
         "tollgate's threads should share one CPU: {shared:?}"
     );
     assert!(
-        allowed(server).iter().all(|l| l == &shared[0]),
+        allowed_cpus(server).iter().all(|l| l == &shared[0]),
         "the server should start on tollgate's CPU {}: {:?}",
         shared[0],
-        allowed(server)
+        allowed_cpus(server)
     );
 
     // An idle pair stays together past the three samples that decide.
     std::thread::sleep(Duration::from_millis(3500));
     assert!(
-        allowed(server).iter().all(|l| l == &shared[0]),
+        allowed_cpus(server).iter().all(|l| l == &shared[0]),
         "an idle server was spread out: {:?}",
-        allowed(server)
+        allowed_cpus(server)
     );
 
     let stdin = tollgate.stdin.as_mut().unwrap();
@@ -116,27 +96,27 @@ fn the_server_shares_tollgates_cpu_until_the_pair_keeps_it_busy() {
         .unwrap();
     stdin.flush().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !allowed(server).iter().all(|l| *l == mine()) {
+    while !allowed_cpus(server).iter().all(|l| *l == mine()) {
         assert!(
             Instant::now() < deadline,
             "a busy server was never given its CPUs back: {:?}",
-            allowed(server)
+            allowed_cpus(server)
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(allowed(tollgate.id()).iter().all(|l| *l == mine()));
+    assert!(allowed_cpus(tollgate.id()).iter().all(|l| *l == mine()));
     drop(tollgate.stdin.take());
     tollgate.wait().unwrap();
 }
 
 #[test]
 fn colocate_off_leaves_the_server_where_the_scheduler_puts_it() {
-    if single_cpu_machine() {
+    if one_cpu_allowed() {
         return;
     }
     let (mut tollgate, _err, server) = start("off");
-    assert!(allowed(server).iter().all(|l| *l == mine()));
-    assert!(allowed(tollgate.id()).iter().all(|l| *l == mine()));
+    assert!(allowed_cpus(server).iter().all(|l| *l == mine()));
+    assert!(allowed_cpus(tollgate.id()).iter().all(|l| *l == mine()));
     drop(tollgate.stdin.take());
     tollgate.wait().unwrap();
 }

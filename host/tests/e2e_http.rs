@@ -7,8 +7,9 @@
 mod e2e;
 
 use e2e::{
-    assert_denial, assert_rate_limited, drive, drive_in_one_minute, drive_with_env, fastmcp1,
-    fastmcp2, http_request, server_everything, setup, text, Client, Listening,
+    allowed_cpus, assert_denial, assert_rate_limited, child_pids, drive, drive_in_one_minute,
+    drive_with_env, fastmcp1, fastmcp2, http_request, one_cpu_allowed, server_everything, setup,
+    text, Client, Listening,
 };
 use serde_json::{json, Value};
 
@@ -295,14 +296,9 @@ fn stalled_requests_are_cut_off() {
     assert_eq!(children(listening.pid()), 0, "no session was opened");
 }
 
-/// Child processes of `pid` (spawned by any of its threads).
+/// How many child processes `pid` has.
 fn children(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-        .map(|t| std::fs::read_to_string(t.path().join("children")).unwrap_or_default())
-        .map(|c| c.split_whitespace().count())
-        .sum()
+    child_pids(pid).len()
 }
 
 fn initialize_body() -> &'static str {
@@ -646,26 +642,11 @@ fn delete_ends_the_session_and_its_server() {
     assert!(listening.stop().success());
 }
 
-/// The CPUs each thread of `pid` may run on, as `/proc` lists them (`0-1`, `1`).
-fn allowed_cpus(pid: u32) -> Vec<String> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
-        .filter_map(|s| {
-            let line = s.lines().find(|l| l.starts_with("Cpus_allowed_list:"))?;
-            Some(line.split_whitespace().nth(1)?.to_string())
-        })
-        .collect()
-}
-
 /// With a command upstream, Tollgate and each session's server share one CPU (`--colocate auto`,
 /// the default; the spreading out under load is tested in tests/colocation.rs).
 #[test]
 fn a_sessions_server_starts_on_tollgates_cpu() {
-    let everywhere = allowed_cpus(std::process::id())[0].clone();
-    if !everywhere.contains(['-', ',']) {
-        eprintln!("only CPU {everywhere} is allowed here: nothing to co-locate, nothing to check");
+    if one_cpu_allowed() {
         return;
     }
     setup(POLICIES);
@@ -684,11 +665,8 @@ fn a_sessions_server_starts_on_tollgates_cpu() {
         initialize_body(),
     );
     assert_eq!(status, 200);
-    let server: u32 = std::fs::read_dir(format!("/proc/{}/task", listening.pid()))
-        .unwrap()
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .find_map(|c| c.split_whitespace().next()?.parse().ok())
+    let server = *child_pids(listening.pid())
+        .first()
         .expect("the session's server process");
     let on = allowed_cpus(server);
     assert!(

@@ -6,6 +6,11 @@ use std::path::{Path, PathBuf};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
+/// The sha256 of a component's bytes: what names its compiled code here and in an engine.
+pub fn digest(wasm: &[u8]) -> [u8; 32] {
+    Sha256::digest(wasm).into()
+}
+
 /// A directory of `<digest>.cwasm` files. The digest covers the component's bytes and the
 /// engine's compatibility hash, so a Tollgate upgrade or a changed engine setting never loads
 /// stale code.
@@ -30,9 +35,9 @@ impl CodeCache {
         &self.dir
     }
 
-    fn path_for(&self, engine: &Engine, wasm: &[u8]) -> PathBuf {
+    fn path_for(&self, engine: &Engine, digest: &[u8; 32]) -> PathBuf {
         let mut hasher = Sha256::new();
-        hasher.update(wasm);
+        hasher.update(digest);
         let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut engine_hash);
         hasher.update(std::hash::Hasher::finish(&engine_hash).to_le_bytes());
@@ -41,14 +46,16 @@ impl CodeCache {
         self.dir.join(format!("{name}.cwasm"))
     }
 
-    /// Load the compiled form of `wasm`, compiling and storing it on a miss. A cache that
-    /// cannot be read or written only costs a compile; it is never an error.
+    /// Load the compiled form of `wasm` (whose [`digest`] the caller has), compiling and
+    /// storing it on a miss. A cache that cannot be read or written only costs a compile; it is
+    /// never an error.
     pub fn load_or_compile(
         &self,
         engine: &Engine,
         wasm: &[u8],
+        digest: &[u8; 32],
     ) -> wasmtime::Result<(Component, bool)> {
-        let path = self.path_for(engine, wasm);
+        let path = self.path_for(engine, digest);
         if path.exists() {
             // SAFETY: files in the cache directory are written only by `store` below from code
             // this engine compiled; the name binds them to these exact bytes and engine settings.

@@ -249,14 +249,13 @@ impl PolicyEngine {
     }
 
     fn compile(&self, wasm: &[u8]) -> wasmtime::Result<wasmtime::component::Component> {
-        use sha2::Digest;
-        let digest: [u8; 32] = sha2::Sha256::digest(wasm).into();
+        let digest = cache::digest(wasm);
         let mut components = self.components.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(component) = components.get(&digest) {
             return Ok(component.clone());
         }
         let component = match &self.config.cache {
-            Some(cache) => cache.load_or_compile(&self.engine, wasm)?.0,
+            Some(cache) => cache.load_or_compile(&self.engine, wasm, &digest)?.0,
             None => wasmtime::component::Component::new(&self.engine, wasm)?,
         };
         components.insert(digest, component.clone());

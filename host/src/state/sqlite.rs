@@ -102,7 +102,8 @@ impl SqliteStore {
             .unwrap_or_default();
         let before = state;
         let out = f(&mut state);
-        if state != before {
+        let wrote = state != before;
+        if wrote {
             tx.prepare_cached(
                 "INSERT INTO counters (key, start_ms, used, prev_used) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(key) DO UPDATE SET start_ms = ?2, used = ?3, prev_used = ?4",
@@ -116,7 +117,6 @@ impl SqliteStore {
             ])
             .map_err(error)?;
         }
-        let wrote = state != before;
         tx.commit().map_err(error)?;
         if let (true, Some(c)) = (wrote, &self.checkpointer) {
             c.committed();

@@ -484,3 +484,41 @@ fn dechunk(mut s: &str) -> String {
     }
     out
 }
+
+/// The CPUs each thread of `pid` may run on, as `/proc` lists them (`0-1`, `1`).
+pub fn allowed_cpus(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .filter_map(|s| {
+            let line = s.lines().find(|l| l.starts_with("Cpus_allowed_list:"))?;
+            Some(line.split_whitespace().nth(1)?.to_string())
+        })
+        .collect()
+}
+
+/// Whether this test process may run on one CPU only (then there is nothing to co-locate, and
+/// the co-location tests say so and check nothing).
+pub fn one_cpu_allowed() -> bool {
+    let cpus = allowed_cpus(std::process::id())[0].clone();
+    if cpus.contains(['-', ',']) {
+        return false;
+    }
+    eprintln!("only CPU {cpus} is allowed here: nothing to co-locate, nothing to check");
+    true
+}
+
+/// Child processes of `pid` (spawned by any of its threads).
+pub fn child_pids(pid: u32) -> Vec<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}

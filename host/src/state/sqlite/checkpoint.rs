@@ -46,6 +46,14 @@ struct Shared {
     completed: AtomicU64,
 }
 
+impl Shared {
+    /// Change the request and wake the thread.
+    fn ask(&self, change: impl FnOnce(&mut Request)) {
+        change(&mut self.request.lock().unwrap_or_else(|p| p.into_inner()));
+        self.wake.notify_one();
+    }
+}
+
 /// The checkpointing thread of one store.
 pub struct Checkpointer {
     shared: Arc<Shared>,
@@ -79,13 +87,7 @@ impl Checkpointer {
     /// A take or refund was committed: every [`EVERY_COMMITS`]th one wakes the thread.
     pub fn committed(&self) {
         if (self.shared.commits.fetch_add(1, Relaxed) + 1).is_multiple_of(EVERY_COMMITS) {
-            let mut request = self
-                .shared
-                .request
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            request.due = true;
-            self.shared.wake.notify_one();
+            self.shared.ask(|r| r.due = true);
         }
     }
 }
@@ -131,15 +133,7 @@ fn run(conn: &rusqlite::Connection, shared: &Shared) {
 
 impl Drop for Checkpointer {
     fn drop(&mut self) {
-        {
-            let mut request = self
-                .shared
-                .request
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            request.stop = true;
-            self.shared.wake.notify_one();
-        }
+        self.shared.ask(|r| r.stop = true);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
