@@ -2,7 +2,8 @@
 //! reused from the pool (the default) and with a fresh instance per call, reporting p50 / p99.
 //! A third line reuses instances but evicts 4 MiB of cache (this VM's L2) between calls: in a
 //! proxy each call starts cold, after the CPU ran the agent and the server, and that costs the
-//! chain several times its hot-loop figure.
+//! chain several times its hot-loop figure. Then each rule alone (and no rule), hot and cold:
+//! what one sandboxed plugin call costs when its code and memory start out of the caches.
 //!
 //! Run: `cargo bench -p tollgate --bench decision` (figures go to BENCHMARKS.md).
 
@@ -29,6 +30,27 @@ tools:
       - rate_limit: { max: 1000000000, window: 60, scope: args.to }
 "#;
 
+/// The chain's rules one at a time (a name, and the rule as policy YAML).
+const SINGLE_RULES: [(&str, &str); 5] = [
+    ("no rule", "[]"),
+    (
+        "deny, regex",
+        r#"[{ action: deny, reason: x, when: [{ path: args.to, op: regex, value: "^\\+1900" }] }]"#,
+    ),
+    (
+        "deny, eq",
+        r#"[{ action: deny, reason: x, when: [{ path: args.to, op: eq, value: "+1900" }] }]"#,
+    ),
+    (
+        "validate",
+        "[{ validate: { schema: { type: object, required: [to, body], properties: { to: { type: string }, body: { type: string, maxLength: 1600 } } } } }]",
+    ),
+    (
+        "rate-limit, scoped",
+        "[{ rate_limit: { max: 1000000000, window: 60, scope: args.to } }]",
+    ),
+];
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
@@ -45,11 +67,12 @@ fn evict(buf: &mut [u8]) {
 }
 
 async fn measure(
+    policy: &str,
     strategy: Strategy,
     iterations: usize,
     cold: bool,
 ) -> (Duration, Duration, Duration) {
-    let policy = parse_native(POLICY, std::path::Path::new(".")).expect("bench policy parses");
+    let policy = parse_native(policy, std::path::Path::new(".")).expect("bench policy parses");
     let engine = PolicyEngine::new(EngineConfig {
         strategy,
         ..EngineConfig::default()
@@ -113,12 +136,24 @@ fn main() {
             true,
         ),
     ] {
-        let (p50, p99, mean) = rt.block_on(measure(strategy, n, cold));
-        println!(
-            "  {name:<24} p50 {:>8.1} µs   p99 {:>8.1} µs   mean {:>8.1} µs",
-            p50.as_secs_f64() * 1e6,
-            p99.as_secs_f64() * 1e6,
-            mean.as_secs_f64() * 1e6
-        );
+        let measured = rt.block_on(measure(POLICY, strategy, n, cold));
+        report(name, measured);
     }
+    println!("each rule alone, pooled instances: hot, then caches evicted");
+    for (name, rules) in SINGLE_RULES {
+        let policy = format!("version: 1\ntools:\n  send_message:\n    rules: {rules}\n");
+        for (temperature, cold) in [("hot", false), ("cold", true)] {
+            let measured = rt.block_on(measure(&policy, Strategy::Reuse, iterations / 4, cold));
+            report(&format!("{name}, {temperature}"), measured);
+        }
+    }
+}
+
+fn report(name: &str, (p50, p99, mean): (Duration, Duration, Duration)) {
+    println!(
+        "  {name:<24} p50 {:>8.1} µs   p99 {:>8.1} µs   mean {:>8.1} µs",
+        p50.as_secs_f64() * 1e6,
+        p99.as_secs_f64() * 1e6,
+        mean.as_secs_f64() * 1e6
+    );
 }

@@ -6,8 +6,8 @@
 //! this executable with `--serve PORT`: a minimal Streamable HTTP MCP server on hyper (JSON
 //! answers, a session id), so what is measured is Tollgate, not the server. Tollgate runs as
 //! `tollgate run --listen 127.0.0.1:0 --upstream URL` with a 3-rule chain (deny + validate +
-//! rate-limit) on memory counters; the clients send keep-alive requests accepting JSON or SSE.
-//! Next to it runs a bare relay (`--relay`: hyper server and client on one thread, forwarding
+//! rate-limit) on memory counters, and again with no rules (its HTTP plumbing alone); the
+//! clients send keep-alive requests accepting JSON or SSE. Next to them runs a bare relay (`--relay`: hyper server and client on one thread, forwarding
 //! each body and looking at nothing), the floor of what any HTTP proxy process costs here.
 
 use bytes::Bytes;
@@ -30,6 +30,9 @@ tools:
       - validate: { schema: { type: object, required: [message], properties: { message: { type: string } } } }
       - rate_limit: { max: 1000000000, window: 60 }
 "#;
+
+/// The same proxy with nothing to decide: what Tollgate's HTTP plumbing costs on its own.
+const NO_RULES: &str = "version: 1\n";
 
 async fn serve(port: u16) {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
@@ -215,6 +218,42 @@ fn wait_for(port: u16) {
     }
 }
 
+/// Start `tollgate run --listen` with `policy` in front of `upstream`: the child and its URL.
+fn start_tollgate(
+    dir: &tempfile::TempDir,
+    file: &str,
+    policy: &str,
+    upstream: &str,
+) -> (std::process::Child, String) {
+    let path = dir.path().join(file);
+    std::fs::write(&path, policy).unwrap();
+    let mut tollgate = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args([
+            "run",
+            "--log",
+            "warn",
+            "--state",
+            "memory",
+            "--listen",
+            "127.0.0.1:0",
+            "--policy",
+        ])
+        .arg(&path)
+        .args(["--upstream", upstream])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(tollgate.stderr.take().unwrap());
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if let Some(url) = line.strip_prefix("tollgate: listening on ") {
+            return (tollgate, url.to_string());
+        }
+    }
+    let status = tollgate.wait();
+    panic!("tollgate exited before listening: {status:?}");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let port_after = |i: usize| -> u16 { args[i + 1].parse().unwrap() };
@@ -248,33 +287,8 @@ fn main() {
     let relayed = format!("http://127.0.0.1:{relay_port}/mcp");
     wait_for(relay_port);
     let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("bench.yaml");
-    std::fs::write(&policy, POLICY).unwrap();
-    let mut tollgate = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args([
-            "run",
-            "--log",
-            "warn",
-            "--state",
-            "memory",
-            "--listen",
-            "127.0.0.1:0",
-            "--policy",
-        ])
-        .arg(&policy)
-        .args(["--upstream", &direct])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = std::io::BufReader::new(tollgate.stderr.take().unwrap());
-    let mut through = String::new();
-    for line in stderr.lines() {
-        let line = line.unwrap();
-        if let Some(url) = line.strip_prefix("tollgate: listening on ") {
-            through = url.to_string();
-            break;
-        }
-    }
+    let (mut tollgate, through) = start_tollgate(&dir, "chain.yaml", POLICY, &direct);
+    let (mut tollgate_bare, through_bare) = start_tollgate(&dir, "none.yaml", NO_RULES, &direct);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -284,7 +298,8 @@ fn main() {
         let mut peers = [
             ("direct", Peer::new(&direct).await, Vec::new()),
             ("bare relay (floor)", Peer::new(&relayed).await, Vec::new()),
-            ("through tollgate", Peer::new(&through).await, Vec::new()),
+            ("tollgate, no rules", Peer::new(&through_bare).await, Vec::new()),
+            ("tollgate, 3 rules", Peer::new(&through).await, Vec::new()),
         ];
         for (_, p, _) in peers.iter_mut() {
             for _ in 0..200 {
@@ -316,13 +331,16 @@ fn main() {
         for (name, url) in [
             ("direct", &direct),
             ("bare relay (floor)", &relayed),
-            ("through tollgate", &through),
+            ("tollgate, no rules", &through_bare),
+            ("tollgate, 3 rules", &through),
         ] {
             let rate = throughput(url, clients, per_client).await;
             println!("  {name:<18} {rate:>9.0} calls/s");
         }
     });
     let _ = tollgate.kill();
+    let _ = tollgate_bare.kill();
+    let _ = tollgate_bare.wait();
     let _ = bare_relay.kill();
     let _ = bare_relay.wait();
     let _ = upstream.kill();
