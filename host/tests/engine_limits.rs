@@ -268,20 +268,13 @@ async fn compiled_code_is_cached_on_disk_and_reused() {
         ..EngineConfig::default()
     })
     .unwrap();
+    let digest = tollgate::engine::cache::digest(MISBEHAVE);
     let (_, hit) = cache
-        .load_or_compile(
-            engine.engine(),
-            MISBEHAVE,
-            &tollgate::engine::cache::digest(MISBEHAVE),
-        )
+        .load_or_compile(engine.engine(), MISBEHAVE, &digest)
         .unwrap();
     assert!(!hit, "first load compiles");
     let (_, hit) = cache
-        .load_or_compile(
-            engine.engine(),
-            MISBEHAVE,
-            &tollgate::engine::cache::digest(MISBEHAVE),
-        )
+        .load_or_compile(engine.engine(), MISBEHAVE, &digest)
         .unwrap();
     assert!(hit, "second load comes from the cache");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
