@@ -7,9 +7,9 @@
 mod e2e;
 
 use e2e::{
-    allowed_cpus, assert_denial, assert_rate_limited, child_pids, drive, drive_in_one_minute,
-    drive_with_env, fastmcp1, fastmcp2, http_request, one_cpu_allowed, server_everything, setup,
-    text, Client, Listening,
+    allowed_cpus, assert_denial, assert_rate_limited, child_pids, drive, drive_with_env, fastmcp1,
+    fastmcp2, http_request, in_one_minute, one_cpu_allowed, server_everything, setup, text, Client,
+    Listening,
 };
 use serde_json::{json, Value};
 
@@ -31,7 +31,6 @@ fn url(l: &Listening) -> Vec<String> {
 /// progress on the request's stream, and (Python 1.x) sampling and elicitation round trips.
 fn everything_over_http(client: Client) {
     setup(POLICIES);
-    let listening = Listening::start("everything.yaml", server_everything(), &[], &[]);
     let mut steps = vec![
         json!({"op": "list_tools"}),
         call("echo", json!({"message": "hello over http"})),
@@ -50,7 +49,10 @@ fn everything_over_http(client: Client) {
             json!({"op": "raw_request", "method": "ping", "params": {}}),
         ]);
     }
-    let run = drive_in_one_minute(client, &url(&listening), &scenario(steps));
+    let run = in_one_minute(|| {
+        let listening = Listening::start("everything.yaml", server_everything(), &[], &[]);
+        drive(client, &url(&listening), &scenario(steps.clone()))
+    });
     assert_eq!(
         run.out["server_info"]["name"], "mcp-servers/everything",
         "{run}"
@@ -116,7 +118,6 @@ fn everything_over_http_python2_client() {
 /// server's own log notifications prove refused calls never ran.
 fn messaging_over_http(client: Client, server: Vec<String>) -> e2e::Run {
     setup(POLICIES);
-    let listening = Listening::start("twilio.yaml", server, &[], &[]);
     let send = |to: &str, body: &str| call("send_message", json!({"to": to, "body": body}));
     let steps = vec![
         call("add", json!({"a": 2, "b": 3})),
@@ -125,7 +126,10 @@ fn messaging_over_http(client: Client, server: Vec<String>) -> e2e::Run {
         send("+15550001", "three"),
         call("delete_record", json!({"id": "r1"})),
     ];
-    let run = drive_in_one_minute(client, &url(&listening), &scenario(steps));
+    let run = in_one_minute(|| {
+        let listening = Listening::start("twilio.yaml", server.clone(), &[], &[]);
+        drive(client, &url(&listening), &scenario(steps.clone()))
+    });
     assert_eq!(text(run.result(0)), "5", "{run}");
     assert_eq!(text(run.result(1)), "sent to +15550001: one", "{run}");
     assert_eq!(text(run.result(2)), "sent to +15550001: two", "{run}");
@@ -190,9 +194,8 @@ fn with_tokens() -> Listening {
 #[test]
 fn bearer_tokens_are_the_caller_of_rate_limit_scopes() {
     setup(POLICIES);
-    let listening = with_tokens();
     let auth = |t: &str| json!({"Authorization": format!("Bearer {t}")});
-    caller_echoes_twice_then_is_limited(&listening, Client::Py1, auth(ALICE));
+    let listening = caller_echoes_twice_then_is_limited(Client::Py1, auth(ALICE));
     let bob = drive_with_env(
         Client::Ts,
         &url(&listening),
@@ -206,15 +209,21 @@ fn bearer_tokens_are_the_caller_of_rate_limit_scopes() {
     );
 }
 
-/// Three echoes by the caller that `headers` authenticate: the policy allows each caller two.
-fn caller_echoes_twice_then_is_limited(listening: &Listening, client: Client, headers: Value) {
+/// Three echoes, on a new listener, by the caller that `headers` authenticate: the policy
+/// allows each caller two an hour (a fixed window, so the three must fall within one hour).
+/// Returns the listener for more calls.
+fn caller_echoes_twice_then_is_limited(client: Client, headers: Value) -> Listening {
     let echo = |m: &str| call("echo", json!({"message": m}));
-    let run = drive_with_env(
-        client,
-        &url(listening),
-        &scenario(vec![echo("a1"), echo("a2"), echo("a3")]),
-        &[("MCP_HEADERS", &headers.to_string())],
-    );
+    let (listening, run) = e2e::in_one_window(3600, || {
+        let listening = with_tokens();
+        let run = drive_with_env(
+            client,
+            &url(&listening),
+            &scenario(vec![echo("a1"), echo("a2"), echo("a3")]),
+            &[("MCP_HEADERS", &headers.to_string())],
+        );
+        (listening, run)
+    });
     assert_eq!(text(run.result(0)), "Echo: a1", "{run}");
     assert_eq!(text(run.result(1)), "Echo: a2", "{run}");
     assert_eq!(
@@ -222,6 +231,7 @@ fn caller_echoes_twice_then_is_limited(listening: &Listening, client: Client, he
         "rate_limited",
         "{run}"
     );
+    listening
 }
 
 /// A client configured with an API key sends it as `X-API-Key`: the same tokens, the same
@@ -229,8 +239,7 @@ fn caller_echoes_twice_then_is_limited(listening: &Listening, client: Client, he
 #[test]
 fn an_api_key_header_authenticates_like_a_bearer_token() {
     setup(POLICIES);
-    let listening = with_tokens();
-    caller_echoes_twice_then_is_limited(&listening, Client::Py2, json!({"X-API-Key": ALICE}));
+    let listening = caller_echoes_twice_then_is_limited(Client::Py2, json!({"X-API-Key": ALICE}));
     let (status, _, body) = http_request(
         &listening.authority(),
         "POST",
@@ -686,20 +695,15 @@ fn concurrent_sessions_get_their_own_server_and_share_limits() {
         "send_message",
         json!({"to": "+15550009", "body": "hi"}),
     )]);
-    // The limit is a fixed window of a minute: run again if the sends straddled its boundary.
-    let runs: Vec<e2e::Run> = (0..3)
-        .find_map(|_| {
-            let listening = Listening::start("twilio.yaml", fastmcp1(), &[], &[]);
-            let before = e2e::minute();
-            let runs: Vec<e2e::Run> = std::thread::scope(|s| {
-                let handles: Vec<_> = (0..3)
-                    .map(|_| s.spawn(|| drive(Client::Py1, &url(&listening), &steps)))
-                    .collect();
-                handles.into_iter().map(|h| h.join().unwrap()).collect()
-            });
-            (e2e::minute() == before).then_some(runs)
+    let runs: Vec<e2e::Run> = in_one_minute(|| {
+        let listening = Listening::start("twilio.yaml", fastmcp1(), &[], &[]);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..3)
+                .map(|_| s.spawn(|| drive(Client::Py1, &url(&listening), &steps)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
         })
-        .expect("three runs in a row straddled a minute boundary");
+    });
     let sent = runs
         .iter()
         .filter(|r| r.result(0)["isError"] == false)

@@ -7,8 +7,8 @@
 mod e2e;
 
 use e2e::{
-    assert_denial, assert_rate_limited, drive_in_one_minute, peers, policy_path, setup, text,
-    Client, Listening,
+    assert_denial, assert_rate_limited, drive, drive_in_one_minute, in_one_minute, peers,
+    policy_path, setup, text, Client, Listening,
 };
 use serde_json::{json, Value};
 use std::net::{TcpListener, TcpStream};
@@ -173,12 +173,15 @@ fn stdio_agents_reach_server_everything_over_http() {
 fn http_agents_reach_server_everything_through_the_listener() {
     setup(POLICIES);
     let server = HttpServer::start("everything");
-    let listening = Listening::start("everything.yaml", vec![], &["--upstream", &server.url], &[]);
-    let run = drive_in_one_minute(
-        Client::Py1,
-        &["--url".to_string(), listening.url.clone()],
-        &scenario(everything_steps(Client::Py1)),
-    );
+    let run = in_one_minute(|| {
+        let upstream = ["--upstream", server.url.as_str()];
+        let listening = Listening::start("everything.yaml", vec![], &upstream, &[]);
+        drive(
+            Client::Py1,
+            &["--url".to_string(), listening.url.clone()],
+            &scenario(everything_steps(Client::Py1)),
+        )
+    });
     assert_everything(&run, Client::Py1);
 }
 

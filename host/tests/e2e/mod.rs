@@ -243,28 +243,41 @@ pub fn drive_with_env(
     run
 }
 
-/// Minutes since the Unix epoch: the fixed rate-limit window a call falls in.
-pub fn minute() -> u64 {
+/// The fixed rate-limit window of `secs` seconds (aligned to the Unix epoch) that now falls in.
+pub fn window(secs: u64) -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-        / 60
+        / secs
 }
 
-/// [`drive`], repeated when the run straddled a minute boundary. The rate-limit plugin's
-/// default algorithm is a fixed window aligned to the epoch, so "the 3rd call in a minute is
-/// refused" holds only when all calls fall within one UTC minute.
-pub fn drive_in_one_minute(client: Client, command: &[String], scenario: &Value) -> Run {
+/// Runs `attempt` until one run falls within a single fixed window of `secs` seconds, at most
+/// three times. The rate-limit plugin's default algorithm is a fixed window aligned to the
+/// epoch, so "the 3rd call in a minute is refused" holds only when all calls fall within one
+/// window. Each attempt must start from fresh counters (a new `tollgate` process or
+/// [`Listening`]): the calls of a run that straddled the boundary count in the next window too.
+pub fn in_one_window<T>(secs: u64, mut attempt: impl FnMut() -> T) -> T {
     for _ in 0..3 {
-        let before = minute();
-        let run = drive(client, command, scenario);
-        if minute() == before {
-            return run;
+        let before = window(secs);
+        let result = attempt();
+        if window(secs) == before {
+            return result;
         }
-        eprintln!("the run straddled a minute boundary (fixed rate-limit windows); running again");
+        eprintln!("the run straddled a {secs} s rate-limit window's boundary; running again");
     }
-    panic!("three runs in a row straddled a minute boundary");
+    panic!("three runs in a row straddled a {secs} s window's boundary");
+}
+
+/// [`in_one_window`] for the policies' per-minute limits.
+pub fn in_one_minute<T>(attempt: impl FnMut() -> T) -> T {
+    in_one_window(60, attempt)
+}
+
+/// [`drive`] within one minute ([`in_one_minute`]); `command` must start a fresh Tollgate
+/// each time (as [`tollgate`] does), not reach a listener that keeps its counters.
+pub fn drive_in_one_minute(client: Client, command: &[String], scenario: &Value) -> Run {
+    in_one_minute(|| drive(client, command, scenario))
 }
 
 /// The `rate_limit` plugin's delay notation: `1500` -> `1.5 s`, `800` -> `800 ms`.
