@@ -7,8 +7,9 @@
 //! answers, a session id), so what is measured is Tollgate, not the server. Tollgate runs as
 //! `tollgate run --listen 127.0.0.1:0 --upstream URL` with a 3-rule chain (deny + validate +
 //! rate-limit) on memory counters, and again with no rules (its HTTP plumbing alone); the
-//! clients send keep-alive requests accepting JSON or SSE. Next to them runs a bare relay (`--relay`: hyper server and client on one thread, forwarding
-//! each body and looking at nothing), the floor of what any HTTP proxy process costs here.
+//! clients send keep-alive requests accepting JSON or SSE. Next to them runs a bare relay
+//! (`--relay`: hyper server and client on one thread, forwarding each body and looking at
+//! nothing), the floor of what any HTTP proxy process costs here.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -338,12 +339,13 @@ fn main() {
             println!("  {name:<18} {rate:>9.0} calls/s");
         }
     });
-    let _ = tollgate.kill();
-    let _ = tollgate_bare.kill();
-    let _ = tollgate_bare.wait();
-    let _ = bare_relay.kill();
-    let _ = bare_relay.wait();
-    let _ = upstream.kill();
-    let _ = tollgate.wait();
-    let _ = upstream.wait();
+    for child in [
+        &mut tollgate,
+        &mut tollgate_bare,
+        &mut bare_relay,
+        &mut upstream,
+    ] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }

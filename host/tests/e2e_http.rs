@@ -8,8 +8,8 @@ mod e2e;
 
 use e2e::{
     allowed_cpus, assert_denial, assert_rate_limited, child_pids, drive, drive_with_env, fastmcp1,
-    fastmcp2, http_request, in_one_minute, one_cpu_allowed, server_everything, setup, text, Client,
-    Listening,
+    fastmcp2, http_request, in_one_minute, in_one_window, one_cpu_allowed, server_everything,
+    setup, text, Client, Listening,
 };
 use serde_json::{json, Value};
 
@@ -49,9 +49,10 @@ fn everything_over_http(client: Client) {
             json!({"op": "raw_request", "method": "ping", "params": {}}),
         ]);
     }
+    let steps = scenario(steps);
     let run = in_one_minute(|| {
         let listening = Listening::start("everything.yaml", server_everything(), &[], &[]);
-        drive(client, &url(&listening), &scenario(steps.clone()))
+        drive(client, &url(&listening), &steps)
     });
     assert_eq!(
         run.out["server_info"]["name"], "mcp-servers/everything",
@@ -119,16 +120,16 @@ fn everything_over_http_python2_client() {
 fn messaging_over_http(client: Client, server: Vec<String>) -> e2e::Run {
     setup(POLICIES);
     let send = |to: &str, body: &str| call("send_message", json!({"to": to, "body": body}));
-    let steps = vec![
+    let steps = scenario(vec![
         call("add", json!({"a": 2, "b": 3})),
         send("+15550001", "one"),
         send("+15550001", "two"),
         send("+15550001", "three"),
         call("delete_record", json!({"id": "r1"})),
-    ];
+    ]);
     let run = in_one_minute(|| {
         let listening = Listening::start("twilio.yaml", server.clone(), &[], &[]);
-        drive(client, &url(&listening), &scenario(steps.clone()))
+        drive(client, &url(&listening), &steps)
     });
     assert_eq!(text(run.result(0)), "5", "{run}");
     assert_eq!(text(run.result(1)), "sent to +15550001: one", "{run}");
@@ -214,7 +215,7 @@ fn bearer_tokens_are_the_caller_of_rate_limit_scopes() {
 /// Returns the listener for more calls.
 fn caller_echoes_twice_then_is_limited(client: Client, headers: Value) -> Listening {
     let echo = |m: &str| call("echo", json!({"message": m}));
-    let (listening, run) = e2e::in_one_window(3600, || {
+    let (listening, run) = in_one_window(3600, || {
         let listening = with_tokens();
         let run = drive_with_env(
             client,

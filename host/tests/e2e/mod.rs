@@ -498,12 +498,17 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
-/// The CPUs each thread of `pid` may run on, as `/proc` lists them (`0-1`, `1`).
-pub fn allowed_cpus(pid: u32) -> Vec<String> {
+/// The contents of `/proc/PID/task/*/FILE`: one per thread of `pid` still alive to be read.
+fn per_thread(pid: u32, file: &str) -> impl Iterator<Item = String> + '_ {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .filter_map(move |t| std::fs::read_to_string(t.path().join(file)).ok())
+}
+
+/// The CPUs each thread of `pid` may run on, as `/proc` lists them (`0-1`, `1`).
+pub fn allowed_cpus(pid: u32) -> Vec<String> {
+    per_thread(pid, "status")
         .filter_map(|s| {
             let line = s.lines().find(|l| l.starts_with("Cpus_allowed_list:"))?;
             Some(line.split_whitespace().nth(1)?.to_string())
@@ -524,10 +529,7 @@ pub fn one_cpu_allowed() -> bool {
 
 /// Child processes of `pid` (spawned by any of its threads).
 pub fn child_pids(pid: u32) -> Vec<u32> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+    per_thread(pid, "children")
         .flat_map(|c| {
             c.split_whitespace()
                 .filter_map(|p| p.parse().ok())
