@@ -1,8 +1,21 @@
-//! Builds the guest plugins (plugins/) as WebAssembly components through scripts/build-guests.sh
-//! and tells the crate where they are, so `cargo build` alone produces a complete binary.
+//! Builds the guest plugins (plugins/) as WebAssembly components through scripts/build-guests.sh,
+//! precompiles the built-in ones with wasmtime (the engine's own settings, from
+//! `src/engine/settings.rs`) and tells the crate where both are, so `cargo build` alone produces
+//! a complete binary whose first start compiles none of its own plugins.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+#[path = "src/engine/settings.rs"]
+mod settings;
+
+/// The built-in plugins (`src/builtin.rs` embeds each one's component and precompiled code).
+const BUILTINS: &[&str] = &[
+    "tollgate_plugin_deny",
+    "tollgate_plugin_rate_limit",
+    "tollgate_plugin_redact",
+    "tollgate_plugin_validate",
+];
 
 fn main() {
     let host =
@@ -23,6 +36,7 @@ fn main() {
         "guest-sdk/Cargo.toml",
         "wit",
         "scripts/build-guests.sh",
+        "host/src/engine/settings.rs",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
@@ -36,4 +50,29 @@ fn main() {
         panic!("building the guest plugins failed (scripts/build-guests.sh); see the output above");
     }
     println!("cargo:rustc-env=TOLLGATE_GUEST_DIR={}", out.display());
+    let precompiled = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    precompile(&out, &precompiled);
+    println!(
+        "cargo:rustc-env=TOLLGATE_PRECOMPILED_DIR={}",
+        precompiled.display()
+    );
+}
+
+/// Compile each built-in component for this machine with the engine's settings (no fuel: the
+/// default; a policy that meters fuel compiles them at run time, once, into the code cache).
+fn precompile(components: &Path, out: &Path) {
+    let mut config = wasmtime::Config::new();
+    settings::apply(&mut config, false);
+    let engine = wasmtime::Engine::new(&config).expect("a wasmtime engine for precompiling");
+    for name in BUILTINS {
+        let wasm = components.join(format!("{name}.wasm"));
+        let bytes =
+            std::fs::read(&wasm).unwrap_or_else(|e| panic!("cannot read {}: {e}", wasm.display()));
+        let code = engine
+            .precompile_component(&bytes)
+            .unwrap_or_else(|e| panic!("cannot precompile {}: {e:#}", wasm.display()));
+        let target = out.join(format!("{name}.cwasm"));
+        std::fs::write(&target, code)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", target.display()));
+    }
 }

@@ -5,4 +5,4 @@
 # --lang c` copies these files into new projects.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-wit-bindgen c "$root/wit/v0.1" --world plugin --out-dir "$root/guest-sdk/c"
+wit-bindgen c "$root/wit/v0.2" --world plugin --out-dir "$root/guest-sdk/c"

@@ -3,20 +3,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-// Imported Functions from `tollgate:policy/counters@0.1.0`
+// Imported Functions from `tollgate:policy/counters@0.2.0`
 
-__attribute__((__import_module__("tollgate:policy/counters@0.1.0"), __import_name__("take")))
+__attribute__((__import_module__("tollgate:policy/counters@0.2.0"), __import_name__("take")))
 extern void __wasm_import_tollgate_policy_counters_take(uint8_t *, size_t, int64_t, int64_t, int64_t, int32_t, uint8_t *);
 
-// Imported Functions from `tollgate:policy/log@0.1.0`
+// Imported Functions from `tollgate:policy/log@0.2.0`
 
-__attribute__((__import_module__("tollgate:policy/log@0.1.0"), __import_name__("log")))
+__attribute__((__import_module__("tollgate:policy/log@0.2.0"), __import_name__("log")))
 extern void __wasm_import_tollgate_policy_log_log(int32_t, uint8_t *, size_t);
 
-// Exported Functions from `plugin`
+// Exported Functions from `tollgate:policy/rules@0.2.0`
 
-__attribute__((__weak__, __export_name__("cabi_post_configure")))
-void __wasm_export_exports_plugin_configure_post_return(uint8_t * arg0) {
+__attribute__((__weak__, __export_name__("cabi_post_tollgate:policy/rules@0.2.0#[static]rule.create")))
+void __wasm_export_exports_tollgate_policy_rules_static_rule_create_post_return(uint8_t * arg0) {
   switch ((int32_t) (int32_t) *((uint8_t*) (arg0 + 0))) {
     case 0: {
       break;
@@ -30,8 +30,8 @@ void __wasm_export_exports_plugin_configure_post_return(uint8_t * arg0) {
   }
 }
 
-__attribute__((__weak__, __export_name__("cabi_post_check-call")))
-void __wasm_export_exports_plugin_check_call_post_return(uint8_t * arg0) {
+__attribute__((__weak__, __export_name__("cabi_post_tollgate:policy/rules@0.2.0#[method]rule.check-call")))
+void __wasm_export_exports_tollgate_policy_rules_method_rule_check_call_post_return(uint8_t * arg0) {
   switch ((int32_t) (int32_t) *((uint8_t*) (arg0 + 0))) {
     case 0: {
       break;
@@ -51,18 +51,33 @@ void __wasm_export_exports_plugin_check_call_post_return(uint8_t * arg0) {
       }
       break;
     }
+    case 3: {
+      if ((*((size_t*) (arg0 + (8+1*sizeof(void*))))) > 0) {
+        free(*((uint8_t **) (arg0 + 8)));
+      }
+      break;
+    }
   }
 }
 
-__attribute__((__weak__, __export_name__("cabi_post_check-result")))
-void __wasm_export_exports_plugin_check_result_post_return(uint8_t * arg0) {
+__attribute__((__weak__, __export_name__("cabi_post_tollgate:policy/rules@0.2.0#[method]rule.check-result")))
+void __wasm_export_exports_tollgate_policy_rules_method_rule_check_result_post_return(uint8_t * arg0) {
   switch ((int32_t) (int32_t) *((uint8_t*) (arg0 + 0))) {
     case 0: {
       break;
     }
     case 1: {
-      if ((*((size_t*) (arg0 + (2*sizeof(void*))))) > 0) {
-        free(*((uint8_t **) (arg0 + sizeof(void*))));
+      if ((*((size_t*) (arg0 + (8+1*sizeof(void*))))) > 0) {
+        free(*((uint8_t **) (arg0 + 8)));
+      }
+      break;
+    }
+    case 2: {
+      if ((*((size_t*) (arg0 + (8+1*sizeof(void*))))) > 0) {
+        free(*((uint8_t **) (arg0 + 8)));
+      }
+      if ((*((size_t*) (arg0 + (8+3*sizeof(void*))))) > 0) {
+        free(*((uint8_t **) (arg0 + (8+2*sizeof(void*)))));
       }
       break;
     }
@@ -128,6 +143,11 @@ void tollgate_policy_types_denial_free(tollgate_policy_types_denial_t *ptr) {
   plugin_option_u64_free(&ptr->retry_after_ms);
 }
 
+void tollgate_policy_types_approval_request_free(tollgate_policy_types_approval_request_t *ptr) {
+  plugin_string_free(&ptr->message);
+  plugin_option_u64_free(&ptr->timeout_ms);
+}
+
 void tollgate_policy_types_verdict_free(tollgate_policy_types_verdict_t *ptr) {
   switch ((int32_t) ptr->tag) {
     case 1: {
@@ -136,6 +156,10 @@ void tollgate_policy_types_verdict_free(tollgate_policy_types_verdict_t *ptr) {
     }
     case 2: {
       plugin_string_free(&ptr->val.rewrite);
+      break;
+    }
+    case 3: {
+      tollgate_policy_types_approval_request_free(&ptr->val.ask);
       break;
     }
   }
@@ -147,22 +171,52 @@ void tollgate_policy_types_result_verdict_free(tollgate_policy_types_result_verd
       plugin_string_free(&ptr->val.replace);
       break;
     }
+    case 2: {
+      tollgate_policy_types_denial_free(&ptr->val.deny);
+      break;
+    }
   }
 }
 
-void plugin_call_free(plugin_call_t *ptr) {
+void exports_tollgate_policy_rules_call_free(exports_tollgate_policy_rules_call_t *ptr) {
   tollgate_policy_types_call_free(ptr);
 }
 
-void plugin_verdict_free(plugin_verdict_t *ptr) {
+void exports_tollgate_policy_rules_verdict_free(exports_tollgate_policy_rules_verdict_t *ptr) {
   tollgate_policy_types_verdict_free(ptr);
 }
 
-void plugin_result_verdict_free(plugin_result_verdict_t *ptr) {
+void exports_tollgate_policy_rules_result_verdict_free(exports_tollgate_policy_rules_result_verdict_t *ptr) {
   tollgate_policy_types_result_verdict_free(ptr);
 }
 
-void plugin_result_void_string_free(plugin_result_void_string_t *ptr) {
+__attribute__((__import_module__("[export]tollgate:policy/rules@0.2.0"), __import_name__("[resource-drop]rule")))
+extern void __wasm_import_exports_tollgate_policy_rules_rule_drop(int32_t handle);
+
+void exports_tollgate_policy_rules_rule_drop_own(exports_tollgate_policy_rules_own_rule_t handle) {
+  __wasm_import_exports_tollgate_policy_rules_rule_drop(handle.__handle);
+}
+
+__attribute__(( __import_module__("[export]tollgate:policy/rules@0.2.0"), __import_name__("[resource-new]rule")))
+extern int32_t __wasm_import_exports_tollgate_policy_rules_rule_new(int32_t);
+
+__attribute__((__import_module__("[export]tollgate:policy/rules@0.2.0"), __import_name__("[resource-rep]rule")))
+extern int32_t __wasm_import_exports_tollgate_policy_rules_rule_rep(int32_t);
+
+exports_tollgate_policy_rules_own_rule_t exports_tollgate_policy_rules_rule_new(exports_tollgate_policy_rules_rule_t *rep) {
+  return (exports_tollgate_policy_rules_own_rule_t) { __wasm_import_exports_tollgate_policy_rules_rule_new((int32_t) rep) };
+}
+
+exports_tollgate_policy_rules_rule_t* exports_tollgate_policy_rules_rule_rep(exports_tollgate_policy_rules_own_rule_t handle) {
+  return (exports_tollgate_policy_rules_rule_t*) __wasm_import_exports_tollgate_policy_rules_rule_rep(handle.__handle);
+}
+
+__attribute__((__export_name__("tollgate:policy/rules@0.2.0#[dtor]rule")))
+void __wasm_export_exports_tollgate_policy_rules_rule_dtor(exports_tollgate_policy_rules_rule_t* arg) {
+  exports_tollgate_policy_rules_rule_destructor(arg);
+}
+
+void exports_tollgate_policy_rules_result_own_rule_string_free(exports_tollgate_policy_rules_result_own_rule_string_t *ptr) {
   if (!ptr->is_err) {
   } else {
     plugin_string_free(&ptr->val.err);
@@ -232,14 +286,18 @@ void tollgate_policy_log_log(tollgate_policy_log_level_t level, plugin_string_t 
   __wasm_import_tollgate_policy_log_log((int32_t) level, (uint8_t *) (*message).ptr, (*message).len);
 }
 
-__attribute__((__export_name__("configure")))
-uint8_t * __wasm_export_exports_plugin_configure(uint8_t * arg, size_t arg0) {
+__attribute__((__export_name__("tollgate:policy/rules@0.2.0#[static]rule.create")))
+uint8_t * __wasm_export_exports_tollgate_policy_rules_static_rule_create(uint8_t * arg, size_t arg0) {
   plugin_string_t arg1 = (plugin_string_t) { (uint8_t*)(arg), (arg0) };
-  plugin_result_void_string_t ret;
+  exports_tollgate_policy_rules_result_own_rule_string_t ret;
+  exports_tollgate_policy_rules_own_rule_t ok;
   plugin_string_t err;
-  ret.is_err = !exports_plugin_configure(&arg1, &err);
+  ret.is_err = !exports_tollgate_policy_rules_static_rule_create(&arg1, &ok, &err);
   if (ret.is_err) {
     ret.val.err = err;
+  }
+  if (!ret.is_err) {
+    ret.val.ok = ok;
   }
   uint8_t *ptr = (uint8_t *) &RET_AREA;
   if ((ret).is_err) {
@@ -247,22 +305,23 @@ uint8_t * __wasm_export_exports_plugin_configure(uint8_t * arg, size_t arg0) {
     *((size_t*)(ptr + (2*sizeof(void*)))) = (*payload2).len;
     *((uint8_t **)(ptr + sizeof(void*))) = (uint8_t *) (*payload2).ptr;
   } else {
-    *((int8_t*)(ptr + 0)) = 0;
+    const exports_tollgate_policy_rules_own_rule_t *payload = &(ret).val.ok;*((int8_t*)(ptr + 0)) = 0;
+    *((int32_t*)(ptr + sizeof(void*))) = (*payload).__handle;
   }
   return ptr;
 }
 
-__attribute__((__export_name__("check-call")))
-uint8_t * __wasm_export_exports_plugin_check_call(uint8_t * arg, size_t arg0, uint8_t * arg1, size_t arg2, uint8_t * arg3, size_t arg4, uint8_t * arg5, size_t arg6, uint8_t * arg7, size_t arg8) {
-  plugin_call_t arg9 = (tollgate_policy_types_call_t) {
-    (plugin_string_t) (plugin_string_t) { (uint8_t*)(arg), (arg0) },
-    (plugin_string_t) (plugin_string_t) { (uint8_t*)(arg1), (arg2) },
-    (plugin_string_t) (plugin_string_t) { (uint8_t*)(arg3), (arg4) },
-    (plugin_string_t) (plugin_string_t) { (uint8_t*)(arg5), (arg6) },
-    (plugin_list_tuple2_string_string_t) (plugin_list_tuple2_string_string_t) { (plugin_tuple2_string_string_t*)(arg7), (arg8) },
+__attribute__((__export_name__("tollgate:policy/rules@0.2.0#[method]rule.check-call")))
+uint8_t * __wasm_export_exports_tollgate_policy_rules_method_rule_check_call(uint8_t * arg, uint8_t * arg0, size_t arg1, uint8_t * arg2, size_t arg3, uint8_t * arg4, size_t arg5, uint8_t * arg6, size_t arg7, uint8_t * arg8, size_t arg9) {
+  exports_tollgate_policy_rules_call_t arg10 = (tollgate_policy_types_call_t) {
+    (plugin_string_t) (plugin_string_t) { (uint8_t*)(arg0), (arg1) },
+    (plugin_string_t) (plugin_string_t) { (uint8_t*)(arg2), (arg3) },
+    (plugin_string_t) (plugin_string_t) { (uint8_t*)(arg4), (arg5) },
+    (plugin_string_t) (plugin_string_t) { (uint8_t*)(arg6), (arg7) },
+    (plugin_list_tuple2_string_string_t) (plugin_list_tuple2_string_string_t) { (plugin_tuple2_string_string_t*)(arg8), (arg9) },
   };
-  plugin_verdict_t ret;
-  exports_plugin_check_call(&arg9, &ret);
+  exports_tollgate_policy_rules_verdict_t ret;
+  exports_tollgate_policy_rules_method_rule_check_call(((exports_tollgate_policy_rules_rule_t*) arg), &arg10, &ret);
   uint8_t *ptr = (uint8_t *) &RET_AREA;
   switch ((int32_t) (ret).tag) {
     case 0: {
@@ -270,44 +329,58 @@ uint8_t * __wasm_export_exports_plugin_check_call(uint8_t * arg, size_t arg0, ui
       break;
     }
     case 1: {
-      const tollgate_policy_types_denial_t *payload10 = &(ret).val.deny;
+      const tollgate_policy_types_denial_t *payload11 = &(ret).val.deny;
       *((int8_t*)(ptr + 0)) = 1;
-      *((size_t*)(ptr + (8+1*sizeof(void*)))) = ((*payload10).reason).len;
-      *((uint8_t **)(ptr + 8)) = (uint8_t *) ((*payload10).reason).ptr;
-      *((size_t*)(ptr + (8+3*sizeof(void*)))) = ((*payload10).code).len;
-      *((uint8_t **)(ptr + (8+2*sizeof(void*)))) = (uint8_t *) ((*payload10).code).ptr;
-      if (((*payload10).retry_after_ms).is_some) {
-        const uint64_t *payload12 = &((*payload10).retry_after_ms).val;
+      *((size_t*)(ptr + (8+1*sizeof(void*)))) = ((*payload11).reason).len;
+      *((uint8_t **)(ptr + 8)) = (uint8_t *) ((*payload11).reason).ptr;
+      *((size_t*)(ptr + (8+3*sizeof(void*)))) = ((*payload11).code).len;
+      *((uint8_t **)(ptr + (8+2*sizeof(void*)))) = (uint8_t *) ((*payload11).code).ptr;
+      if (((*payload11).retry_after_ms).is_some) {
+        const uint64_t *payload13 = &((*payload11).retry_after_ms).val;
         *((int8_t*)(ptr + (8+4*sizeof(void*)))) = 1;
-        *((int64_t*)(ptr + (16+4*sizeof(void*)))) = (int64_t) (*payload12);
+        *((int64_t*)(ptr + (16+4*sizeof(void*)))) = (int64_t) (*payload13);
       } else {
         *((int8_t*)(ptr + (8+4*sizeof(void*)))) = 0;
       }
       break;
     }
     case 2: {
-      const plugin_string_t *payload13 = &(ret).val.rewrite;
+      const plugin_string_t *payload14 = &(ret).val.rewrite;
       *((int8_t*)(ptr + 0)) = 2;
-      *((size_t*)(ptr + (8+1*sizeof(void*)))) = (*payload13).len;
-      *((uint8_t **)(ptr + 8)) = (uint8_t *) (*payload13).ptr;
+      *((size_t*)(ptr + (8+1*sizeof(void*)))) = (*payload14).len;
+      *((uint8_t **)(ptr + 8)) = (uint8_t *) (*payload14).ptr;
+      break;
+    }
+    case 3: {
+      const tollgate_policy_types_approval_request_t *payload15 = &(ret).val.ask;
+      *((int8_t*)(ptr + 0)) = 3;
+      *((size_t*)(ptr + (8+1*sizeof(void*)))) = ((*payload15).message).len;
+      *((uint8_t **)(ptr + 8)) = (uint8_t *) ((*payload15).message).ptr;
+      if (((*payload15).timeout_ms).is_some) {
+        const uint64_t *payload17 = &((*payload15).timeout_ms).val;
+        *((int8_t*)(ptr + (8+2*sizeof(void*)))) = 1;
+        *((int64_t*)(ptr + (16+2*sizeof(void*)))) = (int64_t) (*payload17);
+      } else {
+        *((int8_t*)(ptr + (8+2*sizeof(void*)))) = 0;
+      }
       break;
     }
   }
   return ptr;
 }
 
-__attribute__((__export_name__("check-result")))
-uint8_t * __wasm_export_exports_plugin_check_result(uint8_t * arg, size_t arg0, uint8_t * arg1, size_t arg2, uint8_t * arg3, size_t arg4, uint8_t * arg5, size_t arg6, uint8_t * arg7, size_t arg8, uint8_t * arg9, size_t arg10) {
-  plugin_call_t arg11 = (tollgate_policy_types_call_t) {
-    (plugin_string_t) (plugin_string_t) { (uint8_t*)(arg), (arg0) },
-    (plugin_string_t) (plugin_string_t) { (uint8_t*)(arg1), (arg2) },
-    (plugin_string_t) (plugin_string_t) { (uint8_t*)(arg3), (arg4) },
-    (plugin_string_t) (plugin_string_t) { (uint8_t*)(arg5), (arg6) },
-    (plugin_list_tuple2_string_string_t) (plugin_list_tuple2_string_string_t) { (plugin_tuple2_string_string_t*)(arg7), (arg8) },
+__attribute__((__export_name__("tollgate:policy/rules@0.2.0#[method]rule.check-result")))
+uint8_t * __wasm_export_exports_tollgate_policy_rules_method_rule_check_result(uint8_t * arg, uint8_t * arg0, size_t arg1, uint8_t * arg2, size_t arg3, uint8_t * arg4, size_t arg5, uint8_t * arg6, size_t arg7, uint8_t * arg8, size_t arg9, uint8_t * arg10, size_t arg11) {
+  exports_tollgate_policy_rules_call_t arg12 = (tollgate_policy_types_call_t) {
+    (plugin_string_t) (plugin_string_t) { (uint8_t*)(arg0), (arg1) },
+    (plugin_string_t) (plugin_string_t) { (uint8_t*)(arg2), (arg3) },
+    (plugin_string_t) (plugin_string_t) { (uint8_t*)(arg4), (arg5) },
+    (plugin_string_t) (plugin_string_t) { (uint8_t*)(arg6), (arg7) },
+    (plugin_list_tuple2_string_string_t) (plugin_list_tuple2_string_string_t) { (plugin_tuple2_string_string_t*)(arg8), (arg9) },
   };
-  plugin_string_t arg12 = (plugin_string_t) { (uint8_t*)(arg9), (arg10) };
-  plugin_result_verdict_t ret;
-  exports_plugin_check_result(&arg11, &arg12, &ret);
+  plugin_string_t arg13 = (plugin_string_t) { (uint8_t*)(arg10), (arg11) };
+  exports_tollgate_policy_rules_result_verdict_t ret;
+  exports_tollgate_policy_rules_method_rule_check_result(((exports_tollgate_policy_rules_rule_t*) arg), &arg12, &arg13, &ret);
   uint8_t *ptr = (uint8_t *) &RET_AREA;
   switch ((int32_t) (ret).tag) {
     case 0: {
@@ -315,21 +388,37 @@ uint8_t * __wasm_export_exports_plugin_check_result(uint8_t * arg, size_t arg0, 
       break;
     }
     case 1: {
-      const plugin_string_t *payload13 = &(ret).val.replace;
+      const plugin_string_t *payload14 = &(ret).val.replace;
       *((int8_t*)(ptr + 0)) = 1;
-      *((size_t*)(ptr + (2*sizeof(void*)))) = (*payload13).len;
-      *((uint8_t **)(ptr + sizeof(void*))) = (uint8_t *) (*payload13).ptr;
+      *((size_t*)(ptr + (8+1*sizeof(void*)))) = (*payload14).len;
+      *((uint8_t **)(ptr + 8)) = (uint8_t *) (*payload14).ptr;
+      break;
+    }
+    case 2: {
+      const tollgate_policy_types_denial_t *payload15 = &(ret).val.deny;
+      *((int8_t*)(ptr + 0)) = 2;
+      *((size_t*)(ptr + (8+1*sizeof(void*)))) = ((*payload15).reason).len;
+      *((uint8_t **)(ptr + 8)) = (uint8_t *) ((*payload15).reason).ptr;
+      *((size_t*)(ptr + (8+3*sizeof(void*)))) = ((*payload15).code).len;
+      *((uint8_t **)(ptr + (8+2*sizeof(void*)))) = (uint8_t *) ((*payload15).code).ptr;
+      if (((*payload15).retry_after_ms).is_some) {
+        const uint64_t *payload17 = &((*payload15).retry_after_ms).val;
+        *((int8_t*)(ptr + (8+4*sizeof(void*)))) = 1;
+        *((int64_t*)(ptr + (16+4*sizeof(void*)))) = (int64_t) (*payload17);
+      } else {
+        *((int8_t*)(ptr + (8+4*sizeof(void*)))) = 0;
+      }
       break;
     }
   }
   return ptr;
 }
 
-__attribute__((__export_name__("visible")))
-int32_t __wasm_export_exports_plugin_visible(uint8_t * arg, size_t arg0, uint8_t * arg1, size_t arg2) {
-  plugin_string_t arg3 = (plugin_string_t) { (uint8_t*)(arg), (arg0) };
-  plugin_string_t arg4 = (plugin_string_t) { (uint8_t*)(arg1), (arg2) };
-  bool ret = exports_plugin_visible(&arg3, &arg4);
+__attribute__((__export_name__("tollgate:policy/rules@0.2.0#[method]rule.visible")))
+int32_t __wasm_export_exports_tollgate_policy_rules_method_rule_visible(uint8_t * arg, uint8_t * arg0, size_t arg1, uint8_t * arg2, size_t arg3) {
+  plugin_string_t arg4 = (plugin_string_t) { (uint8_t*)(arg0), (arg1) };
+  plugin_string_t arg5 = (plugin_string_t) { (uint8_t*)(arg2), (arg3) };
+  bool ret = exports_tollgate_policy_rules_method_rule_visible(((exports_tollgate_policy_rules_rule_t*) arg), &arg4, &arg5);
   return ret;
 }
 

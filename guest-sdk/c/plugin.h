@@ -73,11 +73,16 @@ typedef struct tollgate_policy_types_call_t {
   plugin_string_t   arguments;
   // The name of the upstream MCP server as the operator configured it.
   plugin_string_t   server;
-  // Who is calling: the authenticated principal when there is one, else the client or
-  // session identity, else `anonymous`.
+  // Who is calling: the authenticated principal when there is one, else the client's own
+  // name, else `anonymous`.
   plugin_string_t   caller;
-  // Extra facts about the request as key/value pairs, for example `protocol-version` and
-  // `client-name`. Unknown keys must be ignored.
+  // Facts about the request as key/value pairs. The host sets:
+  // - `protocol-version`: the MCP revision the request speaks (`2025-11-25`, `2026-07-28`,
+  //   …), when the client has said it;
+  // - `client-name`: the name the client gives for itself (`clientInfo.name`), when it has
+  //   given one;
+  // and every string entry of the request's own `params._meta` under its key as sent.
+  // Unknown keys must be ignored.
   plugin_list_tuple2_string_string_t   metadata;
 } tollgate_policy_types_call_t;
 
@@ -86,38 +91,56 @@ typedef struct {
   uint64_t val;
 } plugin_option_u64_t;
 
-// Why a call is refused.
+// Why a call (or a result) is refused.
 typedef struct tollgate_policy_types_denial_t {
   // Human-readable reason, shown to the agent as `Denied by policy: <reason>`. Write it so
   // that a model reading it can act on it.
   plugin_string_t   reason;
-  // Machine-readable code, e.g. `denied`, `rate_limited`, `invalid_arguments`.
+  // Machine-readable code. The host knows `denied`, `rate_limited`, `invalid_arguments`,
+  // `policy_error` and `state_unavailable`; a plugin may use its own (snake_case), which
+  // reaches the agent and the audit log as written.
   plugin_string_t   code;
   // When retrying makes sense (rate limits), in how many milliseconds.
   plugin_option_u64_t   retry_after_ms;
 } tollgate_policy_types_denial_t;
 
-// A plugin's decision on a call.
+// A request for a person's approval of a call.
+typedef struct tollgate_policy_types_approval_request_t {
+  // What the person is asked, in words they can decide on: name the tool and the
+  // arguments that matter, e.g. `Transfer 250 EUR to ACME Ltd?`.
+  plugin_string_t   message;
+  // How long the request may stay open, in milliseconds; the operator's policy decides
+  // when this is absent, and caps it.
+  plugin_option_u64_t   timeout_ms;
+} tollgate_policy_types_approval_request_t;
+
+// A rule's decision on a call.
 typedef struct tollgate_policy_types_verdict_t {
   uint8_t tag;
   union {
     tollgate_policy_types_denial_t     deny;
     plugin_string_t     rewrite;
+    tollgate_policy_types_approval_request_t     ask;
   } val;
 } tollgate_policy_types_verdict_t;
 
-// Let the call through as it is (to the next plugin, then to the server).
+// Let the call through as it is (to the next rule, then to the server).
 #define TOLLGATE_POLICY_TYPES_VERDICT_ALLOW 0
 // Refuse the call; the chain stops here and the server never sees it.
 #define TOLLGATE_POLICY_TYPES_VERDICT_DENY 1
 // Let the call through with these arguments instead (a JSON object as text).
 #define TOLLGATE_POLICY_TYPES_VERDICT_REWRITE 2
+// The call may go through only once a person approves it. Until the operator's policy
+// sets up approval channels, the host answers it as a denial with code
+// `approval_required` and the request's message.
+#define TOLLGATE_POLICY_TYPES_VERDICT_ASK 3
 
-// A plugin's decision on a tool's result.
+// A rule's decision on a tool's result.
 typedef struct tollgate_policy_types_result_verdict_t {
   uint8_t tag;
   union {
     plugin_string_t     replace;
+    tollgate_policy_types_denial_t     deny;
   } val;
 } tollgate_policy_types_result_verdict_t;
 
@@ -125,35 +148,49 @@ typedef struct tollgate_policy_types_result_verdict_t {
 #define TOLLGATE_POLICY_TYPES_RESULT_VERDICT_PASS 0
 // Replace the result with this JSON text (a `CallToolResult` object), e.g. to redact it.
 #define TOLLGATE_POLICY_TYPES_RESULT_VERDICT_REPLACE 1
+// Withhold the result: the agent gets this denial instead (the server has already run
+// the call; counters are settled as for a successful call).
+#define TOLLGATE_POLICY_TYPES_RESULT_VERDICT_DENY 2
 
-typedef tollgate_policy_types_call_t plugin_call_t;
+typedef tollgate_policy_types_call_t exports_tollgate_policy_rules_call_t;
 
-typedef tollgate_policy_types_verdict_t plugin_verdict_t;
+typedef tollgate_policy_types_verdict_t exports_tollgate_policy_rules_verdict_t;
 
-typedef tollgate_policy_types_result_verdict_t plugin_result_verdict_t;
+typedef tollgate_policy_types_result_verdict_t exports_tollgate_policy_rules_result_verdict_t;
+
+typedef struct exports_tollgate_policy_rules_own_rule_t {
+  int32_t __handle;
+} exports_tollgate_policy_rules_own_rule_t;
+
+typedef struct exports_tollgate_policy_rules_rule_t exports_tollgate_policy_rules_rule_t;
+
+typedef exports_tollgate_policy_rules_rule_t* exports_tollgate_policy_rules_borrow_rule_t;
 
 typedef struct {
   bool is_err;
   union {
+    exports_tollgate_policy_rules_own_rule_t ok;
     plugin_string_t err;
   } val;
-} plugin_result_void_string_t;
+} exports_tollgate_policy_rules_result_own_rule_string_t;
 
-// Imported Functions from `tollgate:policy/counters@0.1.0`
+// Imported Functions from `tollgate:policy/counters@0.2.0`
 // Reserve `cost` units of the counter `key`, unless that would take it past `limit` within
-// the window. Keys are namespaced per plugin by the proxy. An error means the state store
-// could not be reached; the plugin should deny (fail closed) unless configured otherwise.
+// the window. Keys are namespaced per server and plugin by the proxy (every rule of one
+// plugin shares that namespace: put what distinguishes rules into the key). An error means
+// the state store could not be reached; the rule should deny (fail closed) unless
+// configured otherwise.
 extern bool tollgate_policy_counters_take(plugin_string_t *key, uint64_t cost, uint64_t limit, uint64_t window_ms, tollgate_policy_counters_algorithm_t algorithm, tollgate_policy_counters_taken_t *ret, plugin_string_t *err);
 
-// Imported Functions from `tollgate:policy/log@0.1.0`
+// Imported Functions from `tollgate:policy/log@0.2.0`
 // Write one message.
 extern void tollgate_policy_log_log(tollgate_policy_log_level_t level, plugin_string_t *message);
 
-// Exported Functions from `plugin`
-bool exports_plugin_configure(plugin_string_t *config, plugin_string_t *err);
-void exports_plugin_check_call(plugin_call_t *call, plugin_verdict_t *ret);
-void exports_plugin_check_result(plugin_call_t *call, plugin_string_t *tool_result, plugin_result_verdict_t *ret);
-bool exports_plugin_visible(plugin_string_t *tool, plugin_string_t *caller);
+// Exported Functions from `tollgate:policy/rules@0.2.0`
+bool exports_tollgate_policy_rules_static_rule_create(plugin_string_t *config, exports_tollgate_policy_rules_own_rule_t *ret, plugin_string_t *err);
+void exports_tollgate_policy_rules_method_rule_check_call(exports_tollgate_policy_rules_borrow_rule_t self, exports_tollgate_policy_rules_call_t *call, exports_tollgate_policy_rules_verdict_t *ret);
+void exports_tollgate_policy_rules_method_rule_check_result(exports_tollgate_policy_rules_borrow_rule_t self, exports_tollgate_policy_rules_call_t *call, plugin_string_t *tool_result, exports_tollgate_policy_rules_result_verdict_t *ret);
+bool exports_tollgate_policy_rules_method_rule_visible(exports_tollgate_policy_rules_borrow_rule_t self, plugin_string_t *tool, plugin_string_t *caller);
 
 // Helper Functions
 
@@ -169,17 +206,25 @@ void plugin_option_u64_free(plugin_option_u64_t *ptr);
 
 void tollgate_policy_types_denial_free(tollgate_policy_types_denial_t *ptr);
 
+void tollgate_policy_types_approval_request_free(tollgate_policy_types_approval_request_t *ptr);
+
 void tollgate_policy_types_verdict_free(tollgate_policy_types_verdict_t *ptr);
 
 void tollgate_policy_types_result_verdict_free(tollgate_policy_types_result_verdict_t *ptr);
 
-void plugin_call_free(plugin_call_t *ptr);
+void exports_tollgate_policy_rules_call_free(exports_tollgate_policy_rules_call_t *ptr);
 
-void plugin_verdict_free(plugin_verdict_t *ptr);
+void exports_tollgate_policy_rules_verdict_free(exports_tollgate_policy_rules_verdict_t *ptr);
 
-void plugin_result_verdict_free(plugin_result_verdict_t *ptr);
+void exports_tollgate_policy_rules_result_verdict_free(exports_tollgate_policy_rules_result_verdict_t *ptr);
 
-void plugin_result_void_string_free(plugin_result_void_string_t *ptr);
+extern void exports_tollgate_policy_rules_rule_drop_own(exports_tollgate_policy_rules_own_rule_t handle);
+
+extern exports_tollgate_policy_rules_own_rule_t exports_tollgate_policy_rules_rule_new(exports_tollgate_policy_rules_rule_t *rep);
+extern exports_tollgate_policy_rules_rule_t* exports_tollgate_policy_rules_rule_rep(exports_tollgate_policy_rules_own_rule_t handle);
+void exports_tollgate_policy_rules_rule_destructor(exports_tollgate_policy_rules_rule_t *rep);
+
+void exports_tollgate_policy_rules_result_own_rule_string_free(exports_tollgate_policy_rules_result_own_rule_string_t *ptr);
 
 // Sets the string `ret` to reference the input string `s` without copying it
 void plugin_string_set(plugin_string_t *ret, const char*s);

@@ -1,8 +1,23 @@
 /*
  * Helpers for Tollgate policy plugins written in C, on top of the generated bindings (plugin.h,
- * plugin.c: `wit-bindgen c` of tollgate:policy@0.1.0). Header-only; include it after plugin.h.
+ * plugin.c: `wit-bindgen c` of tollgate:policy@0.2.0). Header-only; include it after plugin.h.
+ *
+ * A plugin defines `struct tg_rule` (one rule of the policy: whatever its configuration
+ * compiles to) and the five functions of the `rule` resource:
+ *
+ *   bool tg_rule_create(plugin_string_t *config, tg_own_rule_t *ret, plugin_string_t *err)
+ *        build a rule: malloc a struct tg_rule, fill it, `*ret = tg_rule_new(rule)`; or set
+ *        *err and return false to reject the configuration
+ *   void tg_rule_check_call(tg_rule_t *self, tg_call_t *call, tg_verdict_t *ret)
+ *   void tg_rule_check_result(tg_rule_t *self, tg_call_t *call, plugin_string_t *result,
+ *                             tg_result_verdict_t *ret)
+ *   bool tg_rule_visible(tg_rule_t *self, plugin_string_t *tool, plugin_string_t *caller)
+ *   void tg_rule_destroy(tg_rule_t *self)        free what create allocated
+ *
+ * (macros for the generated `exports_tollgate_policy_rules_…` names below).
  *
  *   tg_allow(ret) / tg_deny(ret, code, reason) / tg_deny_retry(ret, code, reason, ms)
+ *   tg_ask(ret, message)                         ask a person to approve the call
  *   tg_json_string(json, len, key)   the string value of "key" in a JSON object (malloc'd, or NULL)
  *   tg_json_strings(json, len, key, &n)  the strings of the array "key" (malloc'd array, or NULL)
  *   tg_contains(haystack, len, needle)   substring search over a plugin_string_t's bytes
@@ -19,11 +34,32 @@
 #include <string.h>
 #include "plugin.h"
 
-static inline void tg_allow(plugin_verdict_t *ret) {
+/* Short names for the generated resource types and functions. */
+#define tg_rule exports_tollgate_policy_rules_rule_t
+typedef struct tg_rule tg_rule_t;
+typedef exports_tollgate_policy_rules_own_rule_t tg_own_rule_t;
+typedef tollgate_policy_types_call_t tg_call_t;
+typedef tollgate_policy_types_verdict_t tg_verdict_t;
+typedef tollgate_policy_types_result_verdict_t tg_result_verdict_t;
+#define tg_rule_new exports_tollgate_policy_rules_rule_new
+#define tg_rule_create exports_tollgate_policy_rules_static_rule_create
+#define tg_rule_check_call exports_tollgate_policy_rules_method_rule_check_call
+#define tg_rule_check_result exports_tollgate_policy_rules_method_rule_check_result
+#define tg_rule_visible exports_tollgate_policy_rules_method_rule_visible
+#define tg_rule_destroy exports_tollgate_policy_rules_rule_destructor
+#define tg_call_free tollgate_policy_types_call_free
+
+static inline void tg_allow(tg_verdict_t *ret) {
   ret->tag = TOLLGATE_POLICY_TYPES_VERDICT_ALLOW;
 }
 
-static inline void tg_deny_retry(plugin_verdict_t *ret, const char *code, const char *reason,
+static inline void tg_ask(tg_verdict_t *ret, const char *message) {
+  ret->tag = TOLLGATE_POLICY_TYPES_VERDICT_ASK;
+  plugin_string_dup(&ret->val.ask.message, message);
+  ret->val.ask.timeout_ms.is_some = false;
+}
+
+static inline void tg_deny_retry(tg_verdict_t *ret, const char *code, const char *reason,
                                  bool has_retry, uint64_t retry_ms) {
   ret->tag = TOLLGATE_POLICY_TYPES_VERDICT_DENY;
   plugin_string_dup(&ret->val.deny.reason, reason);
@@ -32,7 +68,7 @@ static inline void tg_deny_retry(plugin_verdict_t *ret, const char *code, const 
   ret->val.deny.retry_after_ms.val = retry_ms;
 }
 
-static inline void tg_deny(plugin_verdict_t *ret, const char *code, const char *reason) {
+static inline void tg_deny(tg_verdict_t *ret, const char *code, const char *reason) {
   tg_deny_retry(ret, code, reason, false, 0);
 }
 

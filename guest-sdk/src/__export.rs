@@ -6,12 +6,12 @@ pub use wasm::*;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm {
-    use crate::{Call, Policy, ResultVerdict, Verdict};
+    use crate::{Call, Denial, Policy, ResultVerdict, Verdict};
 
-    /// The bindings generated from `wit/v0.1`; hidden behind the SDK's own types.
+    /// The bindings generated from `wit/v0.2`; hidden behind the SDK's own types.
     pub mod bindings {
         wit_bindgen::generate!({
-            path: "../wit/v0.1",
+            path: "../wit/v0.2",
             world: "plugin",
             pub_export_macro: true,
             export_macro_name: "__export_plugin_world",
@@ -19,11 +19,11 @@ mod wasm {
         });
     }
 
+    pub use bindings::exports::tollgate::policy::rules::{Guest, GuestRule, Rule};
     pub use bindings::tollgate::policy::types::{
-        Call as WitCall, Denial as WitDenial, ResultVerdict as WitResultVerdict,
-        Verdict as WitVerdict,
+        ApprovalRequest as WitApprovalRequest, Call as WitCall, Denial as WitDenial,
+        ResultVerdict as WitResultVerdict, Verdict as WitVerdict,
     };
-    pub use bindings::Guest;
 
     fn to_call(call: WitCall) -> Call {
         Call::from_parts(
@@ -35,44 +35,33 @@ mod wasm {
         )
     }
 
-    fn not_configured() -> WitVerdict {
-        WitVerdict::Deny(WitDenial {
-            reason: "the plugin was called before it was configured".into(),
-            code: "policy_error".into(),
-            retry_after_ms: None,
-        })
+    fn to_denial(d: Denial) -> WitDenial {
+        WitDenial {
+            reason: d.reason,
+            code: d.code,
+            retry_after_ms: d.retry_after_ms,
+        }
     }
 
     /// Run [`Policy::check_call`] and convert its verdict.
-    pub fn check_call<P: Policy>(policy: Option<&P>, call: WitCall) -> WitVerdict {
-        let Some(policy) = policy else {
-            return not_configured();
-        };
+    pub fn check_call<P: Policy>(policy: &P, call: WitCall) -> WitVerdict {
         match policy.check_call(&to_call(call)) {
             Verdict::Allow => WitVerdict::Allow,
-            Verdict::Deny(d) => WitVerdict::Deny(WitDenial {
-                reason: d.reason,
-                code: d.code,
-                retry_after_ms: d.retry_after_ms,
-            }),
+            Verdict::Deny(d) => WitVerdict::Deny(to_denial(d)),
             Verdict::Rewrite(args) => WitVerdict::Rewrite(args.to_string()),
+            Verdict::Ask(a) => WitVerdict::Ask(WitApprovalRequest {
+                message: a.message,
+                timeout_ms: a.timeout_ms,
+            }),
         }
     }
 
     /// Run [`Policy::check_result`] and convert its verdict.
-    pub fn check_result<P: Policy>(
-        policy: Option<&P>,
-        call: WitCall,
-        result: String,
-    ) -> WitResultVerdict {
-        match policy.map(|p| p.check_result(&to_call(call), &result)) {
-            Some(ResultVerdict::Replace(v)) => WitResultVerdict::Replace(v.to_string()),
-            _ => WitResultVerdict::Pass,
+    pub fn check_result<P: Policy>(policy: &P, call: WitCall, result: String) -> WitResultVerdict {
+        match policy.check_result(&to_call(call), &result) {
+            ResultVerdict::Pass => WitResultVerdict::Pass,
+            ResultVerdict::Replace(v) => WitResultVerdict::Replace(v.to_string()),
+            ResultVerdict::Deny(d) => WitResultVerdict::Deny(to_denial(d)),
         }
-    }
-
-    /// Run [`Policy::visible`]; an unconfigured plugin hides nothing.
-    pub fn visible<P: Policy>(policy: Option<&P>, tool: &str, caller: &str) -> bool {
-        policy.is_none_or(|p| p.visible(tool, caller))
     }
 }

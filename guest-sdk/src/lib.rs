@@ -49,10 +49,12 @@ mod verdict;
 pub mod __export;
 
 pub use call::Call;
-pub use verdict::{allow, deny, deny_with, rewrite, Denial, ResultVerdict, Verdict};
+pub use verdict::{
+    allow, ask, deny, deny_with, rewrite, ApprovalRequest, Denial, ResultVerdict, Verdict,
+};
 
 /// The version of the `tollgate:policy` WIT package this SDK implements.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 /// Name of the custom section in which [`export_policy!`] stamps [`WIT_VERSION`].
 pub const WIT_VERSION_SECTION: &str = "tollgate-wit-version";
@@ -69,15 +71,22 @@ pub const WIT_VERSION_STAMP: [u8; WIT_VERSION.len()] = {
     out
 };
 
-/// A policy plugin. Implement [`Policy::new`]; override the other methods for what your plugin
-/// decides. Defaults: allow every call, pass every result, hide no tool.
+/// A policy plugin's rule. Implement [`Policy::new`]; override the other methods for what your
+/// plugin decides. Defaults: allow every call, pass every result, hide no tool.
+///
+/// A value of this type is one rule of the operator's policy, built from that rule's
+/// configuration; one plugin instance holds every rule that uses the plugin (the
+/// `rule` resource of `tollgate:policy@0.2.0`). The host may build a rule again from the same
+/// configuration at any time (after another rule's call failed the instance they shared), so
+/// keep lasting state in the host's [`counters`], not in the value.
 pub trait Policy: Sized + 'static {
     /// The plugin's configuration, deserialised from the JSON the policy file gives it (`{}`
     /// when it gives none). Use `#[serde(deny_unknown_fields)]` so typos are reported.
     type Config: serde::de::DeserializeOwned;
 
-    /// Build the plugin from its configuration. Called once when the policy is loaded; an error
-    /// rejects the whole policy file with this message, so say what is wrong and how to fix it.
+    /// Build the rule from its configuration. Called when the policy is loaded (an error rejects
+    /// the whole policy file with this message and the rule's place, so say what is wrong and
+    /// how to fix it), and again whenever the host rebuilds the rule in a fresh instance.
     fn new(config: Self::Config) -> Result<Self, String>;
 
     /// Decide a `tools/call` before the server sees it.
@@ -108,7 +117,9 @@ pub fn configure<P: Policy>(config_json: &str) -> Result<P, String> {
     P::new(config)
 }
 
-/// Export a [`Policy`] implementation as this component's `tollgate:policy/plugin` world.
+/// Export a [`Policy`] implementation as this component's `tollgate:policy/plugin` world: each
+/// rule of the policy that uses the plugin becomes one `rule` resource holding one value of the
+/// type.
 ///
 /// Use it once per plugin crate, at the top level: `tollgate_sdk::export_policy!(MyPolicy);`.
 /// On native targets it expands to nothing, so the crate still builds and unit-tests natively.
@@ -121,31 +132,34 @@ macro_rules! export_policy {
             #[link_section = "tollgate-wit-version"]
             static TOLLGATE_WIT_VERSION: [u8; $crate::WIT_VERSION.len()] = $crate::WIT_VERSION_STAMP;
 
-            ::std::thread_local! {
-                static POLICY: ::std::cell::RefCell<::std::option::Option<$policy>> =
-                    const { ::std::cell::RefCell::new(::std::option::Option::None) };
+            struct TollgateRule($policy);
+
+            impl $crate::__export::GuestRule for TollgateRule {
+                fn create(
+                    config: ::std::string::String,
+                ) -> ::std::result::Result<$crate::__export::Rule, ::std::string::String> {
+                    $crate::configure::<$policy>(&config)
+                        .map(|policy| $crate::__export::Rule::new(TollgateRule(policy)))
+                }
+                fn check_call(&self, call: $crate::__export::WitCall) -> $crate::__export::WitVerdict {
+                    $crate::__export::check_call(&self.0, call)
+                }
+                fn check_result(
+                    &self,
+                    call: $crate::__export::WitCall,
+                    tool_result: ::std::string::String,
+                ) -> $crate::__export::WitResultVerdict {
+                    $crate::__export::check_result(&self.0, call, tool_result)
+                }
+                fn visible(&self, tool: ::std::string::String, caller: ::std::string::String) -> bool {
+                    $crate::Policy::visible(&self.0, &tool, &caller)
+                }
             }
 
             struct TollgateExport;
 
             impl $crate::__export::Guest for TollgateExport {
-                fn configure(config: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
-                    let policy = $crate::configure::<$policy>(&config)?;
-                    POLICY.with(|slot| *slot.borrow_mut() = ::std::option::Option::Some(policy));
-                    ::std::result::Result::Ok(())
-                }
-                fn check_call(call: $crate::__export::WitCall) -> $crate::__export::WitVerdict {
-                    POLICY.with(|slot| $crate::__export::check_call(slot.borrow().as_ref(), call))
-                }
-                fn check_result(
-                    call: $crate::__export::WitCall,
-                    tool_result: ::std::string::String,
-                ) -> $crate::__export::WitResultVerdict {
-                    POLICY.with(|slot| $crate::__export::check_result(slot.borrow().as_ref(), call, tool_result))
-                }
-                fn visible(tool: ::std::string::String, caller: ::std::string::String) -> bool {
-                    POLICY.with(|slot| $crate::__export::visible(slot.borrow().as_ref(), &tool, &caller))
-                }
+                type Rule = TollgateRule;
             }
 
             $crate::__export::bindings::__export_plugin_world!(TollgateExport with_types_in $crate::__export::bindings);

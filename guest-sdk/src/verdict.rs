@@ -13,6 +13,15 @@ pub struct Denial {
     pub retry_after_ms: Option<u64>,
 }
 
+/// A request for a person's approval of a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRequest {
+    /// What the person is asked, e.g. `Transfer 250 EUR to ACME Ltd?`.
+    pub message: String,
+    /// How long the request may stay open, in milliseconds (the policy decides when `None`).
+    pub timeout_ms: Option<u64>,
+}
+
 /// A plugin's decision on a call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
@@ -22,6 +31,8 @@ pub enum Verdict {
     Deny(Denial),
     /// Let it through with these arguments instead (a JSON object).
     Rewrite(Value),
+    /// Let it through only once a person approves it.
+    Ask(ApprovalRequest),
 }
 
 impl Verdict {
@@ -33,6 +44,11 @@ impl Verdict {
     /// True for [`Verdict::Deny`].
     pub fn is_deny(&self) -> bool {
         matches!(self, Verdict::Deny(_))
+    }
+
+    /// True for [`Verdict::Ask`].
+    pub fn is_ask(&self) -> bool {
+        matches!(self, Verdict::Ask(_))
     }
 
     /// The denial, if this is one.
@@ -51,6 +67,8 @@ pub enum ResultVerdict {
     Pass,
     /// Replace it with this `CallToolResult` object.
     Replace(Value),
+    /// Withhold it: the agent gets this denial instead.
+    Deny(Denial),
 }
 
 /// Allow the call.
@@ -81,6 +99,14 @@ pub fn rewrite(arguments: Value) -> Verdict {
     Verdict::Rewrite(arguments)
 }
 
+/// Forward the call only once a person approves it; `message` is what they are asked.
+pub fn ask(message: impl Into<String>) -> Verdict {
+    Verdict::Ask(ApprovalRequest {
+        message: message.into(),
+        timeout_ms: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +119,7 @@ mod tests {
         let r = deny_with("rate_limited", "slow down", Some(1500));
         assert_eq!(r.denial().and_then(|d| d.retry_after_ms), Some(1500));
         assert!(!rewrite(serde_json::json!({})).is_deny());
+        let a = ask("Send 500 EUR?");
+        assert!(a.is_ask() && !a.is_allow() && !a.is_deny());
     }
 }

@@ -8,7 +8,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tollgate::engine::{CallInput, Capability, CodeCache, EngineConfig, Limits, PolicyEngine};
+use tollgate::engine::{
+    BoundRule, CallInput, Capability, CodeCache, EngineConfig, Limits, PluginSpec, PolicyEngine,
+};
 use tollgate::pack::Pack;
 use tollgate::state::memory::MemoryStore;
 
@@ -67,11 +69,7 @@ fn stats(mut samples: Vec<Duration>) -> String {
     )
 }
 
-async fn load(
-    cache: &std::path::Path,
-    e: &Example,
-    wasm: &[u8],
-) -> (Duration, tollgate::engine::Plugin) {
+async fn load(cache: &std::path::Path, e: &Example, wasm: &[u8]) -> (Duration, BoundRule) {
     let engine = PolicyEngine::new(EngineConfig {
         cache: Some(CodeCache::new(cache)),
         max_memory_bytes: 256 << 20,
@@ -85,13 +83,16 @@ async fn load(
     let start = Instant::now();
     let plugin = engine
         .load(
-            e.name,
-            wasm,
-            limits,
+            &PluginSpec {
+                name: e.name,
+                wasm,
+                counters: Arc::new(MemoryStore::new()),
+                key_prefix: "bench/",
+                grants: e.grants,
+                precompiled: None,
+            },
             e.config,
-            Arc::new(MemoryStore::new()),
-            "bench/",
-            e.grants,
+            limits,
         )
         .await
         .unwrap_or_else(|err| panic!("{}: {err}", e.name));
@@ -148,7 +149,7 @@ async fn main() {
                     .await
                     .expect("check-result");
                 let elapsed = start.elapsed();
-                assert!(replaced.is_some());
+                assert!(matches!(replaced, tollgate::engine::Reviewed::Replace(_)));
                 if i >= 200 {
                     results.push(elapsed);
                 }

@@ -1,38 +1,48 @@
 //! The built-in plugins, compiled from `plugins/` by the guest build (run from `build.rs`) and
-//! embedded in the binary.
+//! embedded in the binary twice: as components, and as code wasmtime compiled from them at build
+//! time, so a first start compiles nothing of ours (the code is used when it fits the running
+//! engine; otherwise the component is compiled as any plugin is).
+
+/// One built-in plugin.
+#[derive(Debug, Clone, Copy)]
+pub struct Builtin {
+    /// The name policy files use for it.
+    pub name: &'static str,
+    /// Its component.
+    pub wasm: &'static [u8],
+    /// Its code, compiled at build time for the engine settings of
+    /// [`crate::engine::settings`] without fuel.
+    pub precompiled: &'static [u8],
+}
+
+macro_rules! builtin {
+    ($name:literal, $file:literal) => {
+        Builtin {
+            name: $name,
+            wasm: include_bytes!(concat!(env!("TOLLGATE_GUEST_DIR"), "/", $file, ".wasm")),
+            precompiled: include_bytes!(concat!(
+                env!("TOLLGATE_PRECOMPILED_DIR"),
+                "/",
+                $file,
+                ".cwasm"
+            )),
+        }
+    };
+}
 
 /// `deny`: refuse with a reason, always or when conditions hold.
-pub const DENY: &[u8] = include_bytes!(concat!(
-    env!("TOLLGATE_GUEST_DIR"),
-    "/tollgate_plugin_deny.wasm"
-));
+pub const DENY: Builtin = builtin!("deny", "tollgate_plugin_deny");
 /// `rate-limit`: limits through the host's counters.
-pub const RATE_LIMIT: &[u8] = include_bytes!(concat!(
-    env!("TOLLGATE_GUEST_DIR"),
-    "/tollgate_plugin_rate_limit.wasm"
-));
+pub const RATE_LIMIT: Builtin = builtin!("rate-limit", "tollgate_plugin_rate_limit");
 /// `redact`: replace patterns in tool results.
-pub const REDACT: &[u8] = include_bytes!(concat!(
-    env!("TOLLGATE_GUEST_DIR"),
-    "/tollgate_plugin_redact.wasm"
-));
+pub const REDACT: Builtin = builtin!("redact", "tollgate_plugin_redact");
 /// `validate`: JSON Schema and conditions on the arguments.
-pub const VALIDATE: &[u8] = include_bytes!(concat!(
-    env!("TOLLGATE_GUEST_DIR"),
-    "/tollgate_plugin_validate.wasm"
-));
+pub const VALIDATE: Builtin = builtin!("validate", "tollgate_plugin_validate");
 
-/// The built-in plugins by the name policy files use for them.
-pub const ALL: &[(&str, &[u8])] = &[
-    ("deny", DENY),
-    ("rate-limit", RATE_LIMIT),
-    ("redact", REDACT),
-    ("validate", VALIDATE),
-];
+/// The built-in plugins.
+pub const ALL: &[Builtin] = &[DENY, RATE_LIMIT, REDACT, VALIDATE];
 
-/// A built-in plugin's component, by name.
-pub fn get(name: &str) -> Option<&'static [u8]> {
-    ALL.iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, bytes)| *bytes)
+/// A built-in plugin, by the name policy files use for it.
+pub fn get(name: &str) -> Option<&'static Builtin> {
+    ALL.iter().find(|b| b.name == name)
 }

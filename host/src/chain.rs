@@ -4,14 +4,20 @@
 
 use crate::builtin;
 use crate::config::{glob_match, DefaultAction, DenyAs, LimitSpec, PluginSource, Policy, Rule};
-use crate::engine::{CallInput, LimitsSpecExt, Plugin, PolicyEngine, Verdict};
+use crate::engine::{
+    BoundRule, CallInput, LimitsSpecExt, PluginSet, PluginSpec, PolicyEngine, Reviewed, Verdict,
+};
 use crate::state::{CounterStore, Reservation};
 use std::sync::Arc;
+
+/// The code of a denial that stands for a plugin's request for approval (contract 0.2's `ask`)
+/// while approval channels are not set up.
+pub const APPROVAL_REQUIRED: &str = "approval_required";
 
 /// A rule ready to run.
 struct ChainRule {
     label: String,
-    plugin: Arc<Plugin>,
+    bound: BoundRule,
     deny_as: DenyAs,
     refund_on_error_result: bool,
     /// Built-in plugins hide nothing, so their `visible` export need not be asked.
@@ -149,6 +155,8 @@ pub struct Chain {
     server: String,
     /// Report every denial instead of enforcing it (`--dry-run`).
     dry_run: bool,
+    /// The plugins the rules run in.
+    plugins: PluginSet,
 }
 
 impl Chain {
@@ -160,11 +168,14 @@ impl Chain {
         counters: Arc<dyn CounterStore>,
         server: &str,
     ) -> Result<Self, ChainError> {
+        // Rules of one plugin share its instances: a policy's cost follows the plugins it uses
+        // and its traffic, not its number of rules.
+        let mut plugins = PluginSet::default();
         let mut tools = Vec::new();
         for t in &policy.tools {
             let mut rules = Vec::new();
             for r in &t.rules {
-                rules.push(load_rule(r, engine, &counters, server).await?);
+                rules.push(load_rule(r, engine, &mut plugins, &counters, server).await?);
             }
             tools.push(ToolEntry {
                 pattern: t.pattern.clone(),
@@ -173,7 +184,7 @@ impl Chain {
         }
         let mut all_tools = Vec::new();
         for r in &policy.all_tools {
-            all_tools.push(load_rule(r, engine, &counters, server).await?);
+            all_tools.push(load_rule(r, engine, &mut plugins, &counters, server).await?);
         }
         Ok(Self {
             denial_prefix: policy.format.denial_prefix(),
@@ -184,6 +195,7 @@ impl Chain {
             counters,
             server: server.into(),
             dry_run: false,
+            plugins,
         })
     }
 
@@ -196,6 +208,11 @@ impl Chain {
     /// prefix for Intercept files).
     pub fn denial_prefix(&self) -> &'static str {
         self.denial_prefix
+    }
+
+    /// How many plugins (each with its pool of instances) the policy's rules run in.
+    pub fn plugins(&self) -> usize {
+        self.plugins.len()
     }
 
     /// The server name counters are namespaced by.
@@ -222,7 +239,7 @@ impl Chain {
             return false;
         }
         for rule in self.rules_for(tool).filter(|r| r.answers_visibility) {
-            match rule.plugin.visible(tool, caller).await {
+            match rule.bound.visible(tool, caller).await {
                 Ok(true) => {}
                 Ok(false) => return false,
                 Err(e) => {
@@ -272,7 +289,7 @@ impl Chain {
         let mut rewritten = false;
         for rule in self.rules_for(&call.tool) {
             let started = std::time::Instant::now();
-            let checked = rule.plugin.check_call(&call).await;
+            let checked = rule.bound.check_call(&call).await;
             rule.latency.observe(started.elapsed());
             let denial = match checked {
                 Ok((verdict, reservations)) => {
@@ -296,8 +313,19 @@ impl Chain {
                             reason,
                             code,
                             rule: rule.label.clone(),
-                            plugin: rule.plugin.name().to_string(),
+                            plugin: rule.bound.name().to_string(),
                             retry_after_ms,
+                            deny_as: rule.deny_as,
+                        },
+                        // Approval channels are not set up yet: an ask is refused, saying so.
+                        Verdict::Ask { message, .. } => Denial {
+                            reason: format!(
+                                "{message} (this call needs a person's approval, and no approval channel is set up for this policy)"
+                            ),
+                            code: APPROVAL_REQUIRED.into(),
+                            rule: rule.label.clone(),
+                            plugin: rule.bound.name().to_string(),
+                            retry_after_ms: None,
                             deny_as: rule.deny_as,
                         },
                     }
@@ -306,7 +334,7 @@ impl Chain {
                     reason: e.to_string(),
                     code: "policy_error".into(),
                     rule: rule.label.clone(),
-                    plugin: rule.plugin.name().to_string(),
+                    plugin: rule.bound.name().to_string(),
                     retry_after_ms: None,
                     deny_as: rule.deny_as,
                 },
@@ -347,17 +375,27 @@ impl Chain {
         for rule in self.rules_for(&call.tool).filter(|r| r.checks_results) {
             let seen = current.as_deref().unwrap_or(result_json);
             let started = std::time::Instant::now();
-            let checked = rule.plugin.check_result(call, seen).await;
+            let checked = rule.bound.check_result(call, seen).await;
             rule.latency.observe(started.elapsed());
             match checked {
-                Ok(Some(replaced)) => current = Some(replaced),
-                Ok(None) => {}
+                Ok(Reviewed::Replace(replaced)) => current = Some(replaced),
+                Ok(Reviewed::Pass) => {}
+                Ok(Reviewed::Deny { reason, code }) => {
+                    return Err(Denial {
+                        reason,
+                        code,
+                        rule: rule.label.clone(),
+                        plugin: rule.bound.name().to_string(),
+                        retry_after_ms: None,
+                        deny_as: rule.deny_as,
+                    })
+                }
                 Err(e) => {
                     return Err(Denial {
                         reason: e.to_string(),
                         code: "policy_error".into(),
                         rule: rule.label.clone(),
-                        plugin: rule.plugin.name().to_string(),
+                        plugin: rule.bound.name().to_string(),
                         retry_after_ms: None,
                         deny_as: rule.deny_as,
                     })
@@ -393,13 +431,18 @@ impl Chain {
 async fn load_rule(
     rule: &Rule,
     engine: &PolicyEngine,
+    plugins: &mut PluginSet,
     counters: &Arc<dyn CounterStore>,
     server: &str,
 ) -> Result<ChainRule, ChainError> {
     let owned;
+    let mut precompiled = None;
     let wasm: &[u8] = match &rule.source {
         PluginSource::Builtin(name) => {
-            builtin::get(name).expect("the policy parser only names existing built-ins")
+            let builtin =
+                builtin::get(name).expect("the policy parser only names existing built-ins");
+            precompiled = Some(builtin.precompiled);
+            builtin.wasm
         }
         PluginSource::File {
             path,
@@ -430,16 +473,16 @@ async fn load_rule(
     };
     let limits = LimitSpec::to_limits(&rule.limits);
     let prefix = format!("{server}/{}/", rule.plugin);
-    let plugin = engine
-        .load(
-            &rule.plugin,
-            wasm,
-            limits,
-            &rule.config.to_string(),
-            counters.clone(),
-            &prefix,
-            grants,
-        )
+    let spec = PluginSpec {
+        name: &rule.plugin,
+        wasm,
+        counters: counters.clone(),
+        key_prefix: &prefix,
+        grants,
+        precompiled,
+    };
+    let bound = engine
+        .load_rule(plugins, &spec, &rule.config.to_string(), limits)
         .await
         .map_err(|cause| ChainError::Load {
             rule: rule.label.clone(),
@@ -448,7 +491,7 @@ async fn load_rule(
     Ok(ChainRule {
         latency: crate::metrics::PluginLatency::of(&rule.plugin),
         label: rule.label.clone(),
-        plugin: Arc::new(plugin),
+        bound,
         deny_as: rule.deny_as,
         refund_on_error_result: rule.refund_on_error_result,
         answers_visibility: matches!(rule.source, PluginSource::File { .. }),

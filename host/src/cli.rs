@@ -558,7 +558,7 @@ fn watched_files(path: &Path, policy: &Policy) -> Vec<PathBuf> {
 }
 
 async fn check(path: &Path) -> Result<()> {
-    let (policy, _chain) = load_chain(path, Arc::new(MemoryStore::new()), "check", None).await?;
+    let (policy, chain) = load_chain(path, Arc::new(MemoryStore::new()), "check", None).await?;
     println!("{}: OK ({})", path.display(), policy.format);
     let default = match policy.default {
         config::DefaultAction::Allow => "allow",
@@ -584,6 +584,14 @@ async fn check(path: &Path) -> Result<()> {
             println!("    - {}", describe(r));
         }
     }
+    let rules: usize =
+        policy.tools.iter().map(|t| t.rules.len()).sum::<usize>() + policy.all_tools.len();
+    println!(
+        "  {rules} rule{} run in {} plugin{}",
+        if rules == 1 { "" } else { "s" },
+        chain.plugins(),
+        if chain.plugins() == 1 { "" } else { "s" }
+    );
     Ok(())
 }
 

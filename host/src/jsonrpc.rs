@@ -141,6 +141,10 @@ pub fn call_params<'a>(params: Option<&'a RawValue>) -> Result<CallParams<'a>, S
 /// The `_meta` key in which 2026-07-28 requests carry their protocol revision.
 pub const PROTOCOL_VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
 
+/// The `_meta` key in which 2026-07-28 requests carry the client's `Implementation` (name,
+/// version).
+pub const CLIENT_INFO_META: &str = "io.modelcontextprotocol/clientInfo";
+
 /// What the HTTP layers read of a request's `params`: the name its `Mcp-Name` header mirrors and
 /// the revision in `_meta`. The arguments are skipped over, not built into values; each field is
 /// any JSON, so one of an unexpected type spoils only itself.

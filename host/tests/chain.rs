@@ -263,3 +263,175 @@ async fn a_pinned_digest_that_does_not_match_refuses_the_policy() {
     );
     assert!(err.ends_with(", but the policy file says 00"), "{err}");
 }
+
+/// `tools.tool_N` for N below `n`, each with three rules: a conditional deny, a schema and a
+/// rate limit — the shape of a reviewed policy for a large server.
+fn policy_with_rules_on(n: usize) -> String {
+    let mut p = String::from("version: 1\ntools:\n");
+    for i in 0..n {
+        p.push_str(&format!(
+            "  tool_{i}:\n    rules:\n      - action: deny\n        reason: \"tool {i} refuses drafts\"\n        when: [{{ path: args.title, op: regex, value: \"^draft-{i}\" }}]\n      - validate: {{ schema: {{ type: object, required: [title], properties: {{ title: {{ type: string, maxLength: {} }} }} }} }}\n      - action: allow\n        rate_limit: {{ max: 2, window: 60 }}\n",
+            20 + i % 7
+        ));
+    }
+    p
+}
+
+#[tokio::test]
+async fn a_policy_with_three_rules_on_each_of_a_thousand_tools_loads_and_decides() {
+    let c = chain(&policy_with_rules_on(1000)).await;
+    // One plugin (and instance pool) per rule kind, not one per rule.
+    assert_eq!(c.plugins(), 3);
+    for i in [0, 499, 999] {
+        let tool = format!("tool_{i}");
+        let d = denial(&c, &tool, &format!(r#"{{"title":"draft-{i}"}}"#)).await;
+        assert_eq!(
+            (d.reason.as_str(), d.rule.as_str()),
+            (
+                format!("tool {i} refuses drafts").as_str(),
+                format!("tools.{tool}.rules[0]").as_str()
+            )
+        );
+        let d = denial(&c, &tool, "{}").await;
+        assert_eq!(d.code, "invalid_arguments");
+        assert_eq!(d.rule, format!("tools.{tool}.rules[1]"));
+        assert!(allowed(&c, &tool, r#"{"title":"ok"}"#).await);
+        assert!(allowed(&c, &tool, r#"{"title":"ok"}"#).await);
+        // Each rule keeps its own configuration in the shared instance: its own counter.
+        assert_eq!(
+            denial(&c, &tool, r#"{"title":"ok"}"#).await.code,
+            "rate_limited"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rule_whose_configuration_its_plugin_rejects_is_named() {
+    let mut p = policy_with_rules_on(3);
+    p.push_str("  broken:\n    rules:\n      - validate: { schema: { type: 12 } }\n");
+    let policy = parse_native(&p, Path::new(GUESTS)).unwrap();
+    let engine = PolicyEngine::new(engine_config()).unwrap();
+    let err = Chain::load(&policy, &engine, Arc::new(MemoryStore::new()), "t")
+        .await
+        .err()
+        .expect("a schema that is not a JSON Schema refuses the policy")
+        .to_string();
+    assert!(
+        err.starts_with("rule tools.broken.rules[0]: plugin `validate` rejected its configuration: `schema` is not a valid JSON Schema: "),
+        "{err}"
+    );
+}
+
+const V0_1_FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/v0.1/misbehave.wasm"
+);
+
+#[tokio::test]
+async fn a_0_1_plugin_built_before_0_2_and_0_2_plugins_decide_in_one_policy() {
+    let c = chain(&format!(
+        r#"
+version: 1
+plugins:
+  old: {{ source: "{V0_1_FIXTURE}", config: {{ mode: trap-when-asked }} }}
+  new: {{ source: tollgate_fixture_misbehave.wasm, config: {{ mode: trap-when-asked }} }}
+tools:
+  send:
+    rules:
+      - plugin: old
+      - plugin: new
+      - action: deny
+        reason: "no sending to strangers"
+        when: [{{ path: args.to, op: eq, value: stranger }}]
+"#
+    ))
+    .await;
+    assert!(allowed(&c, "send", r#"{"to":"friend"}"#).await);
+    assert_eq!(
+        denial(&c, "send", r#"{"to":"stranger"}"#).await.reason,
+        "no sending to strangers"
+    );
+    // Each version's failures still fail closed, naming the plugin, and each recovers.
+    let d = denial(&c, "send", r#"{"trap":true}"#).await;
+    assert_eq!(
+        (d.code.as_str(), d.plugin.as_str()),
+        ("policy_error", "old")
+    );
+    assert!(allowed(&c, "send", r#"{"to":"friend"}"#).await);
+}
+
+#[tokio::test]
+async fn a_rule_that_traps_costs_its_own_rebuild_not_the_other_rules_of_its_plugin() {
+    let c = chain(
+        r#"
+version: 1
+plugins:
+  fixture: { source: tollgate_fixture_misbehave.wasm, config: { mode: allow } }
+tools:
+  boom: { rules: [{ plugin: fixture, config: { mode: trap } }] }
+  fine: { rules: [{ plugin: fixture }] }
+"#,
+    )
+    .await;
+    assert_eq!(c.plugins(), 1, "both rules share the plugin's instances");
+    for _ in 0..3 {
+        let d = denial(&c, "boom", "{}").await;
+        assert_eq!(
+            (d.reason.as_str(), d.rule.as_str()),
+            (
+                "plugin `fixture` trapped: wasm trap: wasm `unreachable` instruction executed",
+                "tools.boom.rules[0]"
+            )
+        );
+        assert!(
+            allowed(&c, "fine", "{}").await,
+            "the other rule serves the next call"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_approval_request_is_refused_until_approval_channels_exist() {
+    let c = chain(
+        r#"
+version: 1
+plugins:
+  asker: { source: tollgate_fixture_misbehave.wasm, config: { mode: ask } }
+tools:
+  transfer: { rules: [{ plugin: asker }] }
+"#,
+    )
+    .await;
+    let d = denial(&c, "transfer", "{}").await;
+    assert_eq!(d.code, "approval_required");
+    assert_eq!(
+        d.reason,
+        "Run transfer as asked? (this call needs a person's approval, and no approval channel is set up for this policy)"
+    );
+}
+
+#[tokio::test]
+async fn a_result_a_rule_withholds_reaches_the_agent_as_its_denial() {
+    let c = chain(
+        r#"
+version: 1
+plugins:
+  keeper: { source: tollgate_fixture_misbehave.wasm, config: { mode: withhold-result } }
+tools:
+  read: { rules: [{ plugin: keeper }] }
+"#,
+    )
+    .await;
+    let d = c
+        .check_result(&call("read", "{}"), r#"{"content":[]}"#)
+        .await
+        .expect_err("the rule withholds every result");
+    assert_eq!(
+        (d.code.as_str(), d.reason.as_str(), d.rule.as_str()),
+        (
+            "withheld",
+            "the result is withheld on purpose",
+            "tools.read.rules[0]"
+        )
+    );
+}

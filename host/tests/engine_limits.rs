@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 use std::time::Duration;
-use tollgate::engine::{CallInput, EngineConfig, Limits, PolicyEngine, Verdict};
+use tollgate::engine::{
+    BoundRule, CallInput, EngineConfig, Limits, PluginSpec, PolicyEngine, Verdict,
+};
 use tollgate::state::memory::MemoryStore;
 
 const MISBEHAVE: &[u8] = include_bytes!(concat!(
@@ -31,16 +33,23 @@ fn call(tool: &str) -> CallInput {
     }
 }
 
-async fn load(engine: &PolicyEngine, mode: &str, limits: Limits) -> tollgate::engine::Plugin {
+fn spec<'a>(name: &'a str, wasm: &'a [u8]) -> PluginSpec<'a> {
+    PluginSpec {
+        name,
+        wasm,
+        counters: Arc::new(MemoryStore::new()),
+        key_prefix: "t/",
+        grants: &[],
+        precompiled: None,
+    }
+}
+
+async fn load(engine: &PolicyEngine, mode: &str, limits: Limits) -> BoundRule {
     engine
         .load(
-            "misbehave",
-            MISBEHAVE,
-            limits,
+            &spec("misbehave", MISBEHAVE),
             &format!(r#"{{"mode":"{mode}"}}"#),
-            Arc::new(MemoryStore::new()),
-            "t/",
-            &[],
+            limits,
         )
         .await
         .unwrap()
@@ -49,15 +58,7 @@ async fn load(engine: &PolicyEngine, mode: &str, limits: Limits) -> tollgate::en
 /// Load a plugin that must fail; the error as the user reads it.
 async fn load_error(engine: &PolicyEngine, name: &str, wasm: &[u8], config: &str) -> String {
     match engine
-        .load(
-            name,
-            wasm,
-            Limits::default(),
-            config,
-            Arc::new(MemoryStore::new()),
-            "t/",
-            &[],
-        )
+        .load(&spec(name, wasm), config, Limits::default())
         .await
     {
         Ok(_) => panic!("plugin `{name}` loaded, but it must be refused"),
@@ -235,11 +236,11 @@ fn restamp(wasm: &[u8], from: &str, to: &str) -> Vec<u8> {
 #[tokio::test]
 async fn a_plugin_stamped_with_another_wit_version_is_refused_before_compiling() {
     let engine = engine();
-    let other = restamp(MISBEHAVE, "0.1.0", "0.9.0");
+    let other = restamp(MISBEHAVE, "0.2.0", "0.9.0");
     let err = load_error(&engine, "misbehave", &other, r#"{"mode":"allow"}"#).await;
     assert_eq!(
         err,
-        "plugin `misbehave` cannot be loaded: it was built against tollgate:policy@0.9.0, but this Tollgate implements tollgate:policy@0.1.0; rebuild it with a matching tollgate-sdk"
+        "plugin `misbehave` cannot be loaded: it was built against tollgate:policy@0.9.0, but this Tollgate implements tollgate:policy@0.1.0, 0.2.0; rebuild it with a matching tollgate-sdk"
     );
     // The same engine still loads and runs a matching plugin.
     let plugin = load(&engine, "allow", Limits::default()).await;

@@ -290,7 +290,7 @@ impl TestPack {
         std::fs::write(
             project.join("tollgate-pack.json"),
             format!(
-                r#"{{"name":"p","version":"1.0.0","wit":"tollgate:policy@0.1.0",{manifest_extra}
+                r#"{{"name":"p","version":"1.0.0","wit":"tollgate:policy@0.2.0",{manifest_extra}
                 "components":[{{"name":"p","file":"build/p.wasm"}}]}}"#
             ),
         )
@@ -417,10 +417,17 @@ fn every_bad_pack_is_refused_at_load_naming_what_failed() {
     let built = other_wit.build(None);
     let m = built.folder.join("tollgate-pack.json");
     let text = std::fs::read_to_string(&m).unwrap();
-    std::fs::write(&m, text.replace("policy@0.1.0", "policy@0.2.0")).unwrap();
+    std::fs::write(&m, text.replace("policy@0.2.0", "policy@0.9.0")).unwrap();
     let err = check_error(&TestPack::policy(&built.folder, good_config));
     assert!(
-        err.contains("the pack is built for tollgate:policy@0.2.0, but this Tollgate implements tollgate:policy@0.1.0"),
+        err.contains("the pack is built for tollgate:policy@0.9.0, but this Tollgate implements tollgate:policy@0.1.0, 0.2.0"),
+        "{err}"
+    );
+    // A manifest whose `wit` is a version the host knows, but not the one its component exports.
+    std::fs::write(&m, text.replace("policy@0.2.0", "policy@0.1.0")).unwrap();
+    let err = check_error(&TestPack::policy(&built.folder, good_config));
+    assert!(
+        err.contains("component `p` implements tollgate:policy@0.2.0, but the manifest says `wit: tollgate:policy@0.1.0`; rebuild the pack so they agree"),
         "{err}"
     );
 
@@ -430,7 +437,7 @@ fn every_bad_pack_is_refused_at_load_naming_what_failed() {
     let built = no_exports.build(None);
     let err = check_error(&TestPack::policy(&built.folder, ""));
     assert!(
-        err.contains("it does not export `configure`, `check-call`, `check-result`, `visible`"),
+        err.contains("it implements no version of the tollgate:policy contract this Tollgate hosts: a 0.2.0 plugin exports the interface `tollgate:policy/rules@0.2.0`, a 0.1.0 plugin the functions `configure`, `check-call`, `check-result`, `visible` (it exports nothing)"),
         "{err}"
     );
 
@@ -585,23 +592,25 @@ fn sleeper_wasm() -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_plugin_sleeping_in_a_host_call_is_cut_off_after_its_deadline() {
-    use tollgate::engine::{CallInput, Capability, EngineConfig, Limits, PolicyEngine};
+    use tollgate::engine::{CallInput, Capability, EngineConfig, Limits, PluginSpec, PolicyEngine};
     let wasm = tokio::task::spawn_blocking(sleeper_wasm).await.unwrap();
     let engine = PolicyEngine::new(EngineConfig {
         cache: None,
         ..EngineConfig::default()
     })
     .unwrap();
+    let engine = &engine;
+    let wasm = &wasm;
     let load = |grants: &'static [Capability]| {
-        engine.load(
-            "sleeper",
-            &wasm,
-            Limits::default(),
-            "{}",
-            std::sync::Arc::new(tollgate::state::memory::MemoryStore::new()),
-            "t/",
+        let spec = PluginSpec {
+            name: "sleeper",
+            wasm,
+            counters: std::sync::Arc::new(tollgate::state::memory::MemoryStore::new()),
+            key_prefix: "t/",
             grants,
-        )
+            precompiled: None,
+        };
+        async move { engine.load(&spec, "{}", Limits::default()).await }
     };
     // (wasi-libc's start-up also imports stdout, hence `output` in both.)
     let refused = load(&[Capability::Output])

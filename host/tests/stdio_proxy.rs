@@ -476,3 +476,44 @@ fn broken_policy_files_get_clear_errors() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("rule tools.x.rules[0]: plugin `validate` rejected its configuration: `schema` is not a valid JSON Schema"), "{stderr}");
 }
+
+/// Plugins read `protocol-version` and `client-name` from `call.metadata`: from `initialize`, or
+/// from a stateless (2026-07-28) request's own `_meta`.
+#[test]
+fn plugins_see_the_clients_protocol_version_and_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "version: 1\nplugins:\n  echo: {{ source: \"{}/tollgate_fixture_misbehave.wasm\", config: {{ mode: metadata }} }}\ntools:\n  \"*\": {{ rules: [{{ plugin: echo }}] }}\n",
+            env!("TOLLGATE_GUEST_DIR")
+        ),
+    )
+    .unwrap();
+    let server = repo().join("scripts/demo/server.py");
+    let mut p = Proxy::start_with(&policy, &[], &["python3", server.to_str().unwrap()]);
+    let init = p.request(
+        1,
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {},
+               "clientInfo": {"name": "test-client", "version": "1"}}),
+    );
+    assert!(init.get("result").is_some(), "{init}");
+    let denied = p.request(2, "tools/call", json!({"name": "echo", "arguments": {}}));
+    assert_eq!(
+        denied["result"]["content"][0]["text"],
+        "Denied by policy: protocol-version=2025-06-18; client-name=test-client"
+    );
+    let stateless = p.request(
+        3,
+        "tools/call",
+        json!({"name": "echo", "arguments": {}, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "other-client", "version": "2"}}}),
+    );
+    assert_eq!(
+        stateless["result"]["content"][0]["text"],
+        "Denied by policy: protocol-version=2026-07-28; client-name=other-client"
+    );
+}

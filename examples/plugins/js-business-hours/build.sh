@@ -12,5 +12,5 @@ if [ ! -x node_modules/.bin/componentize-js ]; then
   else npm install --no-audit --no-fund --silent; fi
 fi
 mkdir -p build
-node_modules/.bin/componentize-js policy.js --wit ../../../wit/v0.1 -n plugin \
+node_modules/.bin/componentize-js policy.js --wit ../../../wit/v0.2 -n plugin \
   -d http fetch-event stdio random -o build/js-business-hours.wasm

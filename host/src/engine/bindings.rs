@@ -1,25 +1,37 @@
-//! Host side of the `tollgate:policy` WIT contract: the generated bindings and the host imports
-//! (`counters`, `log`) that plugins call.
+//! Host side of the `tollgate:policy` WIT contract, every version this host links side by side:
+//! the generated bindings of each and the host imports (`counters`, `log`) that plugins call.
+//! Both versions' imports do the same thing; each is a thin adapter onto [`HostState`].
 
 use super::limits::MemoryLimiter;
 use crate::state::{self, CounterStore, Reservation, TakeRequest};
 use std::sync::Arc;
 use std::time::Duration;
 
-wasmtime::component::bindgen!({
-    path: "../wit/v0.1",
-    world: "plugin",
-    imports: {
-        "tollgate:policy/counters.take": async,
-        default: trappable,
-    },
-    exports: { default: async },
-});
+/// `tollgate:policy@0.1.0`: one instance per rule, configured by `configure` (frozen).
+pub mod v0_1 {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1",
+        world: "plugin",
+        imports: {
+            "tollgate:policy/counters.take": async,
+            default: trappable,
+        },
+        exports: { default: async },
+    });
+}
 
-pub use self::tollgate::policy::types::{
-    Call as WitCall, Denial as WitDenial, ResultVerdict as WitResultVerdict, Verdict as WitVerdict,
-};
-use self::tollgate::policy::{counters, log, types};
+/// `tollgate:policy@0.2.0`: rules are resources; one instance serves every rule of a plugin.
+pub mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.2",
+        world: "plugin",
+        imports: {
+            "tollgate:policy/counters.take": async,
+            default: trappable,
+        },
+        exports: { default: async },
+    });
+}
 
 /// The data of one plugin instance's store.
 pub struct HostState {
@@ -55,35 +67,33 @@ impl wasmtime_wasi::WasiView for HostState {
     }
 }
 
-impl types::Host for HostState {}
+/// What a `take` answered, in the terms both contract versions share.
+struct Taken {
+    granted: bool,
+    used: u64,
+    limit: u64,
+    resets_in_ms: u64,
+}
 
-impl counters::Host for HostState {
-    async fn take(
-        &mut self,
-        key: String,
-        cost: u64,
-        limit: u64,
-        window_ms: u64,
-        algorithm: counters::Algorithm,
-    ) -> Result<counters::Taken, String> {
-        let request = TakeRequest {
-            key: format!("{}{key}", self.key_prefix),
-            cost,
-            limit,
-            window: Duration::from_millis(window_ms.max(1)),
-            algorithm: match algorithm {
-                counters::Algorithm::FixedWindow => state::Algorithm::FixedWindow,
-                counters::Algorithm::SlidingWindow => state::Algorithm::SlidingWindow,
-                counters::Algorithm::TokenBucket => state::Algorithm::TokenBucket,
-            },
-        };
+/// Severity of a plugin's log message, in the terms both contract versions share.
+enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl HostState {
+    async fn take(&mut self, mut request: TakeRequest) -> Result<Taken, String> {
+        request.key = format!("{}{}", self.key_prefix, request.key);
         let started = std::time::Instant::now();
         let outcome = self.counters.take(&request).await;
         self.host_time += started.elapsed();
         match outcome {
             Ok((taken, reservation)) => {
                 self.reservations.extend(reservation);
-                Ok(counters::Taken {
+                Ok(Taken {
                     granted: taken.granted,
                     used: taken.used,
                     limit: taken.limit,
@@ -97,18 +107,76 @@ impl counters::Host for HostState {
             }
         }
     }
-}
 
-impl log::Host for HostState {
-    fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+    fn log(&self, level: Level, message: &str) {
         let plugin = &*self.plugin;
         match level {
-            log::Level::Trace => tracing::trace!(target: "tollgate::plugin", plugin, "{message}"),
-            log::Level::Debug => tracing::debug!(target: "tollgate::plugin", plugin, "{message}"),
-            log::Level::Info => tracing::info!(target: "tollgate::plugin", plugin, "{message}"),
-            log::Level::Warn => tracing::warn!(target: "tollgate::plugin", plugin, "{message}"),
-            log::Level::Error => tracing::error!(target: "tollgate::plugin", plugin, "{message}"),
+            Level::Trace => tracing::trace!(target: "tollgate::plugin", plugin, "{message}"),
+            Level::Debug => tracing::debug!(target: "tollgate::plugin", plugin, "{message}"),
+            Level::Info => tracing::info!(target: "tollgate::plugin", plugin, "{message}"),
+            Level::Warn => tracing::warn!(target: "tollgate::plugin", plugin, "{message}"),
+            Level::Error => tracing::error!(target: "tollgate::plugin", plugin, "{message}"),
         }
-        Ok(())
     }
 }
+
+/// Implements one contract version's `counters` and `log` imports on [`HostState`]; the
+/// versions' generated types have the same shape, so one body serves each.
+macro_rules! host_imports {
+    ($v:ident) => {
+        impl $v::tollgate::policy::types::Host for HostState {}
+
+        impl $v::tollgate::policy::counters::Host for HostState {
+            async fn take(
+                &mut self,
+                key: String,
+                cost: u64,
+                limit: u64,
+                window_ms: u64,
+                algorithm: $v::tollgate::policy::counters::Algorithm,
+            ) -> Result<$v::tollgate::policy::counters::Taken, String> {
+                use $v::tollgate::policy::counters::Algorithm as A;
+                let request = TakeRequest {
+                    key,
+                    cost,
+                    limit,
+                    window: Duration::from_millis(window_ms.max(1)),
+                    algorithm: match algorithm {
+                        A::FixedWindow => state::Algorithm::FixedWindow,
+                        A::SlidingWindow => state::Algorithm::SlidingWindow,
+                        A::TokenBucket => state::Algorithm::TokenBucket,
+                    },
+                };
+                let t = HostState::take(self, request).await?;
+                Ok($v::tollgate::policy::counters::Taken {
+                    granted: t.granted,
+                    used: t.used,
+                    limit: t.limit,
+                    resets_in_ms: t.resets_in_ms,
+                })
+            }
+        }
+
+        impl $v::tollgate::policy::log::Host for HostState {
+            fn log(
+                &mut self,
+                level: $v::tollgate::policy::log::Level,
+                message: String,
+            ) -> wasmtime::Result<()> {
+                use $v::tollgate::policy::log::Level as L;
+                let level = match level {
+                    L::Trace => Level::Trace,
+                    L::Debug => Level::Debug,
+                    L::Info => Level::Info,
+                    L::Warn => Level::Warn,
+                    L::Error => Level::Error,
+                };
+                HostState::log(self, level, &message);
+                Ok(())
+            }
+        }
+    };
+}
+
+host_imports!(v0_1);
+host_imports!(v0_2);

@@ -1,6 +1,8 @@
 //! The WebAssembly side of Tollgate: one wasmtime [`Engine`] (pooling allocator, epoch
-//! interruption), one linker with the host imports, and one pre-linked component per plugin,
-//! instantiated into a small pool of configured instances that run under per-plugin limits.
+//! interruption), one linker with the host imports of every contract version it hosts, and one
+//! pre-linked component per plugin, instantiated into a small pool of instances that every rule
+//! using the plugin shares (contract 0.2; a 0.1 plugin is configured per rule), running under
+//! each rule's limits.
 
 pub mod bindings;
 pub mod cache;
@@ -8,6 +10,7 @@ pub mod capabilities;
 pub mod limits;
 pub mod plugin;
 pub mod pool;
+pub mod settings;
 pub mod ticker;
 pub mod version;
 mod wasi;
@@ -15,11 +18,11 @@ mod wasi;
 pub use cache::CodeCache;
 pub use capabilities::Capability;
 pub use limits::{Limits, LimitsSpecExt};
-pub use plugin::{CallInput, Failure, Plugin, PluginError, Verdict};
+pub use plugin::{BoundRule, CallInput, Contract, Failure, Plugin, PluginError, Reviewed, Verdict};
 pub use pool::Strategy;
 
 use crate::state::CounterStore;
-use bindings::{HostState, PluginPre};
+use bindings::HostState;
 use std::collections::HashMap;
 use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker};
@@ -137,13 +140,15 @@ impl PolicyEngine {
             .total_stacks(n)
             .max_memory_size(config.max_memory_bytes);
         let mut wasm = Config::new();
-        wasm.wasm_component_model(true)
-            .epoch_interruption(true)
-            .consume_fuel(config.fuel)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        settings::apply(&mut wasm, config.fuel);
+        wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
         let engine = Engine::new(&wasm).map_err(|e| EngineError(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
-        bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+        // Every contract version this host implements, side by side: a 0.1 and a 0.2 plugin
+        // run in one policy.
+        bindings::v0_1::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| EngineError(format!("{e:#}")))?;
+        bindings::v0_2::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| EngineError(format!("{e:#}")))?;
         // WASI is linked for every plugin, but a component may only import the interfaces its
         // grants allow (checked in `load`, before anything runs).
@@ -164,27 +169,60 @@ impl PolicyEngine {
         &self.engine
     }
 
-    /// Check, compile (or load from cache), link and configure a plugin that may use the
-    /// capabilities in `grants`.
-    #[allow(clippy::too_many_arguments)]
+    /// Bind one rule to its plugin, loading the plugin first unless `set` already holds it:
+    /// check, compile (or load from cache) and link the component, then build the rule from
+    /// `config_json` once, so a configuration the plugin refuses fails here.
+    ///
+    /// Rules of one 0.2 plugin (same name, same memory ceiling) share its instances; each rule
+    /// of a 0.1 plugin gets a plugin of its own, since 0.1 configures a whole instance.
+    pub async fn load_rule(
+        &self,
+        set: &mut PluginSet,
+        spec: &PluginSpec<'_>,
+        config_json: &str,
+        limits: Limits,
+    ) -> Result<BoundRule, LoadError> {
+        let key = (spec.name.to_string(), limits.memory_bytes);
+        let plugin = match set.plugins.get(&key) {
+            Some(plugin) => plugin.clone(),
+            None => {
+                let plugin = Arc::new(self.plugin(spec, limits.memory_bytes)?);
+                match plugin.contract() {
+                    Contract::V0_2 => set.plugins.insert(key, plugin.clone()),
+                    Contract::V0_1 => {
+                        set.unshared += 1;
+                        None
+                    }
+                };
+                plugin
+            }
+        };
+        Ok(plugin.bind(config_json, limits).await?)
+    }
+
+    /// Load a plugin for a single rule (tests, benchmarks, `pack` checks).
     pub async fn load(
         &self,
-        name: &str,
-        wasm: &[u8],
-        limits: Limits,
+        spec: &PluginSpec<'_>,
         config_json: &str,
-        counters: Arc<dyn CounterStore>,
-        key_prefix: &str,
-        grants: &[Capability],
-    ) -> Result<Plugin, LoadError> {
-        version::check(wasm).map_err(|cause| LoadError::Version {
+        limits: Limits,
+    ) -> Result<BoundRule, LoadError> {
+        self.load_rule(&mut PluginSet::default(), spec, config_json, limits)
+            .await
+    }
+
+    /// Check, compile (or load from cache) and link a plugin whose instances may grow to
+    /// `memory_bytes`.
+    fn plugin(&self, spec: &PluginSpec<'_>, memory_bytes: usize) -> Result<Plugin, LoadError> {
+        let name = spec.name;
+        version::check(spec.wasm).map_err(|cause| LoadError::Version {
             plugin: name.into(),
             cause,
         })?;
-        if limits.memory_bytes > self.config.max_memory_bytes {
+        if memory_bytes > self.config.max_memory_bytes {
             return Err(LoadError::Limit {
                 plugin: name.into(),
-                asked: limits::describe_bytes(limits.memory_bytes),
+                asked: limits::describe_bytes(memory_bytes),
                 max: limits::describe_bytes(self.config.max_memory_bytes),
             });
         }
@@ -192,8 +230,11 @@ impl PolicyEngine {
             plugin: name.into(),
             message: format!("{e:#}"),
         };
-        let component = self.compile(wasm).map_err(compile_error)?;
-        self.check_shape(&component, grants)
+        let component = self
+            .compile(spec.wasm, spec.precompiled)
+            .map_err(compile_error)?;
+        let contract = self
+            .check_shape(&component, spec.grants)
             .map_err(|message| LoadError::Shape {
                 plugin: name.into(),
                 message,
@@ -202,20 +243,64 @@ impl PolicyEngine {
             .linker
             .instantiate_pre(&component)
             .map_err(compile_error)?;
-        let pre = PluginPre::new(instance_pre).map_err(compile_error)?;
+        let pre = match contract {
+            Contract::V0_1 => plugin::Pre::V0_1(
+                bindings::v0_1::PluginPre::new(instance_pre).map_err(compile_error)?,
+            ),
+            Contract::V0_2 => plugin::Pre::V0_2(
+                bindings::v0_2::PluginPre::new(instance_pre).map_err(compile_error)?,
+            ),
+        };
         let setup = plugin::PluginSetup {
             name: name.into(),
-            limits,
-            config_json: config_json.into(),
-            counters,
-            key_prefix: key_prefix.into(),
+            memory_bytes,
+            counters: spec.counters.clone(),
+            key_prefix: spec.key_prefix.into(),
             strategy: self.config.strategy,
             max_idle: self.config.max_idle,
             fuel_enabled: self.config.fuel,
-            may_block: grants.contains(&Capability::Clocks),
+            may_block: spec.grants.contains(&Capability::Clocks),
             ticker: self.ticker.clone(),
         };
-        Ok(Plugin::new(self.engine.clone(), pre, setup).await?)
+        Ok(Plugin::new(self.engine.clone(), pre, setup))
+    }
+}
+
+/// What a plugin is, for [`PolicyEngine::load_rule`].
+pub struct PluginSpec<'a> {
+    /// The plugin's name (built-in, or from the policy's `plugins:`).
+    pub name: &'a str,
+    /// Its component.
+    pub wasm: &'a [u8],
+    /// Where its counters live.
+    pub counters: Arc<dyn CounterStore>,
+    /// Prefix of its counter keys (`<server>/<plugin>/`).
+    pub key_prefix: &'a str,
+    /// The capabilities the operator granted it.
+    pub grants: &'a [Capability],
+    /// Its code compiled when Tollgate was built (built-in plugins), used when it fits this
+    /// engine.
+    pub precompiled: Option<&'static [u8]>,
+}
+
+/// The plugins one policy has loaded so far, so its rules share them. A reloaded policy starts
+/// a new set: rules of the old one are not carried into the new one's instances.
+#[derive(Default)]
+pub struct PluginSet {
+    plugins: HashMap<(String, usize), Arc<Plugin>>,
+    /// 0.1 plugins loaded, one per rule.
+    unshared: usize,
+}
+
+impl PluginSet {
+    /// How many plugins (each with its pool of instances) the policy's rules run in.
+    pub fn len(&self) -> usize {
+        self.plugins.len() + self.unshared
+    }
+
+    /// Whether no plugin is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -232,7 +317,7 @@ impl PolicyEngine {
             plugin: name.into(),
             cause,
         })?;
-        let component = self.compile(wasm).map_err(|e| LoadError::Compile {
+        let component = self.compile(wasm, None).map_err(|e| LoadError::Compile {
             plugin: name.into(),
             message: format!("{e:#}"),
         })?;
@@ -248,27 +333,44 @@ impl PolicyEngine {
             .collect())
     }
 
-    fn compile(&self, wasm: &[u8]) -> wasmtime::Result<wasmtime::component::Component> {
+    /// The compiled form of `wasm`: already in this engine, else `precompiled` (a built-in
+    /// plugin's code, compiled when Tollgate was built) when it fits this engine, else the code
+    /// cache, else compiled now.
+    fn compile(
+        &self,
+        wasm: &[u8],
+        precompiled: Option<&[u8]>,
+    ) -> wasmtime::Result<wasmtime::component::Component> {
         let digest = cache::digest(wasm);
         let mut components = self.components.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(component) = components.get(&digest) {
             return Ok(component.clone());
         }
-        let component = match &self.config.cache {
-            Some(cache) => cache.load_or_compile(&self.engine, wasm, &digest)?.0,
-            None => wasmtime::component::Component::new(&self.engine, wasm)?,
+        // SAFETY: `precompiled` is code this Tollgate's own build script compiled from these
+        // component bytes (`builtin.rs` embeds both); `deserialize` checks that it was compiled
+        // by this wasmtime version with settings that fit this engine, and refuses it otherwise.
+        let embedded = precompiled.and_then(|code| {
+            unsafe { wasmtime::component::Component::deserialize(&self.engine, code) }
+                .map_err(|e| tracing::debug!(error = %e, "precompiled built-in code does not fit this engine; compiling"))
+                .ok()
+        });
+        let component = match (embedded, &self.config.cache) {
+            (Some(component), _) => component,
+            (None, Some(cache)) => cache.load_or_compile(&self.engine, wasm, &digest)?.0,
+            (None, None) => wasmtime::component::Component::new(&self.engine, wasm)?,
         };
         components.insert(digest, component.clone());
         Ok(component)
     }
 
     /// Refuse a component whose imports go beyond the contract and its grants, that was built
-    /// against another `tollgate:policy` version, or that lacks one of the world's exports.
+    /// against a `tollgate:policy` version this host does not implement, or that exports neither
+    /// version's world. Returns the version it implements.
     fn check_shape(
         &self,
         component: &wasmtime::component::Component,
         grants: &[Capability],
-    ) -> Result<(), String> {
+    ) -> Result<Contract, String> {
         let ty = component.component_type();
         let imports: Vec<String> = ty
             .imports(&self.engine)
@@ -294,18 +396,23 @@ impl PolicyEngine {
             .exports(&self.engine)
             .map(|(n, _)| n.to_string())
             .collect();
-        let missing: Vec<&str> = ["configure", "check-call", "check-result", "visible"]
+        if exports.iter().any(|e| e == version::RULES_EXPORT_0_2) {
+            return Ok(Contract::V0_2);
+        }
+        let v0_1 = ["configure", "check-call", "check-result", "visible"];
+        let missing: Vec<&str> = v0_1
             .into_iter()
             .filter(|e| !exports.iter().any(|x| x == e))
             .collect();
-        if !missing.is_empty() {
-            return Err(format!(
-                "it does not export {} (every plugin implements the `plugin` world of tollgate:policy@{}: configure, check-call, check-result, visible)",
-                missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "),
-                version::SUPPORTED.join(", ")
-            ));
+        if missing.is_empty() {
+            return Ok(Contract::V0_1);
         }
-        Ok(())
+        Err(format!(
+            "it implements no version of the tollgate:policy contract this Tollgate hosts: a 0.2.0 plugin exports the interface `{}`, a 0.1.0 plugin the functions {} (it exports {})",
+            version::RULES_EXPORT_0_2,
+            v0_1.map(|m| format!("`{m}`")).join(", "),
+            if exports.is_empty() { "nothing".to_string() } else { exports.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ") }
+        ))
     }
 }
 
@@ -320,10 +427,28 @@ mod tests {
             ..EngineConfig::default()
         })
         .unwrap();
-        let first = engine.compile(crate::builtin::DENY).unwrap();
-        let again = engine.compile(crate::builtin::DENY).unwrap();
-        let other = engine.compile(crate::builtin::RATE_LIMIT).unwrap();
+        let first = engine.compile(crate::builtin::DENY.wasm, None).unwrap();
+        let again = engine.compile(crate::builtin::DENY.wasm, None).unwrap();
+        let other = engine
+            .compile(crate::builtin::RATE_LIMIT.wasm, None)
+            .unwrap();
         assert_eq!(first.image_range(), again.image_range());
         assert_ne!(first.image_range(), other.image_range());
+    }
+
+    /// If the build script's settings drifted from the engine's, every first start would
+    /// compile the built-ins again (seconds) while everything still worked.
+    #[test]
+    fn the_built_in_plugins_code_compiled_at_build_time_fits_the_engine() {
+        let engine = PolicyEngine::new(EngineConfig {
+            cache: None,
+            ..EngineConfig::default()
+        })
+        .unwrap();
+        for b in crate::builtin::ALL {
+            // SAFETY: code the build script compiled from the embedded component.
+            unsafe { wasmtime::component::Component::deserialize(&engine.engine, b.precompiled) }
+                .unwrap_or_else(|e| panic!("built-in `{}`: {e:#}", b.name));
+        }
     }
 }

@@ -1,15 +1,23 @@
-//! A loaded plugin: its pre-linked component, its configuration and its instance pool. Every
-//! failure inside the sandbox becomes a [`PluginError`] that names the plugin; the instance that
-//! failed is dropped and the plugin keeps serving with fresh ones.
+//! A loaded plugin and the rules bound to it. A `tollgate:policy@0.2.0` plugin has one pool of
+//! instances for every rule of the policy that uses it, each rule a resource built from its
+//! configuration inside the instance that runs it; a 0.1 plugin is configured for a single rule,
+//! so each of its rules has a plugin (and a pool) of its own.
+//!
+//! How rules survive a failure: an instance that traps, runs past its deadline or exceeds its
+//! memory is dropped with every rule built in it. Nothing is rebuilt eagerly: an instance taken
+//! from the pool (or a fresh one) builds a rule from the rule's configuration the first time a
+//! call for that rule runs in it. So a rule that traps on purpose costs one fresh instance and
+//! its own rebuild per call, never a rebuild of the policy's other rules. Rules keep no state
+//! that matters across calls in guest memory (the contract says so): counters live in the host.
 
-use super::bindings::{
-    HostState, Plugin as Bindings, PluginPre, WitCall, WitResultVerdict, WitVerdict,
-};
+use super::bindings::{v0_1, v0_2, HostState};
 use super::limits::{self, describe_bytes, Limits, MemoryLimiter};
 use super::pool::{Pool, Strategy};
 use crate::state::{CounterStore, Reservation};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+use wasmtime::component::ResourceAny;
 use wasmtime::{Engine, Store, StoreContextMut, Trap, UpdateDeadline};
 
 /// The call a plugin decides, in the host's terms.
@@ -23,23 +31,24 @@ pub struct CallInput {
     pub server: String,
     /// Caller identity.
     pub caller: String,
-    /// Extra key/value facts.
+    /// Extra key/value facts (`protocol-version`, `client-name`, the request's `_meta` strings).
     pub metadata: Vec<(String, String)>,
 }
 
-impl CallInput {
-    fn to_wit(&self) -> WitCall {
-        WitCall {
-            tool: self.tool.clone(),
-            arguments: self.arguments.clone(),
-            server: self.server.clone(),
-            caller: self.caller.clone(),
-            metadata: self.metadata.clone(),
+/// Converts a [`CallInput`] to one contract version's `call` record (the same fields in each).
+macro_rules! to_wit_call {
+    ($v:ident, $call:expr) => {
+        $v::tollgate::policy::types::Call {
+            tool: $call.tool.clone(),
+            arguments: $call.arguments.clone(),
+            server: $call.server.clone(),
+            caller: $call.caller.clone(),
+            metadata: $call.metadata.clone(),
         }
-    }
+    };
 }
 
-/// A plugin's verdict, validated.
+/// A rule's verdict on a call, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Let the call through.
@@ -55,6 +64,29 @@ pub enum Verdict {
     },
     /// Forward with these arguments (a JSON object, already checked).
     Rewrite(String),
+    /// Forward only once a person approves (contract 0.2).
+    Ask {
+        /// What the person is asked.
+        message: String,
+        /// How long the request may stay open, if the plugin says.
+        timeout_ms: Option<u64>,
+    },
+}
+
+/// A rule's verdict on a tool result, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reviewed {
+    /// Leave the result as it is.
+    Pass,
+    /// Replace it with this `CallToolResult` (a JSON object, already checked).
+    Replace(String),
+    /// Withhold it: the agent gets this denial instead (contract 0.2).
+    Deny {
+        /// Told to the agent.
+        reason: String,
+        /// Machine-readable code.
+        code: String,
+    },
 }
 
 /// What went wrong inside the sandbox.
@@ -75,7 +107,7 @@ pub enum Failure {
     /// Answered something that is not a valid verdict.
     #[error("returned an invalid verdict: {0}")]
     Malformed(String),
-    /// Its `configure` refused the configuration.
+    /// Its `configure` (0.1) or `rule.create` (0.2) refused the configuration.
     #[error("rejected its configuration: {0}")]
     Rejected(String),
 }
@@ -90,34 +122,71 @@ pub struct PluginError {
     pub failure: Failure,
 }
 
-struct Instance {
-    store: Store<HostState>,
-    bindings: Bindings,
+/// Which version of the contract a component implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contract {
+    /// `tollgate:policy@0.1.0`: `configure` plus three functions; one instance per rule.
+    V0_1,
+    /// `tollgate:policy@0.2.0`: the `rule` resource; one instance serves every rule.
+    V0_2,
 }
 
-/// A plugin ready to decide calls.
+impl Contract {
+    /// The version, as WIT and pack manifests spell it.
+    pub fn version(self) -> &'static str {
+        match self {
+            Contract::V0_1 => "0.1.0",
+            Contract::V0_2 => "0.2.0",
+        }
+    }
+}
+
+/// A component linked against the host's imports, ready to instantiate.
+pub(super) enum Pre {
+    V0_1(v0_1::PluginPre<HostState>),
+    V0_2(v0_2::PluginPre<HostState>),
+}
+
+/// An instance's exports.
+enum Exports {
+    /// Configured, at instantiation, for the plugin's one rule.
+    V0_1(v0_1::Plugin),
+    /// The rules built in this instance so far, by slot.
+    V0_2 {
+        bindings: v0_2::Plugin,
+        rules: Vec<Option<ResourceAny>>,
+    },
+}
+
+struct Instance {
+    store: Store<HostState>,
+    exports: Exports,
+}
+
+/// A plugin: a compiled component, its host-side settings and its idle instances.
 pub struct Plugin {
     name: Arc<str>,
     engine: Engine,
-    pre: PluginPre<HostState>,
-    limits: Limits,
-    config_json: String,
+    pre: Pre,
+    memory_bytes: usize,
     counters: Arc<dyn CounterStore>,
     key_prefix: Arc<str>,
     pool: Pool<Instance>,
     fuel_enabled: bool,
     may_block: bool,
     ticker: super::ticker::Ticker,
+    /// Slots handed out to rules (0.2).
+    bound: AtomicUsize,
+    /// A 0.1 plugin's one rule, which `configure` applies to every instance.
+    configured: OnceLock<(Arc<str>, Limits)>,
 }
 
 /// Everything [`Plugin::new`] needs besides the pre-linked component.
-pub struct PluginSetup {
+pub(super) struct PluginSetup {
     /// The plugin's name.
     pub name: String,
-    /// Its limits.
-    pub limits: Limits,
-    /// Its configuration (JSON text).
-    pub config_json: String,
+    /// The memory ceiling of each of its instances.
+    pub memory_bytes: usize,
     /// Where its counters live.
     pub counters: Arc<dyn CounterStore>,
     /// Prefix of its counter keys.
@@ -140,29 +209,30 @@ pub struct PluginSetup {
 /// when guest code runs again).
 const BLOCKING_GRACE: Duration = Duration::from_secs(1);
 
+/// One rule of a policy, bound to the plugin that runs it: its configuration and its limits.
+pub struct BoundRule {
+    plugin: Arc<Plugin>,
+    slot: usize,
+    config: Arc<str>,
+    limits: Limits,
+}
+
 impl Plugin {
-    pub(super) async fn new(
-        engine: Engine,
-        pre: PluginPre<HostState>,
-        setup: PluginSetup,
-    ) -> Result<Self, PluginError> {
-        let plugin = Self {
+    pub(super) fn new(engine: Engine, pre: Pre, setup: PluginSetup) -> Self {
+        Self {
             name: setup.name.into(),
             engine,
             pre,
-            limits: setup.limits,
-            config_json: setup.config_json,
+            memory_bytes: setup.memory_bytes,
             counters: setup.counters,
             key_prefix: setup.key_prefix.into(),
             pool: Pool::new(setup.strategy, setup.max_idle),
             fuel_enabled: setup.fuel_enabled,
             may_block: setup.may_block,
             ticker: setup.ticker,
-        };
-        // Configure one instance now, so a bad configuration fails the load, not a call.
-        let first = plugin.instantiate().await?;
-        plugin.pool.give_back(first);
-        Ok(plugin)
+            bound: AtomicUsize::new(0),
+            configured: OnceLock::new(),
+        }
     }
 
     /// The plugin's name.
@@ -170,9 +240,38 @@ impl Plugin {
         &self.name
     }
 
-    /// Its limits.
-    pub fn limits(&self) -> Limits {
-        self.limits
+    /// The contract version its component implements.
+    pub fn contract(&self) -> Contract {
+        match self.pre {
+            Pre::V0_1(_) => Contract::V0_1,
+            Pre::V0_2(_) => Contract::V0_2,
+        }
+    }
+
+    /// Bind a rule with this configuration, building it once now so that a configuration the
+    /// plugin refuses fails the load, not a call. The instance that built it stays in the pool
+    /// for the calls that follow. A 0.1 plugin takes exactly one rule.
+    pub(super) async fn bind(
+        self: &Arc<Self>,
+        config_json: &str,
+        limits: Limits,
+    ) -> Result<BoundRule, PluginError> {
+        let config: Arc<str> = config_json.into();
+        let slot = self.bound.fetch_add(1, Ordering::Relaxed);
+        if self.contract() == Contract::V0_1 {
+            self.configured
+                .set((config.clone(), limits))
+                .expect("a 0.1 plugin is loaded once per rule");
+        }
+        let rule = BoundRule {
+            plugin: self.clone(),
+            slot,
+            config,
+            limits,
+        };
+        let (instance, _) = self.acquire(&rule).await?;
+        self.pool.give_back(instance);
+        Ok(rule)
     }
 
     fn error(&self, failure: Failure) -> PluginError {
@@ -182,15 +281,22 @@ impl Plugin {
         }
     }
 
-    fn prepare(&self, store: &mut Store<HostState>) {
-        store.set_epoch_deadline(self.limits.deadline_ticks());
+    /// Arm the store for one call into the guest under `limits` (`building`: instantiation,
+    /// `configure` or `rule.create`, which get the longer configure deadline).
+    fn prepare(&self, store: &mut Store<HostState>, limits: &Limits, building: bool) {
+        let deadline = if building {
+            limits.configure_deadline()
+        } else {
+            limits.deadline
+        };
+        store.set_epoch_deadline(limits::ticks(deadline));
         if self.fuel_enabled {
-            let _ = store.set_fuel(self.limits.fuel.unwrap_or(u64::MAX));
+            let _ = store.set_fuel(limits.fuel.unwrap_or(u64::MAX));
         }
         let state = store.data_mut();
         state.reservations.clear();
         state.limiter.reset();
-        state.deadline = self.limits.deadline;
+        state.deadline = deadline;
         state.call_started = Instant::now();
         state.host_time = Duration::ZERO;
     }
@@ -199,32 +305,33 @@ impl Plugin {
     fn classify(
         &self,
         store: &Store<HostState>,
+        limits: &Limits,
         error: wasmtime::Error,
-        configuring: bool,
+        building: bool,
     ) -> Failure {
         if store.data().limiter.exceeded() {
-            return Failure::Memory(describe_bytes(self.limits.memory_bytes));
+            return Failure::Memory(describe_bytes(self.memory_bytes));
         }
         match error.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) if configuring => {
-                Failure::Deadline(self.limits.configure_deadline().as_millis())
+            Some(Trap::Interrupt) if building => {
+                Failure::Deadline(limits.configure_deadline().as_millis())
             }
-            Some(Trap::Interrupt) => Failure::Deadline(self.limits.deadline.as_millis()),
-            Some(Trap::OutOfFuel) => Failure::Fuel(self.limits.fuel.unwrap_or(0)),
+            Some(Trap::Interrupt) => Failure::Deadline(limits.deadline.as_millis()),
+            Some(Trap::OutOfFuel) => Failure::Fuel(limits.fuel.unwrap_or(0)),
             Some(trap) => Failure::Trap(trap.to_string()),
             None => Failure::Trap(format!("{error:#}")),
         }
     }
 
-    async fn instantiate(&self) -> Result<Instance, PluginError> {
-        let _ticking = self.ticker.enter();
+    /// A fresh instance (0.1: configured for the plugin's rule; 0.2: holding no rule yet).
+    async fn instantiate(&self, limits: &Limits) -> Result<Instance, PluginError> {
         let state = HostState {
             plugin: self.name.clone(),
             key_prefix: self.key_prefix.clone(),
             counters: self.counters.clone(),
             reservations: Vec::new(),
-            limiter: MemoryLimiter::new(self.limits.memory_bytes),
-            deadline: self.limits.deadline,
+            limiter: MemoryLimiter::new(self.memory_bytes),
+            deadline: limits.configure_deadline(),
             call_started: Instant::now(),
             host_time: Duration::ZERO,
             wasi: super::wasi::context(&self.name),
@@ -233,27 +340,83 @@ impl Plugin {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_callback(credit_host_time);
-        self.prepare(&mut store);
-        store.set_epoch_deadline(self.limits.configure_ticks());
-        store.data_mut().deadline = self.limits.configure_deadline();
-        let bindings = match self.pre.instantiate_async(&mut store).await {
-            Ok(b) => b,
-            Err(e) => return Err(self.error(self.classify(&store, e, true))),
+        self.prepare(&mut store, limits, true);
+        let exports = match &self.pre {
+            Pre::V0_1(pre) => pre.instantiate_async(&mut store).await.map(Exports::V0_1),
+            Pre::V0_2(pre) => {
+                pre.instantiate_async(&mut store)
+                    .await
+                    .map(|bindings| Exports::V0_2 {
+                        bindings,
+                        rules: Vec::new(),
+                    })
+            }
         };
-        let configure = bindings.call_configure(&mut store, &self.config_json);
-        let outcome = bounded(self.may_block, self.limits.configure_deadline(), configure).await;
-        match outcome {
-            Ok(Ok(())) => Ok(Instance { store, bindings }),
-            Ok(Err(message)) => Err(self.error(Failure::Rejected(message))),
-            Err(e) => Err(self.error(self.classify(&store, e, true))),
+        let exports = match exports {
+            Ok(e) => e,
+            Err(e) => return Err(self.error(self.classify(&store, limits, e, true))),
+        };
+        if let Exports::V0_1(bindings) = &exports {
+            let (config, limits) = self
+                .configured
+                .get()
+                .expect("a 0.1 plugin is bound before it is instantiated");
+            let configure = bindings.call_configure(&mut store, config);
+            match bounded(self.may_block, limits.configure_deadline(), configure).await {
+                Ok(Ok(())) => {}
+                Ok(Err(message)) => return Err(self.error(Failure::Rejected(message))),
+                Err(e) => return Err(self.error(self.classify(&store, limits, e, true))),
+            }
         }
+        Ok(Instance { store, exports })
     }
 
-    async fn acquire(&self) -> Result<Instance, PluginError> {
-        match self.pool.take() {
-            Some(instance) => Ok(instance),
-            None => self.instantiate().await,
-        }
+    /// An instance in which `rule` is built, armed for one call under the rule's limits, and
+    /// the rule's resource in it (0.2).
+    async fn acquire(
+        &self,
+        rule: &BoundRule,
+    ) -> Result<(Instance, Option<ResourceAny>), PluginError> {
+        let _ticking = self.ticker.enter();
+        let mut instance = match self.pool.take() {
+            Some(instance) => instance,
+            None => self.instantiate(&rule.limits).await?,
+        };
+        let resource = match &mut instance.exports {
+            Exports::V0_1(_) => None,
+            Exports::V0_2 { rules, .. } => rules.get(rule.slot).copied().flatten(),
+        };
+        let resource = match (&instance.exports, resource) {
+            (Exports::V0_2 { bindings, .. }, None) => {
+                self.prepare(&mut instance.store, &rule.limits, true);
+                let rules = bindings.tollgate_policy_rules();
+                let api = rules.rule();
+                let create = api.call_create(&mut instance.store, &rule.config);
+                let built =
+                    match bounded(self.may_block, rule.limits.configure_deadline(), create).await {
+                        Ok(Ok(resource)) => resource,
+                        Ok(Err(message)) => {
+                            // The guest answered normally: the instance is sound and can serve others.
+                            self.pool.give_back(instance);
+                            return Err(self.error(Failure::Rejected(message)));
+                        }
+                        Err(e) => {
+                            let failure = self.classify(&instance.store, &rule.limits, e, true);
+                            return Err(self.error(failure));
+                        }
+                    };
+                if let Exports::V0_2 { rules, .. } = &mut instance.exports {
+                    if rules.len() <= rule.slot {
+                        rules.resize(rule.slot + 1, None);
+                    }
+                    rules[rule.slot] = Some(built);
+                }
+                Some(built)
+            }
+            (_, resource) => resource,
+        };
+        self.prepare(&mut instance.store, &rule.limits, false);
+        Ok((instance, resource))
     }
 
     /// Refund what a failed call had reserved, so a trap never eats quota.
@@ -264,84 +427,147 @@ impl Plugin {
             }
         }
     }
+}
 
-    /// Decide a call. On success returns the verdict and the counter reservations the plugin
-    /// made (the caller commits or refunds them); on failure the reservations are already
-    /// refunded and the failing instance is dropped.
+impl BoundRule {
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.plugin.name
+    }
+
+    /// The rule's limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The plugin the rule runs in.
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+
+    /// Decide a call. On success returns the verdict and the counter reservations the rule made
+    /// (the caller commits or refunds them); on failure the reservations are already refunded
+    /// and the failing instance is dropped.
     pub async fn check_call(
         &self,
         call: &CallInput,
     ) -> Result<(Verdict, Vec<Reservation>), PluginError> {
-        let mut instance = self.acquire().await?;
-        let _ticking = self.ticker.enter();
-        self.prepare(&mut instance.store);
-        let wit = call.to_wit();
-        let check = instance.bindings.call_check_call(&mut instance.store, &wit);
-        let outcome = bounded(self.may_block, self.limits.deadline, check).await;
+        let p = &self.plugin;
+        let (mut instance, resource) = p.acquire(self).await?;
+        let _ticking = p.ticker.enter();
+        let deadline = self.limits.deadline;
+        let outcome = match (&instance.exports, resource) {
+            (Exports::V0_1(b), _) => {
+                let call = to_wit_call!(v0_1, call);
+                let check = b.call_check_call(&mut instance.store, &call);
+                bounded(p.may_block, deadline, check).await.map(from_v0_1)
+            }
+            (Exports::V0_2 { bindings, .. }, Some(rule)) => {
+                let call = to_wit_call!(v0_2, call);
+                let rules = bindings.tollgate_policy_rules();
+                let api = rules.rule();
+                let check = api.call_check_call(&mut instance.store, rule, &call);
+                bounded(p.may_block, deadline, check).await.map(from_v0_2)
+            }
+            (Exports::V0_2 { .. }, None) => unreachable!("acquire builds the rule"),
+        };
         let reservations = std::mem::take(&mut instance.store.data_mut().reservations);
         let verdict = match outcome {
             Ok(v) => validate(v),
-            Err(e) => Err(self.classify(&instance.store, e, false)),
+            Err(e) => Err(p.classify(&instance.store, &self.limits, e, false)),
         };
         match verdict {
             Ok(verdict) => {
-                self.pool.give_back(instance);
+                p.pool.give_back(instance);
                 Ok((verdict, reservations))
             }
             Err(failure) => {
-                self.refund_all(reservations).await;
-                Err(self.error(failure))
+                p.refund_all(reservations).await;
+                Err(p.error(failure))
             }
         }
     }
 
     /// Ask whether `tool` is visible to `caller`. A failing plugin hides the tool (fail closed).
     pub async fn visible(&self, tool: &str, caller: &str) -> Result<bool, PluginError> {
-        let mut instance = self.acquire().await?;
-        let _ticking = self.ticker.enter();
-        self.prepare(&mut instance.store);
-        let visible = instance
-            .bindings
-            .call_visible(&mut instance.store, tool, caller);
-        match bounded(self.may_block, self.limits.deadline, visible).await {
+        let p = &self.plugin;
+        let (mut instance, resource) = p.acquire(self).await?;
+        let _ticking = p.ticker.enter();
+        let deadline = self.limits.deadline;
+        let outcome = match (&instance.exports, resource) {
+            (Exports::V0_1(b), _) => {
+                let visible = b.call_visible(&mut instance.store, tool, caller);
+                bounded(p.may_block, deadline, visible).await
+            }
+            (Exports::V0_2 { bindings, .. }, Some(rule)) => {
+                let rules = bindings.tollgate_policy_rules();
+                let api = rules.rule();
+                let visible = api.call_visible(&mut instance.store, rule, tool, caller);
+                bounded(p.may_block, deadline, visible).await
+            }
+            (Exports::V0_2 { .. }, None) => unreachable!("acquire builds the rule"),
+        };
+        match outcome {
             Ok(v) => {
-                self.pool.give_back(instance);
+                p.pool.give_back(instance);
                 Ok(v)
             }
-            Err(e) => Err(self.error(self.classify(&instance.store, e, false))),
+            Err(e) => Err(p.error(p.classify(&instance.store, &self.limits, e, false))),
         }
     }
 
-    /// Let the plugin inspect (and maybe replace) a successful tool result.
+    /// Let the rule inspect (and maybe replace or withhold) a successful tool result.
     pub async fn check_result(
         &self,
         call: &CallInput,
         result_json: &str,
-    ) -> Result<Option<String>, PluginError> {
-        let mut instance = self.acquire().await?;
-        let _ticking = self.ticker.enter();
-        self.prepare(&mut instance.store);
-        let wit = call.to_wit();
-        let check = instance
-            .bindings
-            .call_check_result(&mut instance.store, &wit, result_json);
-        match bounded(self.may_block, self.limits.deadline, check).await {
-            Ok(WitResultVerdict::Pass) => {
-                self.pool.give_back(instance);
-                Ok(None)
+    ) -> Result<Reviewed, PluginError> {
+        let p = &self.plugin;
+        let (mut instance, resource) = p.acquire(self).await?;
+        let _ticking = p.ticker.enter();
+        let deadline = self.limits.deadline;
+        let outcome = match (&instance.exports, resource) {
+            (Exports::V0_1(b), _) => {
+                let call = to_wit_call!(v0_1, call);
+                let check = b.call_check_result(&mut instance.store, &call, result_json);
+                bounded(p.may_block, deadline, check)
+                    .await
+                    .map(|v| match v {
+                        v0_1::tollgate::policy::types::ResultVerdict::Pass => Reviewed::Pass,
+                        v0_1::tollgate::policy::types::ResultVerdict::Replace(json) => {
+                            Reviewed::Replace(json)
+                        }
+                    })
             }
-            Ok(WitResultVerdict::Replace(json)) => {
-                match serde_json::from_str::<serde_json::Value>(&json) {
-                    Ok(serde_json::Value::Object(_)) => {
-                        self.pool.give_back(instance);
-                        Ok(Some(json))
-                    }
-                    _ => Err(self.error(Failure::Malformed(
-                        "a replacement result that is not a JSON object".into(),
-                    ))),
-                }
+            (Exports::V0_2 { bindings, .. }, Some(rule)) => {
+                use v0_2::tollgate::policy::types::ResultVerdict as R;
+                let call = to_wit_call!(v0_2, call);
+                let rules = bindings.tollgate_policy_rules();
+                let api = rules.rule();
+                let check = api.call_check_result(&mut instance.store, rule, &call, result_json);
+                bounded(p.may_block, deadline, check)
+                    .await
+                    .map(|v| match v {
+                        R::Pass => Reviewed::Pass,
+                        R::Replace(json) => Reviewed::Replace(json),
+                        R::Deny(d) => Reviewed::Deny {
+                            reason: d.reason,
+                            code: d.code,
+                        },
+                    })
             }
-            Err(e) => Err(self.error(self.classify(&instance.store, e, false))),
+            (Exports::V0_2 { .. }, None) => unreachable!("acquire builds the rule"),
+        };
+        let reviewed = match outcome {
+            Ok(r) => validate_review(r),
+            Err(e) => Err(p.classify(&instance.store, &self.limits, e, false)),
+        };
+        match reviewed {
+            Ok(r) => {
+                p.pool.give_back(instance);
+                Ok(r)
+            }
+            Err(failure) => Err(p.error(failure)),
         }
     }
 }
@@ -376,23 +602,51 @@ fn credit_host_time(store: StoreContextMut<'_, HostState>) -> wasmtime::Result<U
     })
 }
 
-/// Check what the guest answered: a rewrite must be a JSON object, a denial must say why.
-fn validate(verdict: WitVerdict) -> Result<Verdict, Failure> {
+fn from_v0_1(v: v0_1::tollgate::policy::types::Verdict) -> Verdict {
+    use v0_1::tollgate::policy::types::Verdict as V;
+    match v {
+        V::Allow => Verdict::Allow,
+        V::Deny(d) => Verdict::Deny {
+            reason: d.reason,
+            code: d.code,
+            retry_after_ms: d.retry_after_ms,
+        },
+        V::Rewrite(args) => Verdict::Rewrite(args),
+    }
+}
+
+fn from_v0_2(v: v0_2::tollgate::policy::types::Verdict) -> Verdict {
+    use v0_2::tollgate::policy::types::Verdict as V;
+    match v {
+        V::Allow => Verdict::Allow,
+        V::Deny(d) => Verdict::Deny {
+            reason: d.reason,
+            code: d.code,
+            retry_after_ms: d.retry_after_ms,
+        },
+        V::Rewrite(args) => Verdict::Rewrite(args),
+        V::Ask(a) => Verdict::Ask {
+            message: a.message,
+            timeout_ms: a.timeout_ms,
+        },
+    }
+}
+
+/// Check what the guest answered: a rewrite must be a JSON object, a denial must say why, an
+/// approval request must say what it asks.
+fn validate(verdict: Verdict) -> Result<Verdict, Failure> {
     match verdict {
-        WitVerdict::Allow => Ok(Verdict::Allow),
-        WitVerdict::Deny(d) => {
-            if d.reason.trim().is_empty() || d.code.trim().is_empty() {
-                return Err(Failure::Malformed(
-                    "a denial without a reason or code".into(),
-                ));
-            }
-            Ok(Verdict::Deny {
-                reason: d.reason,
-                code: d.code,
-                retry_after_ms: d.retry_after_ms,
-            })
+        Verdict::Deny { reason, code, .. }
+            if reason.trim().is_empty() || code.trim().is_empty() =>
+        {
+            Err(Failure::Malformed(
+                "a denial without a reason or code".into(),
+            ))
         }
-        WitVerdict::Rewrite(args) => match serde_json::from_str::<serde_json::Value>(&args) {
+        Verdict::Ask { message, .. } if message.trim().is_empty() => Err(Failure::Malformed(
+            "an approval request without a message".into(),
+        )),
+        Verdict::Rewrite(args) => match serde_json::from_str::<serde_json::Value>(&args) {
             Ok(serde_json::Value::Object(_)) => Ok(Verdict::Rewrite(args)),
             Ok(_) => Err(Failure::Malformed(
                 "rewritten arguments that are not a JSON object".into(),
@@ -401,5 +655,24 @@ fn validate(verdict: WitVerdict) -> Result<Verdict, Failure> {
                 "rewritten arguments that are not JSON ({e})"
             ))),
         },
+        other => Ok(other),
+    }
+}
+
+/// Check a result verdict: a replacement must be a JSON object, a denial must say why.
+fn validate_review(reviewed: Reviewed) -> Result<Reviewed, Failure> {
+    match reviewed {
+        Reviewed::Replace(json) => match serde_json::from_str::<serde_json::Value>(&json) {
+            Ok(serde_json::Value::Object(_)) => Ok(Reviewed::Replace(json)),
+            _ => Err(Failure::Malformed(
+                "a replacement result that is not a JSON object".into(),
+            )),
+        },
+        Reviewed::Deny { reason, code } if reason.trim().is_empty() || code.trim().is_empty() => {
+            Err(Failure::Malformed(
+                "a result denial without a reason or code".into(),
+            ))
+        }
+        other => Ok(other),
     }
 }

@@ -7,7 +7,10 @@ use wasmparser::{Parser, Payload};
 pub const SECTION: &str = "tollgate-wit-version";
 
 /// The WIT versions this host implements.
-pub const SUPPORTED: &[&str] = &["0.1.0"];
+pub const SUPPORTED: &[&str] = &["0.1.0", "0.2.0"];
+
+/// The interface a `tollgate:policy@0.2.0` plugin exports (its `rule` resource).
+pub const RULES_EXPORT_0_2: &str = "tollgate:policy/rules@0.2.0";
 
 /// Why a plugin's stamp was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -41,6 +44,38 @@ pub fn stamped_version(wasm: &[u8]) -> Result<Option<String>, VersionError> {
         }
     }
     Ok(None)
+}
+
+/// The contract version a component's top-level exports implement, read without compiling it:
+/// `Some("0.2.0")` for the `rules` interface, `Some("0.1.0")` for the four 0.1 functions,
+/// `None` for neither (the engine explains what is missing when it loads it).
+pub fn exported_contract(wasm: &[u8]) -> Result<Option<&'static str>, VersionError> {
+    let mut depth = 0usize;
+    let mut names = Vec::new();
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.map_err(|e| VersionError::Unreadable(e.to_string()))? {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentExportSection(exports) if depth == 0 => {
+                for export in exports {
+                    let export = export.map_err(|e| VersionError::Unreadable(e.to_string()))?;
+                    names.push(export.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    let has = |n: &str| names.iter().any(|x| x == n);
+    Ok(if has(RULES_EXPORT_0_2) {
+        Some("0.2.0")
+    } else if ["configure", "check-call", "check-result", "visible"]
+        .iter()
+        .all(|n| has(n))
+    {
+        Some("0.1.0")
+    } else {
+        None
+    })
 }
 
 /// Refuse a plugin stamped with a version this host does not implement.

@@ -4,7 +4,7 @@
 //! {
 //!   "name": "block-secrets",
 //!   "version": "0.1.0",
-//!   "wit": "tollgate:policy@0.1.0",
+//!   "wit": "tollgate:policy@0.2.0",
 //!   "description": "Refuses calls whose arguments carry API keys or private keys",
 //!   "capabilities": [],
 //!   "config_schema": { "type": "object", "additionalProperties": false },
@@ -29,7 +29,7 @@ pub struct Manifest {
     pub name: String,
     /// Its version (semver).
     pub version: String,
-    /// The contract its components implement: `tollgate:policy@0.1.0`.
+    /// The contract its components implement: `tollgate:policy@0.2.0`.
     pub wit: String,
     /// One line on what it does.
     #[serde(default)]
@@ -93,7 +93,7 @@ impl Manifest {
         }
         if !m.wit.starts_with("tollgate:policy@") {
             return invalid(format!(
-                "`wit` must name the contract, like \"tollgate:policy@0.1.0\", not {:?}",
+                "`wit` must name the contract, like \"tollgate:policy@0.2.0\", not {:?}",
                 m.wit
             ));
         }

@@ -60,6 +60,28 @@ pub enum PackError {
         /// Ours.
         supported: String,
     },
+    /// A component implements another contract version than the manifest's `wit` says.
+    #[error("{path}: component `{component}` implements tollgate:policy@{implemented}, but the manifest says `wit: {manifest}`; rebuild the pack so they agree")]
+    WitMismatch {
+        /// The pack.
+        path: PathBuf,
+        /// The component.
+        component: String,
+        /// The manifest's `wit`.
+        manifest: String,
+        /// What the component exports.
+        implemented: &'static str,
+    },
+    /// A component's bytes are not a readable WebAssembly component.
+    #[error("{path}: component `{component}` cannot be read: {cause}")]
+    Unreadable {
+        /// The pack.
+        path: PathBuf,
+        /// The component.
+        component: String,
+        /// Why.
+        cause: String,
+    },
     /// A component the manifest lists is not in the pack.
     #[error("{path}: component `{component}` names {file}, which is not in the pack")]
     MissingFile {
@@ -173,6 +195,20 @@ impl Pack {
                     expected_by: "its manifest",
                     expected,
                     actual,
+                });
+            }
+            let implemented =
+                version::exported_contract(bytes).map_err(|e| PackError::Unreadable {
+                    path: at(),
+                    component: c.name.clone(),
+                    cause: e.to_string(),
+                })?;
+            if let Some(v) = implemented.filter(|v| *v != manifest.wit_version()) {
+                return Err(PackError::WitMismatch {
+                    path: at(),
+                    component: c.name.clone(),
+                    manifest: manifest.wit.clone(),
+                    implemented: v,
                 });
             }
         }

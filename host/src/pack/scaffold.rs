@@ -59,7 +59,7 @@ const COMMON: &[(&str, &[u8])] = &[
 ];
 const WIT: (&str, &[u8]) = (
     "wit/policy.wit",
-    include_bytes!("../../../wit/v0.1/policy.wit"),
+    include_bytes!("../../../wit/v0.2/policy.wit"),
 );
 const RUST: &[(&str, &[u8])] = &[
     (
@@ -110,7 +110,10 @@ const JS: &[(&str, &[u8])] = &[
     WIT,
 ];
 const PYTHON: &[(&str, &[u8])] = &[
-    ("app.py", include_bytes!("../../templates/python/app.py")),
+    (
+        "rules.py",
+        include_bytes!("../../templates/python/rules.py"),
+    ),
     (
         "build.sh",
         include_bytes!("../../templates/python/build.sh"),

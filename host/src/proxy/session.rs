@@ -8,7 +8,9 @@ use crate::audit::{AuditLog, AuditRecord};
 use crate::chain::{Chain, ChainCell, Decision, Denial, Ticket, UpstreamOutcome};
 use crate::config::DenyAs;
 use crate::engine::CallInput;
-use crate::jsonrpc::{self, codes, Envelope, Kind, Parsed, PROTOCOL_VERSION_META};
+use crate::jsonrpc::{
+    self, codes, Envelope, Kind, Parsed, CLIENT_INFO_META, PROTOCOL_VERSION_META,
+};
 use crate::metrics;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -49,6 +51,18 @@ pub struct Session {
     authenticated: std::sync::atomic::AtomicBool,
     pending: Mutex<HashMap<String, Pending>>,
     audit: Option<Arc<AuditLog>>,
+    /// What the client said of itself in `initialize` (sessions of the stateless revision say
+    /// it in each request's `_meta` instead).
+    client: Mutex<ClientFacts>,
+}
+
+/// What a client says of itself, handed to plugins as `call.metadata`.
+#[derive(Debug, Default, Clone)]
+struct ClientFacts {
+    /// `clientInfo.name`.
+    name: Option<String>,
+    /// The protocol revision it asked for.
+    protocol_version: Option<String>,
 }
 
 /// The JSON-RPC error code of a denial sent with `deny_as: error` (implementation range).
@@ -113,6 +127,7 @@ impl Session {
             authenticated: std::sync::atomic::AtomicBool::new(false),
             pending: Mutex::new(HashMap::new()),
             audit: None,
+            client: Mutex::default(),
         }
     }
 
@@ -141,6 +156,34 @@ impl Session {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// What plugins get as `call.metadata`: `protocol-version` and `client-name` (from the
+    /// request's `_meta` in the stateless revision, else from `initialize`), then every string
+    /// entry of the request's `_meta` as sent.
+    fn metadata(&self, meta: Option<&serde_json::Map<String, Value>>) -> Vec<(String, String)> {
+        let session = self
+            .client
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let from_meta = |key: &str, pointer: &str| {
+            meta.and_then(|m| m.get(key))
+                .and_then(|v| v.pointer(pointer))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let version = from_meta(PROTOCOL_VERSION_META, "").or(session.protocol_version);
+        let name = from_meta(CLIENT_INFO_META, "/name").or(session.name);
+        let mut metadata = Vec::new();
+        metadata.extend(version.map(|v| ("protocol-version".to_string(), v)));
+        metadata.extend(name.map(|n| ("client-name".to_string(), n)));
+        metadata.extend(
+            meta.into_iter()
+                .flatten()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))),
+        );
+        metadata
     }
 
     /// The policy in force now.
@@ -197,9 +240,11 @@ impl Session {
                 let authenticated = self
                     .authenticated
                     .load(std::sync::atomic::Ordering::Relaxed);
-                if let Some(name) = client_name(env.params).filter(|_| !authenticated) {
-                    self.set_caller(&name);
+                let facts = client_facts(env.params);
+                if let Some(name) = facts.name.as_deref().filter(|_| !authenticated) {
+                    self.set_caller(name);
                 }
+                *self.client.lock().unwrap_or_else(|p| p.into_inner()) = facts;
                 Ok(None)
             }
             (Kind::Invalid, _) => Err(jsonrpc::error_response(
@@ -222,12 +267,7 @@ impl Session {
             None | Some("null") => "{}".to_string(),
             Some(a) => a.to_string(),
         };
-        let metadata = params
-            .meta
-            .iter()
-            .flatten()
-            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-            .collect();
+        let metadata = self.metadata(params.meta.as_ref());
         let audited_arguments = self.audit.as_ref().map(|a| {
             if a.raw_arguments() {
                 (None, RawValue::from_string(arguments.clone()).ok())
@@ -488,12 +528,20 @@ fn outcome_of(env: &Envelope<'_>) -> UpstreamOutcome {
     }
 }
 
-/// `initialize` params' `clientInfo.name`.
-fn client_name(params: Option<&RawValue>) -> Option<String> {
-    let v: Value = serde_json::from_str(params?.get()).ok()?;
-    v.pointer("/clientInfo/name")
-        .and_then(Value::as_str)
-        .map(str::to_string)
+/// `initialize` params' `clientInfo.name` and `protocolVersion`.
+fn client_facts(params: Option<&RawValue>) -> ClientFacts {
+    let Some(v) = params.and_then(|p| serde_json::from_str::<Value>(p.get()).ok()) else {
+        return ClientFacts::default();
+    };
+    let text = |pointer: &str| {
+        v.pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    ClientFacts {
+        name: text("/clientInfo/name"),
+        protocol_version: text("/protocolVersion"),
+    }
 }
 
 /// The request with `params.arguments` replaced (everything else kept, in order).

@@ -1,5 +1,5 @@
 #!/usr/bin/env sh
-# Builds build/__NAME__.wasm (a WebAssembly component) from app.py with componentize-py
+# Builds build/__NAME__.wasm (a WebAssembly component) from rules.py with componentize-py
 # (installed from PyPI into .venv on the first build). `--stub-wasi` leaves the component without
 # WASI imports. `tollgate pack build .` runs this, then packs and tests the result.
 set -eu
@@ -9,4 +9,4 @@ if [ ! -x .venv/bin/componentize-py ]; then
   .venv/bin/pip install --quiet --disable-pip-version-check componentize-py==0.25.1
 fi
 mkdir -p build
-.venv/bin/componentize-py -d wit -w plugin componentize --stub-wasi app -o build/__NAME__.wasm
+.venv/bin/componentize-py -d wit -w plugin componentize --stub-wasi rules -o build/__NAME__.wasm

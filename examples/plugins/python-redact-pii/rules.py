@@ -3,12 +3,16 @@ numbers, payment card numbers) from tool results before the agent sees them, thr
 `check-result` hook. Calls are not restricted.
 
 config: { "replacement": "[redacted {kind}]", "kinds": ["email", "phone", "ssn", "card"] }
+
+Each rule of the policy that uses the plugin is one `Rule`, built by `Rule.create` from that
+rule's configuration (tollgate:policy@0.2.0).
 """
 
 import json
 import re
 
-import wit_world
+from wit_world import exports
+from wit_world.exports import rules
 from wit_world.imports import types, log
 from componentize_py_types import Err
 
@@ -20,37 +24,38 @@ PATTERNS = {
 }
 
 
-class Settings:
-    replacement = "[redacted {kind}]"
-    kinds = list(PATTERNS)
+class Rules(exports.Rules):
+    """The exported `rules` interface; its resource is `Rule` below."""
 
 
-def redact(text: str) -> str:
-    for kind in Settings.kinds:
-        text = PATTERNS[kind].sub(Settings.replacement.replace("{kind}", kind), text)
-    return text
+class Rule(rules.Rule):
+    def __init__(self, kinds: list, replacement: str):
+        self.kinds = kinds
+        self.replacement = replacement
 
-
-def redact_value(value):
-    """Redact every string inside a JSON value."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, list):
-        return [redact_value(v) for v in value]
-    if isinstance(value, dict):
-        return {k: redact_value(v) for k, v in value.items()}
-    return value
-
-
-class WitWorld(wit_world.WitWorld):
-    def configure(self, config: str) -> None:
+    @classmethod
+    def create(cls, config: str) -> "Rule":
         c = json.loads(config)
         kinds = c.get("kinds", list(PATTERNS))
         unknown = [k for k in kinds if k not in PATTERNS]
         if unknown:
             raise Err(f"unknown kinds {unknown}; known: {sorted(PATTERNS)}")
-        Settings.kinds = kinds
-        Settings.replacement = c.get("replacement", Settings.replacement)
+        return cls(kinds, c.get("replacement", "[redacted {kind}]"))
+
+    def redact(self, text: str) -> str:
+        for kind in self.kinds:
+            text = PATTERNS[kind].sub(self.replacement.replace("{kind}", kind), text)
+        return text
+
+    def redact_value(self, value):
+        """Redact every string inside a JSON value."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, list):
+            return [self.redact_value(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.redact_value(v) for k, v in value.items()}
+        return value
 
     def check_call(self, call: types.Call) -> types.Verdict:
         return types.Verdict_Allow()
@@ -60,11 +65,11 @@ class WitWorld(wit_world.WitWorld):
         # Text content and structured content; images, audio and resource blobs are left alone.
         changed = dict(result)
         changed["content"] = [
-            dict(item, text=redact(item["text"])) if item.get("type") == "text" else item
+            dict(item, text=self.redact(item["text"])) if item.get("type") == "text" else item
             for item in result.get("content", [])
         ]
         if "structuredContent" in result:
-            changed["structuredContent"] = redact_value(result["structuredContent"])
+            changed["structuredContent"] = self.redact_value(result["structuredContent"])
         if changed == result:
             return types.ResultVerdict_Pass()
         log.log(log.Level.INFO, f"redacted personal data in the result of {call.tool}")
