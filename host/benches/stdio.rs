@@ -5,12 +5,16 @@
 //! in alternating rounds so all see the same machine conditions. Prints p50/p99 of each and the
 //! ratio to direct.
 //!
-//! Run: `cargo bench -p tollgate --bench stdio` (figures go to BENCHMARKS.md). Two upstreams,
+//! Run: `cargo bench -p tollgate --bench stdio` (figures go to BENCHMARKS.md); with
+//! `-- --startup`, start-up time and idle memory instead ([`startup`]). Two upstreams,
 //! both this same executable: `--serve-rmcp`, an `echo` server on the official Rust SDK (rmcp)
 //! — the realistic one — and `--serve-upstream`, a bare line loop that answers `initialize`,
 //! `tools/list` and `echo` with nothing else in the way. Next to Tollgate runs a bare relay
 //! (`--relay`: this executable copying lines both ways on two blocking threads), the floor of
 //! what any proxy process costs on the machine: two more pipe hops, each waking a process.
+
+#[path = "stdio/startup.rs"]
+mod startup;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -198,6 +202,9 @@ fn main() {
     }
     if args.iter().any(|a| a == "--serve-rmcp") {
         return rmcp_echo::serve();
+    }
+    if args.iter().any(|a| a == "--startup") {
+        return startup::run(&std::env::current_exe().unwrap());
     }
     for (upstream, flag) in [
         ("rmcp echo server", "--serve-rmcp"),

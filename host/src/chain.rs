@@ -170,12 +170,12 @@ impl Chain {
     ) -> Result<Self, ChainError> {
         // Rules of one plugin share its instances: a policy's cost follows the plugins it uses
         // and its traffic, not its number of rules.
-        let mut plugins = PluginSet::default();
+        let mut loaded = Loaded::default();
         let mut tools = Vec::new();
         for t in &policy.tools {
             let mut rules = Vec::new();
             for r in &t.rules {
-                rules.push(load_rule(r, engine, &mut plugins, &counters, server).await?);
+                rules.push(load_rule(r, engine, &mut loaded, &counters, server).await?);
             }
             tools.push(ToolEntry {
                 pattern: t.pattern.clone(),
@@ -184,7 +184,7 @@ impl Chain {
         }
         let mut all_tools = Vec::new();
         for r in &policy.all_tools {
-            all_tools.push(load_rule(r, engine, &mut plugins, &counters, server).await?);
+            all_tools.push(load_rule(r, engine, &mut loaded, &counters, server).await?);
         }
         Ok(Self {
             denial_prefix: policy.format.denial_prefix(),
@@ -195,7 +195,7 @@ impl Chain {
             counters,
             server: server.into(),
             dry_run: false,
-            plugins,
+            plugins: loaded.plugins,
         })
     }
 
@@ -428,14 +428,22 @@ impl Chain {
     }
 }
 
+/// What a policy load has read and loaded so far, shared by its rules.
+#[derive(Default)]
+struct Loaded {
+    /// Plugin files and packs, read and verified, by plugin name.
+    files: std::collections::HashMap<String, crate::pack::Resolved>,
+    /// Plugins and their instance pools.
+    plugins: PluginSet,
+}
+
 async fn load_rule(
     rule: &Rule,
     engine: &PolicyEngine,
-    plugins: &mut PluginSet,
+    loaded: &mut Loaded,
     counters: &Arc<dyn CounterStore>,
     server: &str,
 ) -> Result<ChainRule, ChainError> {
-    let owned;
     let mut precompiled = None;
     let wasm: &[u8] = match &rule.source {
         PluginSource::Builtin(name) => {
@@ -451,20 +459,28 @@ async fn load_rule(
             trusted_keys,
             grants,
         } => {
-            owned = crate::pack::resolve(crate::pack::PluginRef {
-                path,
-                sha256: sha256.as_deref(),
-                component: component.as_deref(),
-                trusted_keys,
-                grants,
-                config: &rule.config,
-            })
-            .map_err(|cause| ChainError::Pack {
+            let pack_error = |cause| ChainError::Pack {
                 rule: rule.label.clone(),
                 plugin: rule.plugin.clone(),
                 cause,
-            })?;
-            &owned
+            };
+            // A plugin's file or pack is read and verified once per policy, however many rules
+            // use it; each rule's configuration is still checked against the pack's schema.
+            let resolved = match loaded.files.entry(rule.plugin.clone()) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                    crate::pack::resolve(crate::pack::PluginRef {
+                        path,
+                        sha256: sha256.as_deref(),
+                        component: component.as_deref(),
+                        trusted_keys,
+                        grants,
+                    })
+                    .map_err(pack_error)?,
+                ),
+            };
+            resolved.check_config(&rule.config).map_err(pack_error)?;
+            &resolved.wasm
         }
     };
     let grants: &[crate::engine::Capability] = match &rule.source {
@@ -482,7 +498,7 @@ async fn load_rule(
         precompiled,
     };
     let bound = engine
-        .load_rule(plugins, &spec, &rule.config.to_string(), limits)
+        .load_rule(&mut loaded.plugins, &spec, &rule.config.to_string(), limits)
         .await
         .map_err(|cause| ChainError::Load {
             rule: rule.label.clone(),

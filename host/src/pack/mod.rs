@@ -292,16 +292,32 @@ impl Pack {
         })
     }
 
-    /// Check a plugin configuration against the pack's `config_schema`, if it has one.
-    pub fn check_config(&self, config: &Value) -> Result<(), PackError> {
+    /// The pack's `config_schema`, compiled, if it has one.
+    fn config_schema(&self) -> Result<Option<ConfigSchema>, PackError> {
         let Some(schema) = &self.manifest.config_schema else {
-            return Ok(());
+            return Ok(None);
         };
         let validator = jsonschema::validator_for(schema).map_err(|e| PackError::Config {
             path: self.path.clone(),
             errors: e.to_string(),
         })?;
-        let errors: Vec<String> = validator
+        Ok(Some(ConfigSchema {
+            path: self.path.clone(),
+            validator,
+        }))
+    }
+}
+
+/// A pack's `config_schema`, which every rule's configuration of its plugin must match.
+struct ConfigSchema {
+    path: PathBuf,
+    validator: jsonschema::Validator,
+}
+
+impl ConfigSchema {
+    fn check(&self, config: &Value) -> Result<(), PackError> {
+        let errors: Vec<String> = self
+            .validator
             .iter_errors(config)
             .map(|e| {
                 let at = e.instance_path.to_string();
@@ -323,6 +339,24 @@ impl Pack {
     }
 }
 
+/// A plugin's component, read and verified once per policy load, and what its pack requires of
+/// each rule's configuration.
+pub struct Resolved {
+    /// The component.
+    pub wasm: Vec<u8>,
+    config_schema: Option<ConfigSchema>,
+}
+
+impl Resolved {
+    /// Check one rule's configuration against the pack's `config_schema`, if it has one.
+    pub fn check_config(&self, config: &Value) -> Result<(), PackError> {
+        match &self.config_schema {
+            Some(schema) => schema.check(config),
+            None => Ok(()),
+        }
+    }
+}
+
 /// What a policy file says about one plugin from a file or pack.
 #[derive(Debug, Clone, Copy)]
 pub struct PluginRef<'a> {
@@ -336,21 +370,24 @@ pub struct PluginRef<'a> {
     pub trusted_keys: &'a [String],
     /// What the operator grants.
     pub grants: &'a [Capability],
-    /// The plugin's configuration.
-    pub config: &'a Value,
 }
 
-/// Read and verify a plugin's component: from a pack (digests, signature, trust, grants,
-/// config schema) or from a plain `.wasm` file (the pinned digest). Returns the component.
-pub fn resolve(r: PluginRef<'_>) -> Result<Vec<u8>, PackError> {
+/// Read and verify a plugin's component: from a pack (digests, signature, trust, grants; its
+/// config schema for [`Resolved::check_config`]) or from a plain `.wasm` file (the pinned
+/// digest).
+pub fn resolve(r: PluginRef<'_>) -> Result<Resolved, PackError> {
     let is_pack = r.path.is_dir() || archive::is_archive(r.path);
-    let (name, wasm) = if is_pack {
+    let (name, wasm, config_schema) = if is_pack {
         let pack = Pack::open(r.path)?;
         pack.check_trust(r.trusted_keys)?;
         pack.check_grants(r.grants)?;
-        pack.check_config(r.config)?;
+        let config_schema = pack.config_schema()?;
         let (entry, wasm) = pack.component(r.component)?;
-        (format!("component `{}`", entry.name), wasm.to_vec())
+        (
+            format!("component `{}`", entry.name),
+            wasm.to_vec(),
+            config_schema,
+        )
     } else {
         if !r.trusted_keys.is_empty() {
             return Err(PackError::Signature {
@@ -362,7 +399,7 @@ pub fn resolve(r: PluginRef<'_>) -> Result<Vec<u8>, PackError> {
             path: r.path.to_path_buf(),
             cause,
         })?;
-        ("the file".to_string(), wasm)
+        ("the file".to_string(), wasm, None)
     };
     if let Some(expected) = r.sha256 {
         let actual = sha256_hex(&wasm);
@@ -376,5 +413,8 @@ pub fn resolve(r: PluginRef<'_>) -> Result<Vec<u8>, PackError> {
             });
         }
     }
-    Ok(wasm)
+    Ok(Resolved {
+        wasm,
+        config_schema,
+    })
 }
