@@ -150,6 +150,11 @@ pub struct Chain {
     default: DefaultAction,
     hide: Vec<String>,
     tools: Vec<ToolEntry>,
+    /// Entries of `tools` by exact tool name, so a call finds its rules in constant time
+    /// whatever the policy's size.
+    exact: std::collections::HashMap<String, usize>,
+    /// Entries of `tools` whose pattern is a glob, in file order.
+    globs: Vec<usize>,
     all_tools: Vec<ChainRule>,
     counters: Arc<dyn CounterStore>,
     server: String,
@@ -186,11 +191,25 @@ impl Chain {
         for r in &policy.all_tools {
             all_tools.push(load_rule(r, engine, &mut loaded, &counters, server).await?);
         }
+        let is_glob = |p: &str| p.contains(['*', '?']);
+        let mut exact = std::collections::HashMap::new();
+        for (i, t) in tools
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !is_glob(&t.pattern))
+        {
+            exact.entry(t.pattern.clone()).or_insert(i);
+        }
+        let globs = (0..tools.len())
+            .filter(|&i| is_glob(&tools[i].pattern))
+            .collect();
         Ok(Self {
             denial_prefix: policy.format.denial_prefix(),
             default: policy.default,
             hide: policy.hide.clone(),
             tools,
+            exact,
+            globs,
             all_tools,
             counters,
             server: server.into(),
@@ -222,10 +241,14 @@ impl Chain {
 
     /// The tool's own entry: its exact name, else the first glob that matches, in file order.
     fn entry(&self, tool: &str) -> Option<&ToolEntry> {
-        self.tools
-            .iter()
-            .find(|e| e.pattern == tool)
-            .or_else(|| self.tools.iter().find(|e| glob_match(&e.pattern, tool)))
+        self.exact
+            .get(tool)
+            .or_else(|| {
+                self.globs
+                    .iter()
+                    .find(|&&i| glob_match(&self.tools[i].pattern, tool))
+            })
+            .map(|&i| &self.tools[i])
     }
 
     fn rules_for<'a>(&'a self, tool: &str) -> impl Iterator<Item = &'a ChainRule> + 'a {

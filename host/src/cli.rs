@@ -24,7 +24,7 @@ use tollgate::transport::http_client::UpstreamOptions;
 /// Tollgate: an MCP policy proxy. Every tools/call passes sandboxed WebAssembly policy plugins
 /// before the MCP server sees it.
 #[derive(Debug, Parser)]
-#[command(name = "tollgate", version, about, long_about = None)]
+#[command(name = "tollgate", version = tollgate::engine::version::TOLLGATE_VERSION, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -435,3 +435,22 @@ tools:
         )
     );
 }
+
+#[tokio::test]
+async fn a_tools_own_entry_wins_over_globs_and_the_first_matching_glob_wins_over_later_ones() {
+    let c = chain(
+        r#"
+version: 1
+tools:
+  "delete_*": { rules: [{ action: deny, reason: "first glob" }] }
+  "delete_?ile": { rules: [{ action: deny, reason: "second glob" }] }
+  delete_file: { rules: [] }
+"#,
+    )
+    .await;
+    assert!(
+        allowed(&c, "delete_file", "{}").await,
+        "its own entry, though listed last"
+    );
+    assert_eq!(denial(&c, "delete_pile", "{}").await.reason, "first glob");
+}

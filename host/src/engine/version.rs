@@ -9,6 +9,13 @@ pub const SECTION: &str = "tollgate-wit-version";
 /// The WIT versions this host implements.
 pub const SUPPORTED: &[&str] = &["0.1.0", "0.2.0"];
 
+/// What `tollgate --version` prints: Tollgate's version and the plugin contracts it hosts
+/// ([`SUPPORTED`]; a test keeps the two in step).
+pub const TOLLGATE_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (plugin contracts: tollgate:policy@0.1.0, tollgate:policy@0.2.0)"
+);
+
 /// The interface a `tollgate:policy@0.2.0` plugin exports (its `rule` resource).
 pub const RULES_EXPORT_0_2: &str = "tollgate:policy/rules@0.2.0";
 
@@ -86,5 +93,24 @@ pub fn check(wasm: &[u8]) -> Result<(), VersionError> {
             supported: SUPPORTED.join(", "),
         }),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_line_names_every_contract_this_host_implements() {
+        for v in SUPPORTED {
+            assert!(
+                TOLLGATE_VERSION.contains(&format!("tollgate:policy@{v}")),
+                "{TOLLGATE_VERSION}"
+            );
+        }
+        assert_eq!(
+            TOLLGATE_VERSION.matches("tollgate:policy@").count(),
+            SUPPORTED.len()
+        );
     }
 }
