@@ -106,6 +106,9 @@ pub enum ChainError {
         /// What failed.
         cause: crate::pack::PackError,
     },
+    /// The pin lock file could not be used.
+    #[error(transparent)]
+    Pins(#[from] crate::pins::LockError),
     /// Loading or configuring a plugin failed.
     #[error("rule {rule}: {cause}")]
     Load {
@@ -162,6 +165,8 @@ pub struct Chain {
     dry_run: bool,
     /// The plugins the rules run in.
     plugins: PluginSet,
+    /// The reviewed tool definitions the server is held to (`pins:`).
+    pins: Option<crate::pins::Pins>,
 }
 
 impl Chain {
@@ -175,6 +180,12 @@ impl Chain {
     ) -> Result<Self, ChainError> {
         // Rules of one plugin share its instances: a policy's cost follows the plugins it uses
         // and its traffic, not its number of rules.
+        // A lock file that cannot be read stops the load: pinning never fails open.
+        let pins = policy
+            .pins
+            .as_ref()
+            .map(crate::pins::Pins::load)
+            .transpose()?;
         let mut loaded = Loaded::default();
         let mut tools = Vec::new();
         for t in &policy.tools {
@@ -215,6 +226,7 @@ impl Chain {
             server: server.into(),
             dry_run: false,
             plugins: loaded.plugins,
+            pins,
         })
     }
 
@@ -227,6 +239,11 @@ impl Chain {
     /// prefix for Intercept files).
     pub fn denial_prefix(&self) -> &'static str {
         self.denial_prefix
+    }
+
+    /// The reviewed tool definitions the server is held to, if the policy pins it.
+    pub fn pins(&self) -> Option<&crate::pins::Pins> {
+        self.pins.as_ref()
     }
 
     /// How many plugins (each with its pool of instances) the policy's rules run in.

@@ -1,6 +1,7 @@
 //! Command-line interface: `run`, `check`, `test`, `scan` and `pack`.
 
 mod pack;
+mod pin;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -75,6 +76,10 @@ enum Command {
     /// Write, build, sign and verify policy packs (plugins in Rust, C, JavaScript or Python).
     #[command(subcommand)]
     Pack(pack::PackCommand),
+    /// Pin a server's tools: start it (or connect to --url), list its tools and write their
+    /// reviewed definitions to a lock file that a policy names with `pins:`; --diff shows what
+    /// changed since, field by field, and --update accepts it.
+    Pin(pin::PinArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -98,6 +103,13 @@ struct ScanArgs {
     /// Write the policy to this file instead of stdout.
     #[arg(long, short)]
     output: Option<PathBuf>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Which MCP server `scan` and `pin` ask for its tools.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServerArgs {
     /// Seconds to wait for each of the server's answers.
     #[arg(long, default_value_t = 30)]
     timeout: u64,
@@ -348,6 +360,7 @@ async fn dispatch(command: Command, threads: u16) -> Result<i32> {
         Command::Test(args) => test(args).await,
         Command::Scan(args) => scan(args).await.map(|_| 0),
         Command::Pack(command) => pack::dispatch(command).await,
+        Command::Pin(args) => pin::pin(args).await,
     }
 }
 
@@ -533,7 +546,8 @@ async fn run(args: RunArgs, threads: u16) -> Result<i32> {
     Ok(stdio::run(session, options).await?)
 }
 
-/// The files whose change reloads the policy: the file itself and its plugin files.
+/// The files whose change reloads the policy: the file itself, its plugin files and its pin
+/// lock file.
 fn watched_files(path: &Path, policy: &Policy) -> Vec<PathBuf> {
     let mut files = vec![path.to_path_buf()];
     for rule in policy
@@ -553,6 +567,9 @@ fn watched_files(path: &Path, policy: &Policy) -> Vec<PathBuf> {
                 files.push(watched);
             }
         }
+    }
+    if let Some(pins) = &policy.pins {
+        files.push(pins.lock.clone());
     }
     files
 }
@@ -629,9 +646,10 @@ pub(crate) async fn test(args: TestArgs) -> Result<i32> {
     }
 }
 
-async fn scan(args: ScanArgs) -> Result<()> {
+/// Ask the server `args` names for its tools; what it listed and how to name it to a reader.
+pub(crate) async fn scan_server(args: &ServerArgs) -> Result<(tollgate::scan::Scan, String)> {
     let timeout = Duration::from_secs(args.timeout.max(1));
-    let (found, source) = match &args.url {
+    Ok(match &args.url {
         Some(url) => {
             let upstream = UpstreamOptions {
                 url: url.clone(),
@@ -649,7 +667,11 @@ async fn scan(args: ScanArgs) -> Result<()> {
             tollgate::scan::scan(&args.command, timeout).await?,
             format!("`{}`", args.command.join(" ")),
         ),
-    };
+    })
+}
+
+async fn scan(args: ScanArgs) -> Result<()> {
+    let (found, source) = scan_server(&args.server).await?;
     let policy = tollgate::scan::starter_policy(&found, &source);
     match &args.output {
         Some(path) => {

@@ -20,6 +20,7 @@ pub mod engine;
 pub mod jsonrpc;
 pub mod metrics;
 pub mod pack;
+pub mod pins;
 pub mod proxy;
 pub mod reload;
 pub mod replay;

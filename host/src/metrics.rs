@@ -68,6 +68,8 @@ struct Registry {
     upstream_latency: Histogram,
     store_errors: AtomicU64,
     reloads: Mutex<BTreeMap<&'static str, u64>>,
+    /// (server, tool, change) -> tool listings that did not match their pin.
+    pin_mismatches: Mutex<BTreeMap<[String; 3], u64>>,
 }
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::default);
@@ -144,6 +146,16 @@ pub fn reload(result: &'static str) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .entry(result)
+        .or_default() += 1;
+}
+
+/// A listed tool did not match its pin: `change` is `changed` or `new`.
+pub fn pin_mismatch(server: &str, tool: &str, change: &str) {
+    *REGISTRY
+        .pin_mismatches
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry([server.into(), tool.into(), change.into()])
         .or_default() += 1;
 }
 
@@ -224,6 +236,21 @@ pub fn render() -> String {
             .unwrap_or(0);
         let _ = writeln!(out, "tollgate_reloads_total{{result=\"{result}\"}} {n}");
     }
+    out.push_str("# HELP tollgate_pin_mismatches_total Listed tools that did not match their pin, by server, tool and change (changed, new).\n# TYPE tollgate_pin_mismatches_total counter\n");
+    for ([server, tool, change], n) in r
+        .pin_mismatches
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+    {
+        let _ = writeln!(
+            out,
+            "tollgate_pin_mismatches_total{{server=\"{}\",tool=\"{}\",change=\"{}\"}} {n}",
+            esc(server),
+            esc(tool),
+            esc(change)
+        );
+    }
     out
 }
 
@@ -236,7 +263,12 @@ mod tests {
         call();
         decision("send \"x\"", "deny", "tools.send.rules[0]", "rate_limited");
         PluginLatency::of("rate-limit").observe(Duration::from_micros(30));
+        pin_mismatch("srv", "read_file", "changed");
         let text = render();
+        assert!(
+            text.contains("tollgate_pin_mismatches_total{server=\"srv\",tool=\"read_file\",change=\"changed\"} 1"),
+            "{text}"
+        );
         assert!(text.contains(
             "tollgate_decisions_total{tool=\"send \\\"x\\\"\",verdict=\"deny\",rule=\"tools.send.rules[0]\",code=\"rate_limited\"} 1"
         ), "{text}");

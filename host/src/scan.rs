@@ -32,6 +32,8 @@ pub struct ScannedTool {
     pub name: String,
     /// Its description, if it has one.
     pub description: Option<String>,
+    /// The whole definition as the server listed it.
+    pub definition: Value,
 }
 
 /// What a scan found.
@@ -287,6 +289,7 @@ async fn talk(peer: &mut Peer) -> Result<Scan> {
                     .get("description")
                     .and_then(Value::as_str)
                     .map(str::to_string),
+                definition: tool.clone(),
             });
         }
         match result.get("nextCursor") {
@@ -407,18 +410,22 @@ mod tests {
                 ScannedTool {
                     name: "send_message".into(),
                     description: Some("Send an SMS.\nIt costs   money. ".repeat(10)),
+                    definition: Value::Null,
                 },
                 ScannedTool {
                     name: "deleteFile".into(),
                     description: None,
+                    definition: Value::Null,
                 },
                 ScannedTool {
                     name: "weird name: yes".into(),
                     description: Some("x".into()),
+                    definition: Value::Null,
                 },
                 ScannedTool {
                     name: "true".into(),
                     description: Some("".into()),
+                    definition: Value::Null,
                 },
             ],
         };

@@ -219,7 +219,13 @@ fn every_parser_field_and_enum_is_in_the_schema_and_nothing_else() {
                 "limits",
                 "plugins",
                 "tools",
+                "pins",
             ],
+        ),
+        (
+            "PinsFile",
+            "/$defs/pins",
+            &["file", "on_change", "on_new", "unlisted_calls"],
         ),
         (
             "LimitsFile",
@@ -293,6 +299,16 @@ fn every_parser_field_and_enum_is_in_the_schema_and_nothing_else() {
             "DenyAsWord",
             "/$defs/rule/properties/deny_as",
             &["result", "error"],
+        ),
+        (
+            "MismatchWord",
+            "/$defs/pins/properties/on_change",
+            &["hide", "deny", "warn"],
+        ),
+        (
+            "UnlistedWord",
+            "/$defs/pins/properties/unlisted_calls",
+            &["deny", "allow"],
         ),
     ];
     let known: BTreeSet<String> = enums.iter().map(|(e, _, _)| e.to_string()).collect();

@@ -517,3 +517,70 @@ fn plugins_see_the_clients_protocol_version_and_name() {
         "Denied by policy: protocol-version=2026-07-28; client-name=other-client"
     );
 }
+
+/// Under pins, a call to a tool the server has not listed in the session is answered as for an
+/// unknown tool (the agent cannot call around the check), unless the policy allows it; a missing
+/// or malformed lock file stops the policy from loading, naming the file and line.
+#[test]
+fn under_pins_calls_wait_for_a_checked_listing_and_a_bad_lock_file_stops_the_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = repo().join("scripts/demo/server.py");
+    let server = ["python3", server.to_str().unwrap()];
+    let lock = dir.path().join("demo.pins.yaml");
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("pin")
+        .arg("--lock")
+        .arg(&lock)
+        .arg("--")
+        .args(server)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (unlisted, first_call_is_unknown) in [("deny", true), ("allow", false)] {
+        let policy = dir.path().join(format!("{unlisted}.yaml"));
+        std::fs::write(
+            &policy,
+            format!("version: 1\npins: {{ file: demo.pins.yaml, unlisted_calls: {unlisted} }}\n"),
+        )
+        .unwrap();
+        let mut p = Proxy::start_with(&policy, &[], &server);
+        p.request(1, "initialize", json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}));
+        let args = json!({"name": "list_messages", "arguments": {}});
+        let early = p.request(2, "tools/call", args.clone());
+        assert_eq!(
+            early["error"]["message"] == "Unknown tool: list_messages",
+            first_call_is_unknown,
+            "unlisted_calls: {unlisted}: {early}"
+        );
+        let listed = p.request(3, "tools/list", json!({}));
+        assert_eq!(
+            listed["result"]["tools"].as_array().unwrap().len(),
+            4,
+            "{listed}"
+        );
+        let after = p.request(4, "tools/call", args.clone());
+        assert!(after.get("result").is_some(), "{after}");
+    }
+
+    let (code, stderr) = check_text("nolock.yaml", "version: 1\npins: missing.pins.yaml\n");
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("cannot read pin lock file ") && stderr.contains("missing.pins.yaml"),
+        "{stderr}"
+    );
+    let bad = dir.path().join("bad.pins.yaml");
+    std::fs::write(&bad, "version: 1\ntools:\n  x: [\n").unwrap();
+    let (code, stderr) = check_text(
+        "badlock.yaml",
+        &format!("version: 1\npins: {}\n", bad.display()),
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("pin lock file ") && stderr.contains("line"),
+        "{stderr}"
+    );
+}

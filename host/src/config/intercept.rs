@@ -192,6 +192,7 @@ pub fn parse_intercept(text: &str) -> Result<Policy, String> {
         hide,
         tools,
         all_tools,
+        pins: None,
     })
 }
 

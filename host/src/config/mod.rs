@@ -157,6 +157,8 @@ pub struct Policy {
     pub tools: Vec<ToolRules>,
     /// The `"*"` rules, run after a tool's own.
     pub all_tools: Vec<Rule>,
+    /// The server's tools held to a reviewed lock file (`pins:`), if the policy says so.
+    pub pins: Option<crate::pins::PinPolicy>,
 }
 
 /// A policy file could not be used.

@@ -18,6 +18,7 @@ use super::{
     parse_rate, parse_window_secs, DefaultAction, DenyAs, Format, LimitSpec, PluginSource, Policy,
     Rule, ToolRules,
 };
+use crate::pins::{OnMismatch, PinPolicy};
 use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -46,6 +47,68 @@ struct File {
     plugins: BTreeMap<String, PluginFile>,
     #[serde(default)]
     tools: IndexMap<String, ToolFile>,
+    /// A lock file, or `{file, on_change, on_new, unlisted_calls}`.
+    #[serde(default)]
+    pins: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PinsFile {
+    file: String,
+    #[serde(default)]
+    on_change: Option<MismatchWord>,
+    #[serde(default)]
+    on_new: Option<MismatchWord>,
+    #[serde(default)]
+    unlisted_calls: Option<UnlistedWord>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum MismatchWord {
+    Hide,
+    Deny,
+    Warn,
+}
+
+impl From<MismatchWord> for OnMismatch {
+    fn from(w: MismatchWord) -> Self {
+        match w {
+            MismatchWord::Hide => OnMismatch::Hide,
+            MismatchWord::Deny => OnMismatch::Deny,
+            MismatchWord::Warn => OnMismatch::Warn,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum UnlistedWord {
+    Deny,
+    Allow,
+}
+
+/// `pins:` as the file says it -> the policy's pinning (the lock file relative to the policy).
+fn pin_policy(pins: &Value, base: &Path) -> Result<PinPolicy, String> {
+    let file: PinsFile = match pins {
+        Value::String(s) if s == "tofu" => {
+            return Err("pins: trust on first use (`tofu`) is not available in this Tollgate; pin the server with `tollgate pin -- COMMAND…` and name the lock file".into())
+        }
+        Value::String(s) => PinsFile {
+            file: s.clone(),
+            on_change: None,
+            on_new: None,
+            unlisted_calls: None,
+        },
+        other => serde_json::from_value(other.clone()).map_err(|e| format!("pins: {e}"))?,
+    };
+    Ok(PinPolicy {
+        lock: base.join(&file.file),
+        on_change: file.on_change.map_or(OnMismatch::Hide, Into::into),
+        on_new: file.on_new.map_or(OnMismatch::Hide, Into::into),
+        refuse_unlisted: file.unlisted_calls != Some(UnlistedWord::Allow),
+    })
 }
 
 #[derive(Debug, Deserialize, Clone, Copy)]
@@ -194,6 +257,11 @@ pub fn parse_native(text: &str, base: &Path) -> Result<Policy, String> {
         hide: file.hide,
         tools,
         all_tools,
+        pins: file
+            .pins
+            .as_ref()
+            .map(|p| pin_policy(p, base))
+            .transpose()?,
     })
 }
 

@@ -158,6 +158,7 @@ pub fn parse_policylayer(text: &str) -> Result<Policy, String> {
         hide,
         tools,
         all_tools,
+        pins: None,
     })
 }
 

@@ -12,6 +12,7 @@ use crate::jsonrpc::{
     self, codes, Envelope, Kind, Parsed, CLIENT_INFO_META, PROTOCOL_VERSION_META,
 };
 use crate::metrics;
+use crate::pins::{self, OnMismatch, Pins};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -54,6 +55,9 @@ pub struct Session {
     /// What the client said of itself in `initialize` (sessions of the stateless revision say
     /// it in each request's `_meta` instead).
     client: Mutex<ClientFacts>,
+    /// The tools the server listed in this session and how each compares with its pin (kept
+    /// only when the policy pins the server; emptied when the server says its list changed).
+    listed: Mutex<HashMap<String, pins::Status>>,
 }
 
 /// What a client says of itself, handed to plugins as `call.metadata`.
@@ -128,6 +132,7 @@ impl Session {
             pending: Mutex::new(HashMap::new()),
             audit: None,
             client: Mutex::default(),
+            listed: Mutex::default(),
         }
     }
 
@@ -230,7 +235,8 @@ impl Session {
         match (env.kind(), env.method.as_deref()) {
             (Kind::Request, Some("tools/call")) => self.call(env, line).await,
             (Kind::Request, Some("tools/list")) => {
-                if self.chain().may_hide() {
+                let chain = self.chain();
+                if chain.may_hide() || chain.pins().is_some() {
                     self.pending()
                         .insert(env.id_text().to_string(), Pending::List);
                 }
@@ -288,7 +294,13 @@ impl Session {
             .then(|| (call.clone(), is_stateless(params.meta.as_ref())));
         metrics::call();
         let started = Instant::now();
-        let decision = chain.decide(call).await;
+        let pinned = chain
+            .pins()
+            .and_then(|pins| self.pin_decision(pins, &params.name));
+        let decision = match pinned {
+            Some(decision) => decision,
+            None => chain.decide(call).await,
+        };
         let latency = started.elapsed();
         let tool = params.name.as_str();
         let record = |verdict: &str, denial: Option<&Denial>, dry_run: bool| {
@@ -409,6 +421,7 @@ impl Session {
     /// Route one message (line) from the server: `None` drops it (never, today), `Some` forwards
     /// these bytes (the original unless a `tools/list` was filtered).
     pub async fn from_server(&self, line: &[u8]) -> Option<Vec<u8>> {
+        self.note_list_changed(line);
         if self.pending().is_empty() {
             return Some(line.to_vec());
         }
@@ -449,6 +462,31 @@ impl Session {
         }
     }
 
+    /// The server says its tools changed: under pins, what it listed before no longer counts,
+    /// so calls wait for the client to list them again (and the new list to be checked).
+    fn note_list_changed(&self, line: &[u8]) {
+        const METHOD: &[u8] = b"notifications/tools/list_changed";
+        if self.chain().pins().is_none() || !line.windows(METHOD.len()).any(|w| w == METHOD) {
+            return;
+        }
+        let changed = match jsonrpc::parse(line) {
+            Ok(Parsed::Single(env)) => {
+                env.method.as_deref() == Some("notifications/tools/list_changed")
+            }
+            Ok(Parsed::Batch(items)) => items.iter().any(|i| {
+                serde_json::from_str::<Envelope>(i.get())
+                    .is_ok_and(|e| e.method.as_deref() == Some("notifications/tools/list_changed"))
+            }),
+            Err(_) => false,
+        };
+        if changed {
+            self.listed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+        }
+    }
+
     /// The server's answer to a call whose result the rules look at: unchanged, replaced
     /// (redacted), or — if a rule failed — a `policy_error` denial instead.
     async fn review_result(
@@ -481,10 +519,15 @@ impl Session {
         let mut result: Value = serde_json::from_str(env.result?.get()).ok()?;
         let tools = result.get_mut("tools")?.as_array_mut()?;
         let caller = self.caller();
+        let chain = self.chain();
         let mut keep = Vec::with_capacity(tools.len());
         for tool in tools.iter() {
             let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
-            keep.push(self.chain().visible(name, &caller).await);
+            let pinned = match chain.pins() {
+                Some(pins) => self.judge_pin(&chain, pins, name, tool, &caller),
+                None => true,
+            };
+            keep.push(pinned && chain.visible(name, &caller).await);
         }
         if keep.iter().all(|k| *k) {
             return None;
@@ -497,6 +540,77 @@ impl Session {
             *scope = json!("private");
         }
         Some(jsonrpc::result_response(env.id_text(), &result))
+    }
+
+    /// Compare a listed tool with its pin, remember the outcome for the session's calls, and
+    /// report a mismatch (log, audit, metrics). Whether the tool stays in the list.
+    fn judge_pin(
+        &self,
+        chain: &Chain,
+        pins: &Pins,
+        name: &str,
+        tool: &Value,
+        caller: &str,
+    ) -> bool {
+        let status = pins.status(tool);
+        let action = pins.action(&status);
+        if let (Some(change), Some(action)) = (status.change(), action) {
+            metrics::pin_mismatch(chain.server(), name, change);
+            let what = match &status {
+                pins::Status::Changed(fields) => {
+                    format!("changed since it was pinned: {}", fields.join(", "))
+                }
+                _ => "not pinned".to_string(),
+            };
+            tracing::warn!(server = %chain.server(), tool = name, action = action.word(), "tool {what}");
+            if let Some(audit) = &self.audit {
+                let reason = format!("{what} (pins: {})", action.word());
+                audit.record(&AuditRecord {
+                    time: crate::audit::now_rfc3339(),
+                    caller,
+                    server: chain.server(),
+                    tool: name,
+                    verdict: "pin_mismatch",
+                    code: Some(change),
+                    rule: Some("pins"),
+                    plugin: None,
+                    reason: Some(&reason),
+                    latency_us: 0,
+                    arguments_sha256: None,
+                    arguments: None,
+                    dry_run: false,
+                });
+            }
+        }
+        self.listed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), status);
+        action != Some(OnMismatch::Hide)
+    }
+
+    /// A call refused because of the server's pins, if it is: a tool the server has not listed
+    /// in this session (unless the policy allows that) or one hidden for its mismatch is
+    /// answered as unknown; one whose mismatch the policy denies is refused naming the change.
+    fn pin_decision(&self, pins: &Pins, tool: &str) -> Option<Decision> {
+        let listed = self.listed.lock().unwrap_or_else(|p| p.into_inner());
+        let status = match listed.get(tool) {
+            None if pins.policy().refuse_unlisted => return Some(Decision::Unknown),
+            None => return None,
+            Some(status) => status,
+        };
+        match pins.action(status)? {
+            OnMismatch::Hide => Some(Decision::Unknown),
+            OnMismatch::Deny => Some(Decision::Deny(Denial {
+                reason: pins::refusal(tool, status),
+                code: pins::PIN_MISMATCH.into(),
+                rule: "pins".into(),
+                plugin: String::new(),
+                retry_after_ms: None,
+                deny_as: DenyAs::Result,
+            })),
+            OnMismatch::Warn => None,
+        }
     }
 
     /// The server is gone: refund every call still waiting for an answer.

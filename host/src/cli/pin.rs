@@ -1,0 +1,57 @@
+//! `tollgate pin`: write a server's pin lock file, show what changed since, accept a change.
+
+use anyhow::{bail, Result};
+use std::path::PathBuf;
+use tollgate::pins::{lock, Lock};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct PinArgs {
+    /// The lock file to write, compare with or update.
+    #[arg(long, default_value = "tollgate.pins.yaml")]
+    lock: PathBuf,
+    /// Show, field by field, what the server lists now against the lock; exit 1 if it differs.
+    #[arg(long, conflicts_with = "update")]
+    diff: bool,
+    /// Show the differences, then write what the server lists now into the lock.
+    #[arg(long)]
+    update: bool,
+    #[command(flatten)]
+    server: super::ServerArgs,
+}
+
+pub(crate) async fn pin(args: PinArgs) -> Result<i32> {
+    let (found, source) = super::scan_server(&args.server).await?;
+    let label = match (&found.server_name, &found.server_version) {
+        (Some(n), Some(v)) => Some(format!("{n} {v}")),
+        (Some(n), None) => Some(n.clone()),
+        _ => None,
+    };
+    let definitions: Vec<_> = found.tools.iter().map(|t| t.definition.clone()).collect();
+    let now = Lock::of(label, &definitions);
+    let path = args.lock.display();
+    if !args.diff && !args.update {
+        if args.lock.exists() {
+            bail!("{path} exists: see what changed with --diff, accept the server's tools with --update");
+        }
+        now.write(&args.lock)?;
+        eprintln!(
+            "tollgate: pinned {} tool{} of {source} in {path}; review it, then name it in the policy: `pins: {path}`",
+            now.tools.len(),
+            if now.tools.len() == 1 { "" } else { "s" },
+        );
+        return Ok(0);
+    }
+    let reviewed = Lock::read(&args.lock)?;
+    let changes = lock::diff(&reviewed, &now);
+    if changes.is_empty() {
+        println!("{source} lists exactly the tools pinned in {path}");
+        return Ok(0);
+    }
+    print!("{changes}");
+    if args.update {
+        now.write(&args.lock)?;
+        eprintln!("tollgate: {path} now pins what {source} lists");
+        return Ok(0);
+    }
+    Ok(1)
+}
