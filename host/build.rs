@@ -74,5 +74,15 @@ fn precompile(components: &Path, out: &Path) {
         let target = out.join(format!("{name}.cwasm"));
         std::fs::write(&target, code)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", target.display()));
+        // The digest that names the component in the engine and the code cache, so a start
+        // does not hash megabytes of built-in components.
+        let digest: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(
+            <sha2::Sha256 as sha2::Digest>::new(),
+            &bytes,
+        ))
+        .into();
+        let target = out.join(format!("{name}.sha256"));
+        std::fs::write(&target, digest)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", target.display()));
     }
 }

@@ -89,7 +89,7 @@ async fn load(cache: &std::path::Path, e: &Example, wasm: &[u8]) -> (Duration, B
                 counters: Arc::new(MemoryStore::new()),
                 key_prefix: "bench/",
                 grants: e.grants,
-                precompiled: None,
+                builtin: None,
             },
             e.config,
             limits,

@@ -13,6 +13,8 @@ pub struct Builtin {
     /// Its code, compiled at build time for the engine settings of
     /// [`crate::engine::settings`] without fuel.
     pub precompiled: &'static [u8],
+    /// The sha256 of [`Builtin::wasm`], computed at build time.
+    pub sha256: &'static [u8; 32],
 }
 
 macro_rules! builtin {
@@ -25,6 +27,12 @@ macro_rules! builtin {
                 "/",
                 $file,
                 ".cwasm"
+            )),
+            sha256: include_bytes!(concat!(
+                env!("TOLLGATE_PRECOMPILED_DIR"),
+                "/",
+                $file,
+                ".sha256"
             )),
         }
     };

@@ -484,12 +484,12 @@ async fn load_rule(
     counters: &Arc<dyn CounterStore>,
     server: &str,
 ) -> Result<ChainRule, ChainError> {
-    let mut precompiled = None;
+    let mut known = None;
     let wasm: &[u8] = match &rule.source {
         PluginSource::Builtin(name) => {
             let builtin =
                 builtin::get(name).expect("the policy parser only names existing built-ins");
-            precompiled = Some(builtin.precompiled);
+            known = Some(builtin);
             builtin.wasm
         }
         PluginSource::File {
@@ -535,7 +535,7 @@ async fn load_rule(
         counters: counters.clone(),
         key_prefix: &prefix,
         grants,
-        precompiled,
+        builtin: known,
     };
     let bound = engine
         .load_rule(&mut loaded.plugins, &spec, &rule.config.to_string(), limits)

@@ -40,7 +40,7 @@ fn spec<'a>(name: &'a str, wasm: &'a [u8]) -> PluginSpec<'a> {
         counters: Arc::new(MemoryStore::new()),
         key_prefix: "t/",
         grants: &[],
-        precompiled: None,
+        builtin: None,
     }
 }
 

@@ -608,7 +608,7 @@ async fn a_plugin_sleeping_in_a_host_call_is_cut_off_after_its_deadline() {
             counters: std::sync::Arc::new(tollgate::state::memory::MemoryStore::new()),
             key_prefix: "t/",
             grants,
-            precompiled: None,
+            builtin: None,
         };
         async move { engine.load(&spec, "{}", Limits::default()).await }
     };

@@ -73,9 +73,44 @@ impl CodeCache {
         Ok((component, false))
     }
 
+    /// Load code compiled elsewhere for `wasm` (whose [`digest`] the caller has): a built-in
+    /// plugin's code embedded in the binary. It is written to the cache first and mapped from
+    /// there, so only the pages a plugin runs become resident — deserialising it from the binary
+    /// would copy all of it into memory in every process, every start. `None` (and nothing left
+    /// behind) when the code does not fit this engine.
+    pub fn load_precompiled(
+        &self,
+        engine: &Engine,
+        digest: &[u8; 32],
+        code: &[u8],
+    ) -> Option<Component> {
+        let path = self.path_for(engine, digest);
+        if !path.exists() {
+            if let Err(e) = self.write(&path, code) {
+                tracing::debug!(path = %path.display(), error = %e, "could not write the code cache");
+                return None;
+            }
+        }
+        // SAFETY: the file holds code Tollgate compiled (at build time, or by `store`) from these
+        // exact bytes; `deserialize_file` checks it was compiled for this engine's settings.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => Some(component),
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "precompiled code does not fit this engine");
+                let _ = std::fs::remove_file(&path);
+                None
+            }
+        }
+    }
+
     fn store(&self, path: &Path, component: &Component) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
         let bytes = component.serialize().map_err(std::io::Error::other)?;
+        self.write(path, &bytes)
+    }
+
+    /// Write a file of the cache whole or not at all (a temporary file, then a rename).
+    fn write(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(tmp, path)

@@ -215,10 +215,13 @@ impl PolicyEngine {
     /// `memory_bytes`.
     fn plugin(&self, spec: &PluginSpec<'_>, memory_bytes: usize) -> Result<Plugin, LoadError> {
         let name = spec.name;
-        version::check(spec.wasm).map_err(|cause| LoadError::Version {
-            plugin: name.into(),
-            cause,
-        })?;
+        // A built-in plugin is built with this host's SDK: its stamp needs no reading.
+        if spec.builtin.is_none() {
+            version::check(spec.wasm).map_err(|cause| LoadError::Version {
+                plugin: name.into(),
+                cause,
+            })?;
+        }
         if memory_bytes > self.config.max_memory_bytes {
             return Err(LoadError::Limit {
                 plugin: name.into(),
@@ -231,7 +234,7 @@ impl PolicyEngine {
             message: format!("{e:#}"),
         };
         let component = self
-            .compile(spec.wasm, spec.precompiled)
+            .compile(spec.wasm, spec.builtin)
             .map_err(compile_error)?;
         let contract = self
             .check_shape(&component, spec.grants)
@@ -278,9 +281,9 @@ pub struct PluginSpec<'a> {
     pub key_prefix: &'a str,
     /// The capabilities the operator granted it.
     pub grants: &'a [Capability],
-    /// Its code compiled when Tollgate was built (built-in plugins), used when it fits this
-    /// engine.
-    pub precompiled: Option<&'static [u8]>,
+    /// The built-in plugin this is, if it is one: its digest and the code compiled for it when
+    /// Tollgate was built (used when it fits this engine) come with it.
+    pub builtin: Option<&'static crate::builtin::Builtin>,
 }
 
 /// The plugins one policy has loaded so far, so its rules share them. A reloaded policy starts
@@ -333,26 +336,28 @@ impl PolicyEngine {
             .collect())
     }
 
-    /// The compiled form of `wasm`: already in this engine, else `precompiled` (a built-in
-    /// plugin's code, compiled when Tollgate was built) when it fits this engine, else the code
-    /// cache, else compiled now.
+    /// The compiled form of `wasm`: already in this engine, else — for a built-in plugin — the
+    /// code compiled when Tollgate was built (mapped through the code cache when there is one)
+    /// when it fits this engine, else the code cache, else compiled now.
     fn compile(
         &self,
         wasm: &[u8],
-        precompiled: Option<&[u8]>,
+        builtin: Option<&crate::builtin::Builtin>,
     ) -> wasmtime::Result<wasmtime::component::Component> {
-        let digest = cache::digest(wasm);
+        let digest = builtin.map_or_else(|| cache::digest(wasm), |b| *b.sha256);
+        let precompiled = builtin.map(|b| b.precompiled);
         let mut components = self.components.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(component) = components.get(&digest) {
             return Ok(component.clone());
         }
-        // SAFETY: `precompiled` is code this Tollgate's own build script compiled from these
-        // component bytes (`builtin.rs` embeds both); `deserialize` checks that it was compiled
-        // by this wasmtime version with settings that fit this engine, and refuses it otherwise.
-        let embedded = precompiled.and_then(|code| {
-            unsafe { wasmtime::component::Component::deserialize(&self.engine, code) }
+        let embedded = precompiled.and_then(|code| match &self.config.cache {
+            Some(cache) => cache.load_precompiled(&self.engine, &digest, code),
+            // SAFETY: `code` is what this Tollgate's build script compiled from these component
+            // bytes (`builtin.rs` embeds both); `deserialize` checks that it was compiled by this
+            // wasmtime version with settings that fit this engine, and refuses it otherwise.
+            None => unsafe { wasmtime::component::Component::deserialize(&self.engine, code) }
                 .map_err(|e| tracing::debug!(error = %e, "precompiled built-in code does not fit this engine; compiling"))
-                .ok()
+                .ok(),
         });
         let component = match (embedded, &self.config.cache) {
             (Some(component), _) => component,
@@ -428,7 +433,9 @@ mod tests {
         })
         .unwrap();
         let first = engine.compile(crate::builtin::DENY.wasm, None).unwrap();
-        let again = engine.compile(crate::builtin::DENY.wasm, None).unwrap();
+        let again = engine
+            .compile(crate::builtin::DENY.wasm, Some(&crate::builtin::DENY))
+            .unwrap();
         let other = engine
             .compile(crate::builtin::RATE_LIMIT.wasm, None)
             .unwrap();
@@ -446,6 +453,7 @@ mod tests {
         })
         .unwrap();
         for b in crate::builtin::ALL {
+            assert_eq!(*b.sha256, cache::digest(b.wasm), "built-in `{}`", b.name);
             // SAFETY: code the build script compiled from the embedded component.
             unsafe { wasmtime::component::Component::deserialize(&engine.engine, b.precompiled) }
                 .unwrap_or_else(|e| panic!("built-in `{}`: {e:#}", b.name));
