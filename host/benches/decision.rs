@@ -5,6 +5,10 @@
 //! chain several times its hot-loop figure. Then each rule alone (and no rule), hot and cold:
 //! what one sandboxed plugin call costs when its code and memory start out of the caches.
 //!
+//! Last, what a `tools/list` answer of 200 tools costs a session without pins (passed through
+//! untouched) and with every tool checked against its pin — the check runs on lists, never on
+//! calls.
+//!
 //! Run: `cargo bench -p tollgate --bench decision` (figures go to BENCHMARKS.md).
 
 use std::sync::Arc;
@@ -146,6 +150,74 @@ fn main() {
             let measured = rt.block_on(measure(&policy, Strategy::Reuse, iterations / 4, cold));
             report(&format!("{name}, {temperature}"), measured);
         }
+    }
+    lists(&rt, 500);
+}
+
+/// One `tools/list` answer of 200 realistic tools through a session, `n` times: (p50, p99, mean)
+/// of the session's handling of the answer, with `policy` (whose `pins:` file is in `dir`).
+async fn list_cost(
+    policy: &str,
+    dir: &std::path::Path,
+    n: usize,
+) -> (Duration, Duration, Duration) {
+    use tollgate::proxy::session::Session;
+    let tools = list_of_200();
+    let policy = parse_native(policy, dir).expect("bench policy parses");
+    let engine = PolicyEngine::new(EngineConfig::default()).expect("engine");
+    let chain = Chain::load(&policy, &engine, Arc::new(MemoryStore::new()), "bench")
+        .await
+        .expect("chain loads");
+    let session = Session::new(Arc::new(chain));
+    let answer =
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}}).to_string();
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        session
+            .from_client(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+            .await;
+        let start = Instant::now();
+        let forwarded = session.from_server(answer.as_bytes()).await;
+        samples.push(start.elapsed());
+        assert!(forwarded.is_some_and(|f| f.len() == answer.len()));
+    }
+    samples.sort();
+    (
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.99),
+        samples.iter().sum::<Duration>() / samples.len() as u32,
+    )
+}
+
+/// 200 tools the size of a real server's: a paragraph of description and a schema of a few
+/// properties with annotations.
+fn list_of_200() -> Vec<serde_json::Value> {
+    (0..200)
+        .map(|i| {
+            serde_json::json!({
+                "name": format!("tool_{i}"),
+                "description": format!("Tool number {i}: reads or changes one kind of record in the service, with paging and filters; returns the records as JSON. Use it when the user asks about kind {i}."),
+                "inputSchema": {"type": "object", "required": ["id"], "properties": {
+                    "id": {"type": "string", "description": "The record's id"},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+                    "filter": {"type": "string", "description": "A filter expression"}}},
+                "annotations": {"readOnlyHint": i % 2 == 0, "destructiveHint": i % 7 == 0}
+            })
+        })
+        .collect()
+}
+
+fn lists(rt: &tokio::runtime::Runtime, n: usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    tollgate::pins::Lock::of(None, &list_of_200())
+        .write(&dir.path().join("bench.pins.yaml"))
+        .expect("lock written");
+    println!("one tools/list answer of 200 tools through a session, {n} times");
+    for (name, policy) in [
+        ("no pins (passed through)", "version: 1\n"),
+        ("pins, all match", "version: 1\npins: bench.pins.yaml\n"),
+    ] {
+        report(name, rt.block_on(list_cost(policy, dir.path(), n)));
     }
 }
 

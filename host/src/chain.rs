@@ -2,13 +2,14 @@
 //! first denial wins; rewrites feed the next rule; counter reservations are committed when the
 //! server answers successfully and refunded otherwise.
 
-use crate::builtin;
-use crate::config::{glob_match, DefaultAction, DenyAs, LimitSpec, PluginSource, Policy, Rule};
-use crate::engine::{
-    BoundRule, CallInput, LimitsSpecExt, PluginSet, PluginSpec, PolicyEngine, Reviewed, Verdict,
-};
+use crate::config::{glob_match, DefaultAction, DenyAs, Policy};
+use crate::engine::{BoundRule, CallInput, PluginSet, PolicyEngine, Reviewed, Verdict};
 use crate::state::{CounterStore, Reservation};
 use std::sync::Arc;
+
+mod load;
+
+use load::{load_rule, Loaded};
 
 /// The code of a denial that stands for a plugin's request for approval (contract 0.2's `ask`)
 /// while approval channels are not set up.
@@ -466,92 +467,4 @@ impl Chain {
             }
         }
     }
-}
-
-/// What a policy load has read and loaded so far, shared by its rules.
-#[derive(Default)]
-struct Loaded {
-    /// Plugin files and packs, read and verified, by plugin name.
-    files: std::collections::HashMap<String, crate::pack::Resolved>,
-    /// Plugins and their instance pools.
-    plugins: PluginSet,
-}
-
-async fn load_rule(
-    rule: &Rule,
-    engine: &PolicyEngine,
-    loaded: &mut Loaded,
-    counters: &Arc<dyn CounterStore>,
-    server: &str,
-) -> Result<ChainRule, ChainError> {
-    let mut known = None;
-    let wasm: &[u8] = match &rule.source {
-        PluginSource::Builtin(name) => {
-            let builtin =
-                builtin::get(name).expect("the policy parser only names existing built-ins");
-            known = Some(builtin);
-            builtin.wasm
-        }
-        PluginSource::File {
-            path,
-            sha256,
-            component,
-            trusted_keys,
-            grants,
-        } => {
-            let pack_error = |cause| ChainError::Pack {
-                rule: rule.label.clone(),
-                plugin: rule.plugin.clone(),
-                cause,
-            };
-            // A plugin's file or pack is read and verified once per policy, however many rules
-            // use it; each rule's configuration is still checked against the pack's schema.
-            let resolved = match loaded.files.entry(rule.plugin.clone()) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                    crate::pack::resolve(crate::pack::PluginRef {
-                        path,
-                        sha256: sha256.as_deref(),
-                        component: component.as_deref(),
-                        trusted_keys,
-                        grants,
-                    })
-                    .map_err(pack_error)?,
-                ),
-            };
-            resolved.check_config(&rule.config).map_err(pack_error)?;
-            &resolved.wasm
-        }
-    };
-    let grants: &[crate::engine::Capability] = match &rule.source {
-        PluginSource::File { grants, .. } => grants,
-        PluginSource::Builtin(_) => &[],
-    };
-    let limits = LimitSpec::to_limits(&rule.limits);
-    let prefix = format!("{server}/{}/", rule.plugin);
-    let spec = PluginSpec {
-        name: &rule.plugin,
-        wasm,
-        counters: counters.clone(),
-        key_prefix: &prefix,
-        grants,
-        builtin: known,
-    };
-    let bound = engine
-        .load_rule(&mut loaded.plugins, &spec, &rule.config.to_string(), limits)
-        .await
-        .map_err(|cause| ChainError::Load {
-            rule: rule.label.clone(),
-            cause,
-        })?;
-    Ok(ChainRule {
-        latency: crate::metrics::PluginLatency::of(&rule.plugin),
-        label: rule.label.clone(),
-        bound,
-        deny_as: rule.deny_as,
-        refund_on_error_result: rule.refund_on_error_result,
-        answers_visibility: matches!(rule.source, PluginSource::File { .. }),
-        dry_run: rule.dry_run,
-        checks_results: rule.plugin == "redact" || matches!(rule.source, PluginSource::File { .. }),
-    })
 }

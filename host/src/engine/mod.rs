@@ -6,20 +6,24 @@
 
 pub mod bindings;
 pub mod cache;
+mod call;
 pub mod capabilities;
 pub mod limits;
 pub mod plugin;
 pub mod pool;
+mod rule;
 pub mod settings;
 pub mod ticker;
 pub mod version;
 mod wasi;
 
 pub use cache::CodeCache;
+pub use call::{CallInput, Reviewed, Verdict};
 pub use capabilities::Capability;
 pub use limits::{Limits, LimitsSpecExt};
-pub use plugin::{BoundRule, CallInput, Contract, Failure, Plugin, PluginError, Reviewed, Verdict};
+pub use plugin::{Contract, Failure, Plugin, PluginError};
 pub use pool::Strategy;
+pub use rule::BoundRule;
 
 use crate::state::CounterStore;
 use bindings::HostState;

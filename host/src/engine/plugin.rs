@@ -13,82 +13,13 @@
 use super::bindings::{v0_1, v0_2, HostState};
 use super::limits::{self, describe_bytes, Limits, MemoryLimiter};
 use super::pool::{Pool, Strategy};
+use super::rule::BoundRule;
 use crate::state::{CounterStore, Reservation};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceAny;
 use wasmtime::{Engine, Store, StoreContextMut, Trap, UpdateDeadline};
-
-/// The call a plugin decides, in the host's terms.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallInput {
-    /// Tool name.
-    pub tool: String,
-    /// Arguments as JSON object text.
-    pub arguments: String,
-    /// Upstream server name.
-    pub server: String,
-    /// Caller identity.
-    pub caller: String,
-    /// Extra key/value facts (`protocol-version`, `client-name`, the request's `_meta` strings).
-    pub metadata: Vec<(String, String)>,
-}
-
-/// Converts a [`CallInput`] to one contract version's `call` record (the same fields in each).
-macro_rules! to_wit_call {
-    ($v:ident, $call:expr) => {
-        $v::tollgate::policy::types::Call {
-            tool: $call.tool.clone(),
-            arguments: $call.arguments.clone(),
-            server: $call.server.clone(),
-            caller: $call.caller.clone(),
-            metadata: $call.metadata.clone(),
-        }
-    };
-}
-
-/// A rule's verdict on a call, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Let the call through.
-    Allow,
-    /// Refuse it.
-    Deny {
-        /// Told to the agent.
-        reason: String,
-        /// Machine-readable code.
-        code: String,
-        /// Retry delay for rate limits.
-        retry_after_ms: Option<u64>,
-    },
-    /// Forward with these arguments (a JSON object, already checked).
-    Rewrite(String),
-    /// Forward only once a person approves (contract 0.2).
-    Ask {
-        /// What the person is asked.
-        message: String,
-        /// How long the request may stay open, if the plugin says.
-        timeout_ms: Option<u64>,
-    },
-}
-
-/// A rule's verdict on a tool result, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reviewed {
-    /// Leave the result as it is.
-    Pass,
-    /// Replace it with this `CallToolResult` (a JSON object, already checked).
-    Replace(String),
-    /// Withhold it: the agent gets this denial instead (contract 0.2).
-    Deny {
-        /// Told to the agent.
-        reason: String,
-        /// Machine-readable code.
-        code: String,
-    },
-}
-
 /// What went wrong inside the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
@@ -148,7 +79,7 @@ pub(super) enum Pre {
 }
 
 /// An instance's exports.
-enum Exports {
+pub(super) enum Exports {
     /// Configured, at instantiation, for the plugin's one rule.
     V0_1(v0_1::Plugin),
     /// The rules built in this instance so far, by slot.
@@ -158,23 +89,23 @@ enum Exports {
     },
 }
 
-struct Instance {
-    store: Store<HostState>,
-    exports: Exports,
+pub(super) struct Instance {
+    pub(super) store: Store<HostState>,
+    pub(super) exports: Exports,
 }
 
 /// A plugin: a compiled component, its host-side settings and its idle instances.
 pub struct Plugin {
-    name: Arc<str>,
+    pub(super) name: Arc<str>,
     engine: Engine,
     pre: Pre,
     memory_bytes: usize,
     counters: Arc<dyn CounterStore>,
     key_prefix: Arc<str>,
-    pool: Pool<Instance>,
+    pub(super) pool: Pool<Instance>,
     fuel_enabled: bool,
-    may_block: bool,
-    ticker: super::ticker::Ticker,
+    pub(super) may_block: bool,
+    pub(super) ticker: super::ticker::Ticker,
     /// Slots handed out to rules (0.2).
     bound: AtomicUsize,
     /// A 0.1 plugin's one rule, which `configure` applies to every instance.
@@ -208,14 +139,6 @@ pub(super) struct PluginSetup {
 /// How far past its deadline a call that may block is cut off (the deadline itself only fires
 /// when guest code runs again).
 const BLOCKING_GRACE: Duration = Duration::from_secs(1);
-
-/// One rule of a policy, bound to the plugin that runs it: its configuration and its limits.
-pub struct BoundRule {
-    plugin: Arc<Plugin>,
-    slot: usize,
-    config: Arc<str>,
-    limits: Limits,
-}
 
 impl Plugin {
     pub(super) fn new(engine: Engine, pre: Pre, setup: PluginSetup) -> Self {
@@ -274,7 +197,7 @@ impl Plugin {
         Ok(rule)
     }
 
-    fn error(&self, failure: Failure) -> PluginError {
+    pub(super) fn error(&self, failure: Failure) -> PluginError {
         PluginError {
             plugin: self.name.to_string(),
             failure,
@@ -302,7 +225,7 @@ impl Plugin {
     }
 
     /// Turn a wasmtime error from inside a call into the failure the user should read.
-    fn classify(
+    pub(super) fn classify(
         &self,
         store: &Store<HostState>,
         limits: &Limits,
@@ -373,7 +296,7 @@ impl Plugin {
 
     /// An instance in which `rule` is built, armed for one call under the rule's limits, and
     /// the rule's resource in it (0.2).
-    async fn acquire(
+    pub(super) async fn acquire(
         &self,
         rule: &BoundRule,
     ) -> Result<(Instance, Option<ResourceAny>), PluginError> {
@@ -420,7 +343,7 @@ impl Plugin {
     }
 
     /// Refund what a failed call had reserved, so a trap never eats quota.
-    async fn refund_all(&self, reservations: Vec<Reservation>) {
+    pub(super) async fn refund_all(&self, reservations: Vec<Reservation>) {
         for r in reservations {
             if let Err(e) = self.counters.refund(&r).await {
                 tracing::warn!(plugin = %self.name, error = %e, "could not refund a reservation");
@@ -429,153 +352,10 @@ impl Plugin {
     }
 }
 
-impl BoundRule {
-    /// The plugin's name.
-    pub fn name(&self) -> &str {
-        &self.plugin.name
-    }
-
-    /// The rule's limits.
-    pub fn limits(&self) -> Limits {
-        self.limits
-    }
-
-    /// The plugin the rule runs in.
-    pub fn plugin(&self) -> &Arc<Plugin> {
-        &self.plugin
-    }
-
-    /// Decide a call. On success returns the verdict and the counter reservations the rule made
-    /// (the caller commits or refunds them); on failure the reservations are already refunded
-    /// and the failing instance is dropped.
-    pub async fn check_call(
-        &self,
-        call: &CallInput,
-    ) -> Result<(Verdict, Vec<Reservation>), PluginError> {
-        let p = &self.plugin;
-        let (mut instance, resource) = p.acquire(self).await?;
-        let _ticking = p.ticker.enter();
-        let deadline = self.limits.deadline;
-        let outcome = match (&instance.exports, resource) {
-            (Exports::V0_1(b), _) => {
-                let call = to_wit_call!(v0_1, call);
-                let check = b.call_check_call(&mut instance.store, &call);
-                bounded(p.may_block, deadline, check).await.map(from_v0_1)
-            }
-            (Exports::V0_2 { bindings, .. }, Some(rule)) => {
-                let call = to_wit_call!(v0_2, call);
-                let rules = bindings.tollgate_policy_rules();
-                let api = rules.rule();
-                let check = api.call_check_call(&mut instance.store, rule, &call);
-                bounded(p.may_block, deadline, check).await.map(from_v0_2)
-            }
-            (Exports::V0_2 { .. }, None) => unreachable!("acquire builds the rule"),
-        };
-        let reservations = std::mem::take(&mut instance.store.data_mut().reservations);
-        let verdict = match outcome {
-            Ok(v) => validate(v),
-            Err(e) => Err(p.classify(&instance.store, &self.limits, e, false)),
-        };
-        match verdict {
-            Ok(verdict) => {
-                p.pool.give_back(instance);
-                Ok((verdict, reservations))
-            }
-            Err(failure) => {
-                p.refund_all(reservations).await;
-                Err(p.error(failure))
-            }
-        }
-    }
-
-    /// Ask whether `tool` is visible to `caller`. A failing plugin hides the tool (fail closed).
-    pub async fn visible(&self, tool: &str, caller: &str) -> Result<bool, PluginError> {
-        let p = &self.plugin;
-        let (mut instance, resource) = p.acquire(self).await?;
-        let _ticking = p.ticker.enter();
-        let deadline = self.limits.deadline;
-        let outcome = match (&instance.exports, resource) {
-            (Exports::V0_1(b), _) => {
-                let visible = b.call_visible(&mut instance.store, tool, caller);
-                bounded(p.may_block, deadline, visible).await
-            }
-            (Exports::V0_2 { bindings, .. }, Some(rule)) => {
-                let rules = bindings.tollgate_policy_rules();
-                let api = rules.rule();
-                let visible = api.call_visible(&mut instance.store, rule, tool, caller);
-                bounded(p.may_block, deadline, visible).await
-            }
-            (Exports::V0_2 { .. }, None) => unreachable!("acquire builds the rule"),
-        };
-        match outcome {
-            Ok(v) => {
-                p.pool.give_back(instance);
-                Ok(v)
-            }
-            Err(e) => Err(p.error(p.classify(&instance.store, &self.limits, e, false))),
-        }
-    }
-
-    /// Let the rule inspect (and maybe replace or withhold) a successful tool result.
-    pub async fn check_result(
-        &self,
-        call: &CallInput,
-        result_json: &str,
-    ) -> Result<Reviewed, PluginError> {
-        let p = &self.plugin;
-        let (mut instance, resource) = p.acquire(self).await?;
-        let _ticking = p.ticker.enter();
-        let deadline = self.limits.deadline;
-        let outcome = match (&instance.exports, resource) {
-            (Exports::V0_1(b), _) => {
-                let call = to_wit_call!(v0_1, call);
-                let check = b.call_check_result(&mut instance.store, &call, result_json);
-                bounded(p.may_block, deadline, check)
-                    .await
-                    .map(|v| match v {
-                        v0_1::tollgate::policy::types::ResultVerdict::Pass => Reviewed::Pass,
-                        v0_1::tollgate::policy::types::ResultVerdict::Replace(json) => {
-                            Reviewed::Replace(json)
-                        }
-                    })
-            }
-            (Exports::V0_2 { bindings, .. }, Some(rule)) => {
-                use v0_2::tollgate::policy::types::ResultVerdict as R;
-                let call = to_wit_call!(v0_2, call);
-                let rules = bindings.tollgate_policy_rules();
-                let api = rules.rule();
-                let check = api.call_check_result(&mut instance.store, rule, &call, result_json);
-                bounded(p.may_block, deadline, check)
-                    .await
-                    .map(|v| match v {
-                        R::Pass => Reviewed::Pass,
-                        R::Replace(json) => Reviewed::Replace(json),
-                        R::Deny(d) => Reviewed::Deny {
-                            reason: d.reason,
-                            code: d.code,
-                        },
-                    })
-            }
-            (Exports::V0_2 { .. }, None) => unreachable!("acquire builds the rule"),
-        };
-        let reviewed = match outcome {
-            Ok(r) => validate_review(r),
-            Err(e) => Err(p.classify(&instance.store, &self.limits, e, false)),
-        };
-        match reviewed {
-            Ok(r) => {
-                p.pool.give_back(instance);
-                Ok(r)
-            }
-            Err(failure) => Err(p.error(failure)),
-        }
-    }
-}
-
 /// Run a guest call; for a plugin that may block in a host call, give up (as a deadline
 /// interrupt) once `deadline` plus [`BLOCKING_GRACE`] has passed. The instance is then dropped
 /// by the caller like any failed one.
-async fn bounded<T>(
+pub(super) async fn bounded<T>(
     may_block: bool,
     deadline: Duration,
     call: impl std::future::Future<Output = wasmtime::Result<T>>,
@@ -600,79 +380,4 @@ fn credit_host_time(store: StoreContextMut<'_, HostState>) -> wasmtime::Result<U
         Some(left) if !left.is_zero() => UpdateDeadline::Continue(limits::ticks(left)),
         _ => UpdateDeadline::Interrupt,
     })
-}
-
-fn from_v0_1(v: v0_1::tollgate::policy::types::Verdict) -> Verdict {
-    use v0_1::tollgate::policy::types::Verdict as V;
-    match v {
-        V::Allow => Verdict::Allow,
-        V::Deny(d) => Verdict::Deny {
-            reason: d.reason,
-            code: d.code,
-            retry_after_ms: d.retry_after_ms,
-        },
-        V::Rewrite(args) => Verdict::Rewrite(args),
-    }
-}
-
-fn from_v0_2(v: v0_2::tollgate::policy::types::Verdict) -> Verdict {
-    use v0_2::tollgate::policy::types::Verdict as V;
-    match v {
-        V::Allow => Verdict::Allow,
-        V::Deny(d) => Verdict::Deny {
-            reason: d.reason,
-            code: d.code,
-            retry_after_ms: d.retry_after_ms,
-        },
-        V::Rewrite(args) => Verdict::Rewrite(args),
-        V::Ask(a) => Verdict::Ask {
-            message: a.message,
-            timeout_ms: a.timeout_ms,
-        },
-    }
-}
-
-/// Check what the guest answered: a rewrite must be a JSON object, a denial must say why, an
-/// approval request must say what it asks.
-fn validate(verdict: Verdict) -> Result<Verdict, Failure> {
-    match verdict {
-        Verdict::Deny { reason, code, .. }
-            if reason.trim().is_empty() || code.trim().is_empty() =>
-        {
-            Err(Failure::Malformed(
-                "a denial without a reason or code".into(),
-            ))
-        }
-        Verdict::Ask { message, .. } if message.trim().is_empty() => Err(Failure::Malformed(
-            "an approval request without a message".into(),
-        )),
-        Verdict::Rewrite(args) => match serde_json::from_str::<serde_json::Value>(&args) {
-            Ok(serde_json::Value::Object(_)) => Ok(Verdict::Rewrite(args)),
-            Ok(_) => Err(Failure::Malformed(
-                "rewritten arguments that are not a JSON object".into(),
-            )),
-            Err(e) => Err(Failure::Malformed(format!(
-                "rewritten arguments that are not JSON ({e})"
-            ))),
-        },
-        other => Ok(other),
-    }
-}
-
-/// Check a result verdict: a replacement must be a JSON object, a denial must say why.
-fn validate_review(reviewed: Reviewed) -> Result<Reviewed, Failure> {
-    match reviewed {
-        Reviewed::Replace(json) => match serde_json::from_str::<serde_json::Value>(&json) {
-            Ok(serde_json::Value::Object(_)) => Ok(Reviewed::Replace(json)),
-            _ => Err(Failure::Malformed(
-                "a replacement result that is not a JSON object".into(),
-            )),
-        },
-        Reviewed::Deny { reason, code } if reason.trim().is_empty() || code.trim().is_empty() => {
-            Err(Failure::Malformed(
-                "a result denial without a reason or code".into(),
-            ))
-        }
-        other => Ok(other),
-    }
 }

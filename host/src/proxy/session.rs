@@ -12,12 +12,13 @@ use crate::jsonrpc::{
     self, codes, Envelope, Kind, Parsed, CLIENT_INFO_META, PROTOCOL_VERSION_META,
 };
 use crate::metrics;
-use crate::pins::{self, OnMismatch, Pins};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+mod pinning;
 
 /// Where a message from the agent goes.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -57,7 +58,7 @@ pub struct Session {
     client: Mutex<ClientFacts>,
     /// The tools the server listed in this session and how each compares with its pin (kept
     /// only when the policy pins the server; emptied when the server says its list changed).
-    listed: Mutex<HashMap<String, pins::Status>>,
+    listed: Mutex<HashMap<String, crate::pins::Status>>,
 }
 
 /// What a client says of itself, handed to plugins as `call.metadata`.
@@ -462,31 +463,6 @@ impl Session {
         }
     }
 
-    /// The server says its tools changed: under pins, what it listed before no longer counts,
-    /// so calls wait for the client to list them again (and the new list to be checked).
-    fn note_list_changed(&self, line: &[u8]) {
-        const METHOD: &[u8] = b"notifications/tools/list_changed";
-        if self.chain().pins().is_none() || !line.windows(METHOD.len()).any(|w| w == METHOD) {
-            return;
-        }
-        let changed = match jsonrpc::parse(line) {
-            Ok(Parsed::Single(env)) => {
-                env.method.as_deref() == Some("notifications/tools/list_changed")
-            }
-            Ok(Parsed::Batch(items)) => items.iter().any(|i| {
-                serde_json::from_str::<Envelope>(i.get())
-                    .is_ok_and(|e| e.method.as_deref() == Some("notifications/tools/list_changed"))
-            }),
-            Err(_) => false,
-        };
-        if changed {
-            self.listed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clear();
-        }
-    }
-
     /// The server's answer to a call whose result the rules look at: unchanged, replaced
     /// (redacted), or — if a rule failed — a `policy_error` denial instead.
     async fn review_result(
@@ -540,77 +516,6 @@ impl Session {
             *scope = json!("private");
         }
         Some(jsonrpc::result_response(env.id_text(), &result))
-    }
-
-    /// Compare a listed tool with its pin, remember the outcome for the session's calls, and
-    /// report a mismatch (log, audit, metrics). Whether the tool stays in the list.
-    fn judge_pin(
-        &self,
-        chain: &Chain,
-        pins: &Pins,
-        name: &str,
-        tool: &Value,
-        caller: &str,
-    ) -> bool {
-        let status = pins.status(tool);
-        let action = pins.action(&status);
-        if let (Some(change), Some(action)) = (status.change(), action) {
-            metrics::pin_mismatch(chain.server(), name, change);
-            let what = match &status {
-                pins::Status::Changed(fields) => {
-                    format!("changed since it was pinned: {}", fields.join(", "))
-                }
-                _ => "not pinned".to_string(),
-            };
-            tracing::warn!(server = %chain.server(), tool = name, action = action.word(), "tool {what}");
-            if let Some(audit) = &self.audit {
-                let reason = format!("{what} (pins: {})", action.word());
-                audit.record(&AuditRecord {
-                    time: crate::audit::now_rfc3339(),
-                    caller,
-                    server: chain.server(),
-                    tool: name,
-                    verdict: "pin_mismatch",
-                    code: Some(change),
-                    rule: Some("pins"),
-                    plugin: None,
-                    reason: Some(&reason),
-                    latency_us: 0,
-                    arguments_sha256: None,
-                    arguments: None,
-                    dry_run: false,
-                });
-            }
-        }
-        self.listed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_string(), status);
-        action != Some(OnMismatch::Hide)
-    }
-
-    /// A call refused because of the server's pins, if it is: a tool the server has not listed
-    /// in this session (unless the policy allows that) or one hidden for its mismatch is
-    /// answered as unknown; one whose mismatch the policy denies is refused naming the change.
-    fn pin_decision(&self, pins: &Pins, tool: &str) -> Option<Decision> {
-        let listed = self.listed.lock().unwrap_or_else(|p| p.into_inner());
-        let status = match listed.get(tool) {
-            None if pins.policy().refuse_unlisted => return Some(Decision::Unknown),
-            None => return None,
-            Some(status) => status,
-        };
-        match pins.action(status)? {
-            OnMismatch::Hide => Some(Decision::Unknown),
-            OnMismatch::Deny => Some(Decision::Deny(Denial {
-                reason: pins::refusal(tool, status),
-                code: pins::PIN_MISMATCH.into(),
-                rule: "pins".into(),
-                plugin: String::new(),
-                retry_after_ms: None,
-                deny_as: DenyAs::Result,
-            })),
-            OnMismatch::Warn => None,
-        }
     }
 
     /// The server is gone: refund every call still waiting for an answer.
