@@ -305,7 +305,7 @@ impl Plugin {
             Some(instance) => instance,
             None => self.instantiate(&rule.limits).await?,
         };
-        let resource = match &mut instance.exports {
+        let resource = match &instance.exports {
             Exports::V0_1(_) => None,
             Exports::V0_2 { rules, .. } => rules.get(rule.slot).copied().flatten(),
         };
