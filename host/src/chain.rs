@@ -236,6 +236,12 @@ impl Chain {
         self.dry_run = on;
     }
 
+    /// Whether denials are reported instead of enforced (`--dry-run`): pins too hide and refuse
+    /// nothing then.
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run
+    }
+
     /// What the agent reads before a denial's reason (`Denied by policy: `, or Intercept's
     /// prefix for Intercept files).
     pub fn denial_prefix(&self) -> &'static str {

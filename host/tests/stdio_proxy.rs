@@ -519,7 +519,8 @@ fn plugins_see_the_clients_protocol_version_and_name() {
 }
 
 /// Under pins, a call to a tool the server has not listed in the session is answered as for an
-/// unknown tool (the agent cannot call around the check), unless the policy allows it; a missing
+/// unknown tool (the agent cannot call around the check), unless the policy allows it or
+/// `--dry-run` enforces nothing; a missing
 /// or malformed lock file stops the policy from loading, naming the file and line.
 #[test]
 fn under_pins_calls_wait_for_a_checked_listing_and_a_bad_lock_file_stops_the_load() {
@@ -540,21 +541,25 @@ fn under_pins_calls_wait_for_a_checked_listing_and_a_bad_lock_file_stops_the_loa
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for (unlisted, first_call_is_unknown) in [("deny", true), ("allow", false)] {
+    for (unlisted, extra, first_call_is_unknown) in [
+        ("deny", &[][..], true),
+        ("allow", &[][..], false),
+        ("deny", &["--dry-run"][..], false),
+    ] {
         let policy = dir.path().join(format!("{unlisted}.yaml"));
         std::fs::write(
             &policy,
             format!("version: 1\npins: {{ file: demo.pins.yaml, unlisted_calls: {unlisted} }}\n"),
         )
         .unwrap();
-        let mut p = Proxy::start_with(&policy, &[], &server);
+        let mut p = Proxy::start_with(&policy, extra, &server);
         p.request(1, "initialize", json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}));
         let args = json!({"name": "list_messages", "arguments": {}});
         let early = p.request(2, "tools/call", args.clone());
         assert_eq!(
             early["error"]["message"] == "Unknown tool: list_messages",
             first_call_is_unknown,
-            "unlisted_calls: {unlisted}: {early}"
+            "unlisted_calls: {unlisted} {extra:?}: {early}"
         );
         let listed = p.request(3, "tools/list", json!({}));
         assert_eq!(

@@ -295,9 +295,16 @@ impl Session {
             .then(|| (call.clone(), is_stateless(params.meta.as_ref())));
         metrics::call();
         let started = Instant::now();
-        let pinned = chain
+        let pinned = match chain
             .pins()
-            .and_then(|pins| self.pin_decision(pins, &params.name));
+            .and_then(|pins| self.pin_decision(pins, &params.name))
+        {
+            Some(refusal) if chain.is_dry_run() => {
+                tracing::info!(tool = %params.name, ?refusal, "dry run: the pins would refuse this call");
+                None
+            }
+            pinned => pinned,
+        };
         let decision = match pinned {
             Some(decision) => decision,
             None => chain.decide(call).await,

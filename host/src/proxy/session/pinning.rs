@@ -47,7 +47,7 @@ impl Session {
                     latency_us: 0,
                     arguments_sha256: None,
                     arguments: None,
-                    dry_run: false,
+                    dry_run: chain.is_dry_run(),
                 });
             }
         }
@@ -55,7 +55,7 @@ impl Session {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(name.to_string(), status);
-        action != Some(OnMismatch::Hide)
+        action != Some(OnMismatch::Hide) || chain.is_dry_run()
     }
 
     /// A call refused because of the server's pins, if it is: a tool the server has not listed
