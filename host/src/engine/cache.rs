@@ -108,11 +108,20 @@ impl CodeCache {
         self.write(path, &bytes)
     }
 
-    /// Write a file of the cache whole or not at all (a temporary file, then a rename).
+    /// Write a file of the cache whole or not at all: a temporary file of this write's own, then
+    /// a rename. The temporary name must be unique per write, not just per process — engines on
+    /// two threads writing the same entry through one name truncated each other's file, and one
+    /// already mapped from it died of SIGBUS. A rename over a file another engine has mapped is
+    /// safe: the mapping keeps the old file.
     fn write(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         std::fs::create_dir_all(&self.dir)?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, bytes)?;
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
+        if let Err(e) = std::fs::write(&tmp, bytes) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         std::fs::rename(tmp, path)
     }
 }

@@ -447,6 +447,37 @@ mod tests {
         assert_ne!(first.image_range(), other.image_range());
     }
 
+    /// Tests and proxies start engines side by side on one cache directory: every engine's first
+    /// write of the built-ins' code into a fresh cache must leave each of them with sound code
+    /// (two writes through one temporary name once truncated a file another engine had mapped).
+    #[test]
+    fn engines_on_many_threads_fill_one_fresh_code_cache_safely() {
+        let dir = std::env::temp_dir().join(format!("tollgate-cache-race-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::thread::scope(|s| {
+            for _ in 0..6 {
+                s.spawn(|| {
+                    let engine = PolicyEngine::new(EngineConfig {
+                        cache: Some(CodeCache::new(&dir)),
+                        max_instances: 8,
+                        ..EngineConfig::default()
+                    })
+                    .unwrap();
+                    for b in crate::builtin::ALL {
+                        engine.compile(b.wasm, Some(b)).unwrap();
+                    }
+                });
+            }
+        });
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| !e.file_name().to_string_lossy().ends_with(".cwasm"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// If the build script's settings drifted from the engine's, every first start would
     /// compile the built-ins again (seconds) while everything still worked.
     #[test]
