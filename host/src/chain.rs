@@ -8,8 +8,10 @@ use crate::state::{CounterStore, Reservation};
 use std::sync::Arc;
 
 mod load;
+mod select;
 
 use load::{load_rule, Loaded};
+use select::Sections;
 
 /// The code of a denial that stands for a plugin's request for approval (contract 0.2's `ask`)
 /// while approval channels are not set up.
@@ -110,6 +112,9 @@ pub enum ChainError {
     /// The pin lock file could not be used.
     #[error(transparent)]
     Pins(#[from] crate::pins::LockError),
+    /// `pins: tofu` with a state store that keeps no pins.
+    #[error("pins: tofu keeps first-seen tool definitions in the state store, and {0} keeps none; use --state sqlite, memory or redis://…")]
+    NoPinStore(String),
     /// Loading or configuring a plugin failed.
     #[error("rule {rule}: {cause}")]
     Load {
@@ -154,11 +159,8 @@ pub struct Chain {
     default: DefaultAction,
     hide: Vec<String>,
     tools: Vec<ToolEntry>,
-    /// Entries of `tools` by exact tool name, so a call finds its rules in constant time
-    /// whatever the policy's size.
-    exact: std::collections::HashMap<String, usize>,
-    /// Entries of `tools` whose pattern is a glob, in file order.
-    globs: Vec<usize>,
+    /// Which entries of `tools` apply to a tool.
+    sections: Sections,
     all_tools: Vec<ChainRule>,
     counters: Arc<dyn CounterStore>,
     server: String,
@@ -187,6 +189,9 @@ impl Chain {
             .as_ref()
             .map(crate::pins::Pins::load)
             .transpose()?;
+        if pins.as_ref().is_some_and(|p| p.lock().is_none()) && counters.pins().is_none() {
+            return Err(ChainError::NoPinStore(counters.describe()));
+        }
         let mut loaded = Loaded::default();
         let mut tools = Vec::new();
         for t in &policy.tools {
@@ -203,25 +208,17 @@ impl Chain {
         for r in &policy.all_tools {
             all_tools.push(load_rule(r, engine, &mut loaded, &counters, server).await?);
         }
-        let is_glob = |p: &str| p.contains(['*', '?']);
-        let mut exact = std::collections::HashMap::new();
-        for (i, t) in tools
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| !is_glob(&t.pattern))
-        {
-            exact.entry(t.pattern.clone()).or_insert(i);
-        }
-        let globs = (0..tools.len())
-            .filter(|&i| is_glob(&tools[i].pattern))
-            .collect();
+        let sections = Sections::index(
+            tools.iter().map(|t: &ToolEntry| t.pattern.as_str()),
+            &policy.hide,
+            pins.as_ref().and_then(|p| p.lock()),
+        );
         Ok(Self {
             denial_prefix: policy.format.denial_prefix(),
             default: policy.default,
             hide: policy.hide.clone(),
             tools,
-            exact,
-            globs,
+            sections,
             all_tools,
             counters,
             server: server.into(),
@@ -253,6 +250,11 @@ impl Chain {
         self.pins.as_ref()
     }
 
+    /// Where `pins: tofu` keeps each tool's first-seen definition (the state store).
+    pub fn pin_store(&self) -> Option<&dyn crate::state::PinStore> {
+        self.counters.pins()
+    }
+
     /// How many plugins (each with its pool of instances) the policy's rules run in.
     pub fn plugins(&self) -> usize {
         self.plugins.len()
@@ -263,26 +265,24 @@ impl Chain {
         &self.server
     }
 
-    /// The tool's own entry: its exact name, else the first glob that matches, in file order.
-    fn entry(&self, tool: &str) -> Option<&ToolEntry> {
-        self.exact
-            .get(tool)
-            .or_else(|| {
-                self.globs
-                    .iter()
-                    .find(|&&i| glob_match(&self.tools[i].pattern, tool))
-            })
-            .map(|&i| &self.tools[i])
+    /// Whether any section of the policy names the tool (by name, glob or annotation).
+    fn has_section(&self, tool: &str) -> bool {
+        self.sections.own(tool).is_some() || !self.sections.annotated(tool).is_empty()
     }
 
+    /// The tool's rules: its own section's, then each annotation section's that selects it (in
+    /// file order), then the `"*"` rules.
     fn rules_for<'a>(&'a self, tool: &str) -> impl Iterator<Item = &'a ChainRule> + 'a {
-        let own = self.entry(tool).map(|e| e.rules.as_slice()).unwrap_or(&[]);
-        own.iter().chain(self.all_tools.iter())
+        let sections = self.sections.own(tool).into_iter();
+        let sections = sections.chain(self.sections.annotated(tool).iter().copied());
+        sections
+            .flat_map(|i| self.tools[i].rules.iter())
+            .chain(self.all_tools.iter())
     }
 
     /// Whether `tool` is shown to `caller` in `tools/list` (and callable at all).
     pub async fn visible(&self, tool: &str, caller: &str) -> bool {
-        if self.hide.iter().any(|p| glob_match(p, tool)) {
+        if self.sections.hidden(tool) || self.hide.iter().any(|p| glob_match(p, tool)) {
             return false;
         }
         for rule in self.rules_for(tool).filter(|r| r.answers_visibility) {
@@ -315,7 +315,7 @@ impl Chain {
             return Decision::Unknown;
         }
         let mut would_deny = Vec::new();
-        if self.default == DefaultAction::Deny && self.entry(&call.tool).is_none() {
+        if self.default == DefaultAction::Deny && !self.has_section(&call.tool) {
             let denial = Denial {
                 reason: format!(
                     "the tool `{}` is not allowed by this policy (default: deny)",

@@ -13,6 +13,8 @@ use tollgate::audit::{AuditLog, AuditOptions};
 use tollgate::chain::{Chain, ChainCell};
 use tollgate::config::{self, LimitSpec, Policy};
 use tollgate::engine::{CodeCache, EngineConfig, LimitsSpecExt, PolicyEngine};
+use tollgate::pins::annotations::{self, Selector};
+use tollgate::pins::Baseline;
 use tollgate::proxy::colocate;
 use tollgate::proxy::http;
 use tollgate::proxy::stdio::{self, StdioOptions};
@@ -80,6 +82,9 @@ enum Command {
     /// reviewed definitions to a lock file that a policy names with `pins:`; --diff shows what
     /// changed since, field by field, and --update accepts it.
     Pin(pin::PinArgs),
+    /// Forget the tool definitions that `pins: tofu` trusted on first use for a server (in the
+    /// state store every proxy shares), so the next listing is trusted again.
+    Unpin(pin::UnpinArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -361,6 +366,7 @@ async fn dispatch(command: Command, threads: u16) -> Result<i32> {
         Command::Scan(args) => scan(args).await.map(|_| 0),
         Command::Pack(command) => pack::dispatch(command).await,
         Command::Pin(args) => pin::pin(args).await,
+        Command::Unpin(args) => pin::unpin(args).await,
     }
 }
 
@@ -387,7 +393,7 @@ fn engine_config(policy: &Policy, cache_dir: Option<PathBuf>) -> EngineConfig {
     }
 }
 
-fn open_state(spec: &str) -> Result<Arc<dyn CounterStore>> {
+pub(crate) fn open_state(spec: &str) -> Result<Arc<dyn CounterStore>> {
     let store: Arc<dyn CounterStore> = match spec.split_once(':') {
         None if spec == "memory" => Arc::new(MemoryStore::new()),
         None if spec == "sqlite" => {
@@ -568,8 +574,8 @@ fn watched_files(path: &Path, policy: &Policy) -> Vec<PathBuf> {
             }
         }
     }
-    if let Some(pins) = &policy.pins {
-        files.push(pins.lock.clone());
+    if let Some(Baseline::File(lock)) = policy.pins.as_ref().map(|p| &p.baseline) {
+        files.push(lock.clone());
     }
     files
 }
@@ -582,12 +588,39 @@ async fn check(path: &Path) -> Result<()> {
         config::DefaultAction::Deny => "deny",
     };
     println!("  default: {default}");
+    let lock = chain.pins().and_then(|p| p.lock());
+    // An annotation selector, with the locked tools it stands for.
+    let selection = |pattern: &str| match (Selector::parse(pattern), lock) {
+        (Some(Ok(selector)), Some(lock)) => {
+            format!(
+                "{pattern} [{}]",
+                annotations::select(lock, selector).join(", ")
+            )
+        }
+        _ => pattern.to_string(),
+    };
+    if let Some(pins) = chain.pins() {
+        let p = pins.policy();
+        let baseline = match (&p.baseline, lock) {
+            (Baseline::File(path), Some(lock)) => {
+                format!("{} ({} tools)", path.display(), lock.tools.len())
+            }
+            _ => "tofu (the first definition each tool is seen with, in the state store)".into(),
+        };
+        println!(
+            "  pins: {baseline}; on_change: {}, on_new: {}, unlisted calls: {}",
+            p.on_change.word(),
+            p.on_new.word(),
+            if p.refuse_unlisted { "deny" } else { "allow" }
+        );
+    }
     if !policy.hide.is_empty() {
-        println!("  hidden: {}", policy.hide.join(", "));
+        let hidden: Vec<String> = policy.hide.iter().map(|h| selection(h)).collect();
+        println!("  hidden: {}", hidden.join(", "));
     }
     let describe = |r: &config::Rule| format!("{} ({}): {}", r.label, r.plugin, r.config);
     for t in &policy.tools {
-        println!("  {}:", t.pattern);
+        println!("  {}:", selection(&t.pattern));
         if t.rules.is_empty() {
             println!("    (allowed, no rules)");
         }

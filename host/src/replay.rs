@@ -83,6 +83,10 @@ impl CounterStore for ReplayStore {
     fn describe(&self) -> String {
         "memory (replay clock)".into()
     }
+
+    fn pins(&self) -> Option<&dyn crate::state::PinStore> {
+        self.inner.pins()
+    }
 }
 
 /// A file of cases.

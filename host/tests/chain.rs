@@ -454,3 +454,60 @@ tools:
     );
     assert_eq!(denial(&c, "delete_pile", "{}").await.reason, "first glob");
 }
+
+/// Sections named by annotation apply to the tools the lock file says have it, after the tool's
+/// own rules; under `default: deny` they count as naming the tool; `hide: ["@…"]` hides by
+/// annotation (`fetch` says nothing of the open world: the specification's default is open).
+/// A tool the lock does not know is selected by no annotation section.
+#[tokio::test]
+async fn annotation_sections_select_locked_tools_by_their_reviewed_annotations() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join("t.pins.yaml");
+    tollgate::pins::Lock::of(
+        None,
+        &[
+            json!({"name": "read", "annotations": {"readOnlyHint": true, "openWorldHint": false}}),
+            json!({"name": "write", "annotations": {"destructiveHint": true, "openWorldHint": false}}),
+            json!({"name": "append", "annotations": {"destructiveHint": false, "openWorldHint": false}}),
+            json!({"name": "fetch", "annotations": {"readOnlyHint": true}}),
+            json!({"name": "own", "annotations": {"readOnlyHint": true, "openWorldHint": false}}),
+        ],
+    )
+    .write(&lock)
+    .unwrap();
+    let chain = chain(&format!(
+        r#"
+default: deny
+pins: {}
+hide: ["@open-world"]
+tools:
+  own:
+    rules:
+      - action: deny
+        reason: own section first
+  "@read-only":
+    rules: []
+  "@destructive":
+    rules:
+      - action: deny
+        reason: destructive
+"#,
+        lock.display()
+    ))
+    .await;
+    assert!(allowed(&chain, "read", "{}").await);
+    assert_eq!(denial(&chain, "write", "{}").await.reason, "destructive");
+    assert_eq!(
+        denial(&chain, "own", "{}").await.reason,
+        "own section first"
+    );
+    let unnamed = denial(&chain, "append", "{}").await;
+    assert_eq!(
+        (unnamed.rule.as_str(), unnamed.code.as_str()),
+        ("default", "denied")
+    );
+    assert_eq!(denial(&chain, "unlocked", "{}").await.rule, "default");
+    assert!(!chain.visible("fetch", "anonymous").await);
+    assert!(chain.visible("read", "anonymous").await);
+}

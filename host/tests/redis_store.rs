@@ -693,3 +693,102 @@ fn a_hung_redis_is_the_stores_failure_not_the_plugins() {
     let again = proxy.call(4, "send_message", hi);
     assert_ne!(again["result"]["isError"], true, "recovered: {again}");
 }
+
+/// `pins: tofu` keeps the first definition seen in the state store: two handles on one store
+/// (two proxies) agree on it whichever saw which definition first, and `tollgate unpin`'s
+/// forgetting lets the next definition in. The same for every store.
+#[test]
+fn every_store_keeps_the_first_definition_seen_for_every_proxy_until_it_is_forgotten() {
+    use tollgate::state::sqlite::SqliteStore;
+    use tollgate::state::FirstSeen;
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("state.sqlite");
+    let memory = std::sync::Arc::new(MemoryStore::new());
+    let pairs: Vec<[std::sync::Arc<dyn CounterStore>; 2]> = vec![
+        [memory.clone(), memory],
+        [
+            std::sync::Arc::new(SqliteStore::open(&file).unwrap()),
+            std::sync::Arc::new(SqliteStore::open(&file).unwrap()),
+        ],
+        [
+            std::sync::Arc::new(server.store()),
+            std::sync::Arc::new(server.store()),
+        ],
+    ];
+    let seen = |digest: &str| FirstSeen {
+        digest: digest.into(),
+        definition: format!("{{\"description\":\"{digest}\"}}"),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        for [one, other] in pairs {
+            let (a, b) = (one.pins().unwrap(), other.pins().unwrap());
+            let store = one.describe();
+            assert_eq!(
+                a.pin_first("srv", "echo", &seen("v1")).await.unwrap(),
+                seen("v1"),
+                "{store}"
+            );
+            assert_eq!(
+                b.pin_first("srv", "echo", &seen("v2")).await.unwrap(),
+                seen("v1"),
+                "{store}: the first definition stays"
+            );
+            assert_eq!(
+                b.pin_first("other", "echo", &seen("v2")).await.unwrap(),
+                seen("v2"),
+                "{store}: servers have baselines of their own"
+            );
+            a.pin_first("srv", "add", &seen("a1")).await.unwrap();
+            assert_eq!(
+                b.forget_pins("srv", &["echo".into()]).await.unwrap(),
+                1,
+                "{store}"
+            );
+            assert_eq!(
+                a.pin_first("srv", "echo", &seen("v2")).await.unwrap(),
+                seen("v2"),
+                "{store}: forgotten, the next is trusted"
+            );
+            assert_eq!(
+                a.pin_first("srv", "add", &seen("a2")).await.unwrap(),
+                seen("a1"),
+                "{store}: only the named tool was forgotten"
+            );
+            assert_eq!(
+                b.forget_pins("srv", &[]).await.unwrap(),
+                2,
+                "{store}: all of the server's"
+            );
+            assert_eq!(b.forget_pins("srv", &[]).await.unwrap(), 0, "{store}");
+            assert_eq!(
+                b.pin_first("other", "echo", &seen("v3")).await.unwrap(),
+                seen("v2"),
+                "{store}: other servers keep theirs"
+            );
+        }
+    });
+}
+
+/// Under `pins: tofu`, a state store that cannot be reached hides each tool (its pin cannot be
+/// checked) instead of trusting it.
+#[test]
+fn first_use_pins_fail_closed_when_redis_is_down() {
+    use tollgate::pins::{Baseline, OnMismatch, PinPolicy, Pins, Status};
+    let store = RedisStore::connect(&format!("redis://127.0.0.1:{}", free_port())).unwrap();
+    let pins = Pins::load(&PinPolicy {
+        baseline: Baseline::FirstUse,
+        on_change: OnMismatch::Warn,
+        on_new: OnMismatch::Warn,
+        refuse_unlisted: true,
+    })
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let status = rt.block_on(pins.status(&json!({"name": "echo"}), "srv", store.pins()));
+    match &status {
+        Status::Unverified(why) => assert!(why.contains("cannot connect"), "{why}"),
+        other => panic!("expected an unverified pin, got {other:?}"),
+    }
+    assert_eq!(pins.action(&status), Some(OnMismatch::Hide));
+}

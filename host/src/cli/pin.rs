@@ -1,4 +1,5 @@
 //! `tollgate pin`: write a server's pin lock file, show what changed since, accept a change.
+//! `tollgate unpin`: forget the definitions `pins: tofu` trusted on first use.
 
 use anyhow::{bail, Result};
 use std::path::PathBuf;
@@ -54,4 +55,33 @@ pub(crate) async fn pin(args: PinArgs) -> Result<i32> {
         return Ok(0);
     }
     Ok(1)
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct UnpinArgs {
+    /// The server whose first-use pins to forget, as proxies name it (`--server-name`).
+    #[arg(long)]
+    server_name: String,
+    /// Forget only this tool's pin (repeatable; default: every tool of the server).
+    #[arg(long = "tool", value_name = "TOOL")]
+    tools: Vec<String>,
+    /// The state store the proxies share (as `tollgate run --state`).
+    #[arg(long, env = "TOLLGATE_STATE", default_value = "sqlite")]
+    state: String,
+}
+
+/// Forget first-use pins, so the next listing any proxy sees becomes the baseline again.
+pub(crate) async fn unpin(args: UnpinArgs) -> Result<i32> {
+    let store = super::open_state(&args.state)?;
+    let Some(pins) = store.pins() else {
+        bail!("{} keeps no pins", store.describe());
+    };
+    let forgotten = pins.forget_pins(&args.server_name, &args.tools).await?;
+    eprintln!(
+        "tollgate: forgot {forgotten} first-use pin{} of `{}` in {}; the next tools/list is trusted",
+        if forgotten == 1 { "" } else { "s" },
+        args.server_name,
+        store.describe()
+    );
+    Ok(0)
 }

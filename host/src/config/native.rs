@@ -18,7 +18,8 @@ use super::{
     parse_rate, parse_window_secs, DefaultAction, DenyAs, Format, LimitSpec, PluginSource, Policy,
     Rule, ToolRules,
 };
-use crate::pins::{OnMismatch, PinPolicy};
+use crate::pins::annotations::{Selector, NEEDS_LOCK};
+use crate::pins::{Baseline, OnMismatch, PinPolicy};
 use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -89,12 +90,10 @@ enum UnlistedWord {
     Allow,
 }
 
-/// `pins:` as the file says it -> the policy's pinning (the lock file relative to the policy).
+/// `pins:` as the file says it -> the policy's pinning (the lock file relative to the policy, or
+/// `tofu`: trust on first use).
 fn pin_policy(pins: &Value, base: &Path) -> Result<PinPolicy, String> {
     let file: PinsFile = match pins {
-        Value::String(s) if s == "tofu" => {
-            return Err("pins: trust on first use (`tofu`) is not available in this Tollgate; pin the server with `tollgate pin -- COMMAND…` and name the lock file".into())
-        }
         Value::String(s) => PinsFile {
             file: s.clone(),
             on_change: None,
@@ -104,7 +103,10 @@ fn pin_policy(pins: &Value, base: &Path) -> Result<PinPolicy, String> {
         other => serde_json::from_value(other.clone()).map_err(|e| format!("pins: {e}"))?,
     };
     Ok(PinPolicy {
-        lock: base.join(&file.file),
+        baseline: match file.file.as_str() {
+            "tofu" => Baseline::FirstUse,
+            path => Baseline::File(base.join(path)),
+        },
         on_change: file.on_change.map_or(OnMismatch::Hide, Into::into),
         on_new: file.on_new.map_or(OnMismatch::Hide, Into::into),
         refuse_unlisted: file.unlisted_calls != Some(UnlistedWord::Allow),
@@ -222,6 +224,22 @@ pub fn parse_native(text: &str, base: &Path) -> Result<Policy, String> {
             ))
         }
     }
+    let pins = file
+        .pins
+        .as_ref()
+        .map(|p| pin_policy(p, base))
+        .transpose()?;
+    let locked = matches!(&pins, Some(p) if matches!(p.baseline, Baseline::File(_)));
+    let selectors = file.tools.keys().map(|k| ("tools", k));
+    for (section, pattern) in selectors.chain(file.hide.iter().map(|h| ("hide", h))) {
+        match Selector::parse(pattern) {
+            Some(Err(e)) => return Err(format!("{section}: {e}")),
+            Some(Ok(_)) if !locked => {
+                return Err(format!("{section}: `{pattern}` {NEEDS_LOCK}"));
+            }
+            _ => {}
+        }
+    }
     let defaults: LimitSpec = file.limits.unwrap_or_default().into();
     let plugins = &file.plugins;
     let mut tools = Vec::new();
@@ -257,11 +275,7 @@ pub fn parse_native(text: &str, base: &Path) -> Result<Policy, String> {
         hide: file.hide,
         tools,
         all_tools,
-        pins: file
-            .pins
-            .as_ref()
-            .map(|p| pin_policy(p, base))
-            .transpose()?,
+        pins,
     })
 }
 

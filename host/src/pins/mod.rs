@@ -6,8 +6,11 @@
 //! ([`lock`]); a policy names it (`pins: FILE`), and every `tools/list` answer is checked against
 //! it: a tool whose definition changed, or that has no pin, is hidden, refused or reported as the
 //! policy says ([`PinPolicy`]), and a call to a tool the server never listed in the session is
-//! refused.
+//! refused. Or a policy trusts each tool on first use (`pins: tofu`): the first definition any
+//! proxy sharing the state store sees becomes the baseline ([`crate::state::PinStore`]).
+//! Policy sections can select tools by their reviewed annotations ([`annotations`]).
 
+pub mod annotations;
 pub mod lock;
 
 use serde_json::{Map, Value};
@@ -115,11 +118,20 @@ impl OnMismatch {
     }
 }
 
+/// Where a policy's pins come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Baseline {
+    /// A lock file of reviewed definitions (`pins: FILE`).
+    File(std::path::PathBuf),
+    /// The first definition seen, kept in the state store per server (`pins: tofu`).
+    FirstUse,
+}
+
 /// A policy's pinning: the reviewed tools and what to do when a server departs from them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PinPolicy {
-    /// The lock file.
-    pub lock: std::path::PathBuf,
+    /// The lock file, or trust on first use.
+    pub baseline: Baseline,
     /// A tool whose definition changed (default: hide).
     pub on_change: OnMismatch,
     /// A tool the lock file does not name (default: hide).
@@ -137,6 +149,9 @@ pub enum Status {
     Changed(Vec<&'static str>),
     /// The lock file does not name the tool.
     New,
+    /// The baseline could not be read (`tofu` with a state store that failed): the tool is
+    /// hidden, never trusted.
+    Unverified(String),
 }
 
 impl Status {
@@ -146,14 +161,27 @@ impl Status {
             Status::Pinned => None,
             Status::Changed(_) => Some("changed"),
             Status::New => Some("new"),
+            Status::Unverified(_) => Some("unverified"),
+        }
+    }
+
+    /// What is wrong, as the log and the audit log say it.
+    pub fn describe(&self) -> String {
+        match self {
+            Status::Pinned => "pinned".into(),
+            Status::Changed(fields) => {
+                format!("changed since it was pinned: {}", fields.join(", "))
+            }
+            Status::New => "not pinned".into(),
+            Status::Unverified(why) => format!("its pin could not be checked: {why}"),
         }
     }
 }
 
-/// A loaded pin policy: the lock and the actions.
+/// A loaded pin policy: the reviewed lock (none under `tofu`) and the actions.
 #[derive(Debug)]
 pub struct Pins {
-    lock: Lock,
+    lock: Option<Lock>,
     policy: PinPolicy,
 }
 
@@ -161,7 +189,10 @@ impl Pins {
     /// Read the policy's lock file; an unreadable or malformed one is an error naming it.
     pub fn load(policy: &PinPolicy) -> Result<Pins, LockError> {
         Ok(Pins {
-            lock: Lock::read(&policy.lock)?,
+            lock: match &policy.baseline {
+                Baseline::File(path) => Some(Lock::read(path)?),
+                Baseline::FirstUse => None,
+            },
             policy: policy.clone(),
         })
     }
@@ -171,13 +202,53 @@ impl Pins {
         &self.policy
     }
 
-    /// How a tool definition from a `tools/list` answer compares with its pin.
-    pub fn status(&self, tool: &Value) -> Status {
+    /// The reviewed lock, unless the policy trusts tools on first use.
+    pub fn lock(&self) -> Option<&Lock> {
+        self.lock.as_ref()
+    }
+
+    /// How a tool definition from a `tools/list` answer compares with its pin. Under `tofu`,
+    /// `store` keeps the first definition any proxy of `server` saw.
+    pub async fn status(
+        &self,
+        tool: &Value,
+        server: &str,
+        store: Option<&dyn crate::state::PinStore>,
+    ) -> Status {
         let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
-        match self.lock.tools.get(name) {
-            None => Status::New,
-            Some(pinned) if pinned.digest == digest(tool) => Status::Pinned,
-            Some(pinned) => Status::Changed(changed_fields(&pinned.definition(name), tool)),
+        let now = digest(tool);
+        let (pinned, reviewed) = match (&self.lock, store) {
+            (Some(lock), _) => match lock.tools.get(name) {
+                None => return Status::New,
+                Some(pinned) => (pinned.digest.clone(), pinned.definition(name)),
+            },
+            (None, None) => {
+                return Status::Unverified("the state store keeps no pins".into());
+            }
+            (None, Some(store)) => {
+                let mut definition = String::new();
+                canonical(&Value::Object(pinned_fields(tool)), &mut definition);
+                let seen = crate::state::FirstSeen {
+                    digest: now.clone(),
+                    definition,
+                };
+                match store.pin_first(server, name, &seen).await {
+                    Ok(first) => match serde_json::from_str(&first.definition) {
+                        Ok(definition) => (first.digest, definition),
+                        Err(e) => {
+                            return Status::Unverified(format!(
+                                "the stored definition of `{name}` is not JSON: {e}"
+                            ))
+                        }
+                    },
+                    Err(e) => return Status::Unverified(e.to_string()),
+                }
+            }
+        };
+        if pinned == now {
+            Status::Pinned
+        } else {
+            Status::Changed(changed_fields(&reviewed, tool))
         }
     }
 
@@ -187,6 +258,8 @@ impl Pins {
             Status::Pinned => None,
             Status::Changed(_) => Some(self.policy.on_change),
             Status::New => Some(self.policy.on_new),
+            // Fail closed: a tool whose pin cannot be read is never trusted.
+            Status::Unverified(_) => Some(OnMismatch::Hide),
         }
     }
 }

@@ -507,7 +507,7 @@ impl Session {
         for tool in tools.iter() {
             let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
             let pinned = match chain.pins() {
-                Some(pins) => self.judge_pin(&chain, pins, name, tool, &caller),
+                Some(pins) => self.judge_pin(&chain, pins, name, tool, &caller).await,
                 None => true,
             };
             keep.push(pinned && chain.visible(name, &caller).await);

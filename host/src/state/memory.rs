@@ -1,7 +1,10 @@
-//! The in-memory counter store: fast and ephemeral (limits reset when the process exits).
+//! The in-memory state store: fast and ephemeral (limits and first-use pins reset when the
+//! process exits).
 
 use super::algorithm::{self, CounterState};
-use super::{now_ms, CounterStore, Reservation, StoreError, TakeRequest, Taken};
+use super::{
+    now_ms, CounterStore, FirstSeen, PinStore, Reservation, StoreError, TakeRequest, Taken,
+};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,6 +13,8 @@ use std::sync::Mutex;
 #[derive(Default)]
 pub struct MemoryStore {
     counters: Mutex<HashMap<String, CounterState>>,
+    /// First-seen tool definitions by server, then tool.
+    pins: Mutex<HashMap<String, HashMap<String, FirstSeen>>>,
 }
 
 impl MemoryStore {
@@ -71,5 +76,41 @@ impl CounterStore for MemoryStore {
 
     fn describe(&self) -> String {
         "memory".into()
+    }
+
+    fn pins(&self) -> Option<&dyn PinStore> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl PinStore for MemoryStore {
+    async fn pin_first(
+        &self,
+        server: &str,
+        tool: &str,
+        seen: &FirstSeen,
+    ) -> Result<FirstSeen, StoreError> {
+        let mut pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(pins
+            .entry(server.to_string())
+            .or_default()
+            .entry(tool.to_string())
+            .or_insert_with(|| seen.clone())
+            .clone())
+    }
+
+    async fn forget_pins(&self, server: &str, tools: &[String]) -> Result<u64, StoreError> {
+        let mut pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(kept) = pins.get_mut(server) else {
+            return Ok(0);
+        };
+        let before = kept.len();
+        if tools.is_empty() {
+            kept.clear();
+        } else {
+            kept.retain(|tool, _| !tools.contains(tool));
+        }
+        Ok((before - kept.len()) as u64)
     }
 }

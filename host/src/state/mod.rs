@@ -1,6 +1,8 @@
-//! Counters behind one trait, for rate limits and quotas: [`sqlite`] (the default: durable and
-//! shared by the processes of one machine) and [`memory`] (ephemeral). Every store implements
-//! the same [`CounterStore`] trait with the same arithmetic from [`algorithm`].
+//! The state store: counters for rate limits and quotas, and the first-seen tool definitions of
+//! `pins: tofu`. [`sqlite`] (the default: durable and shared by the processes of one machine),
+//! [`memory`] (ephemeral) and [`redis`] (shared by replicas). Every store implements the same
+//! [`CounterStore`] trait with the same arithmetic from [`algorithm`], and the same
+//! [`PinStore`].
 
 pub mod algorithm;
 pub mod memory;
@@ -66,6 +68,37 @@ pub trait CounterStore: Send + Sync + 'static {
 
     /// A short name for logs and `tollgate check` (`memory`, `sqlite:/path`, …).
     fn describe(&self) -> String;
+
+    /// The same store's tool baselines for `pins: tofu`; `None` where it keeps none.
+    fn pins(&self) -> Option<&dyn PinStore> {
+        None
+    }
+}
+
+/// The definition of a tool that a server listed first, as `pins: tofu` keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstSeen {
+    /// `sha256:…` of the definition's pinned fields (see [`crate::pins::digest`]).
+    pub digest: String,
+    /// The pinned fields as canonical JSON, to name what changed later.
+    pub definition: String,
+}
+
+/// Tool baselines for trust on first use, shared by every proxy of the store.
+#[async_trait]
+pub trait PinStore: Send + Sync {
+    /// Keep `seen` as the baseline of `server`'s `tool` unless one is kept already, and return
+    /// the baseline kept. Atomic: two proxies that see different definitions first agree on one.
+    async fn pin_first(
+        &self,
+        server: &str,
+        tool: &str,
+        seen: &FirstSeen,
+    ) -> Result<FirstSeen, StoreError>;
+
+    /// Forget `server`'s baselines (of the tools named, or all when none are), so the next
+    /// listing is trusted again; how many were forgotten.
+    async fn forget_pins(&self, server: &str, tools: &[String]) -> Result<u64, StoreError>;
 }
 
 /// Milliseconds since the Unix epoch, the time base of every store.

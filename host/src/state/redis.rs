@@ -15,14 +15,21 @@
 //! - Lua numbers are doubles, so every product goes through an exact `muldiv`; values are exact
 //!   up to 2^52 (a limit of 4.5 · 10^12 per window for token buckets, which count thousandths).
 //!
-//! Keys expire two windows (plus a second) after their last write, when their state can no
+//! First-use pins (`pins: tofu`) are a hash per server, `tollgate:pins:<server>`, whose fields
+//! are tool names and whose values are the digest, a newline and the canonical definition; the
+//! first writer wins (`HSETNX` in a script that reads back what is kept). They never expire.
+//!
+//! Counter keys expire two windows (plus a second) after their last write, when their state can no
 //! longer matter. Every operation has a deadline of [`OPERATION_TIMEOUT`]: an unreachable Redis
 //! makes takes fail with a [`StoreError`] (the rate-limit plugin then denies with
 //! `state_unavailable`, or allows with `fail_mode: open`) instead of hanging calls. The connection
 //! is made on first use and re-made after a failure, so Tollgate starts, and recovers, while
 //! Redis is down.
 
-use super::{now_ms, Algorithm, CounterStore, Reservation, StoreError, TakeRequest, Taken};
+use super::{
+    now_ms, Algorithm, CounterStore, FirstSeen, PinStore, Reservation, StoreError, TakeRequest,
+    Taken,
+};
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, Script};
 use async_trait::async_trait;
@@ -196,6 +203,22 @@ save(state)
 return 1
 "#;
 
+/// Keep a tool's first-seen definition unless one is kept; answer the one kept.
+const LUA_PIN_FIRST: &str = r#"
+redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('HGET', KEYS[1], ARGV[1])
+"#;
+
+/// Forget the named tools' first-seen definitions, or all of a server's; answer how many.
+const LUA_FORGET_PINS: &str = r#"
+if #ARGV == 0 then
+  local n = redis.call('HLEN', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  return n
+end
+return redis.call('HDEL', KEYS[1], unpack(ARGV))
+"#;
+
 fn algorithm_name(algorithm: Algorithm) -> &'static str {
     match algorithm {
         Algorithm::FixedWindow => "fixed",
@@ -218,6 +241,8 @@ struct Inner {
     display: String,
     take: Script,
     refund: Script,
+    pin_first: Script,
+    forget_pins: Script,
 }
 
 /// `redis://user:secret@host:6379/0` → `redis://user:***@host:6379/0`.
@@ -262,6 +287,8 @@ impl RedisStore {
                 display,
                 take: Script::new(&format!("{LUA_PRELUDE}\n{LUA_TAKE}")),
                 refund: Script::new(&format!("{LUA_PRELUDE}\n{LUA_REFUND}")),
+                pin_first: Script::new(LUA_PIN_FIRST),
+                forget_pins: Script::new(LUA_FORGET_PINS),
             }),
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -377,6 +404,46 @@ impl CounterStore for RedisStore {
 
     fn describe(&self) -> String {
         self.inner.display.clone()
+    }
+
+    fn pins(&self) -> Option<&dyn PinStore> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl PinStore for RedisStore {
+    async fn pin_first(
+        &self,
+        server: &str,
+        tool: &str,
+        seen: &FirstSeen,
+    ) -> Result<FirstSeen, StoreError> {
+        let mut invocation = self.inner.pin_first.prepare_invoke();
+        invocation
+            .key(format!("{KEY_PREFIX}pins:{server}"))
+            .arg(tool)
+            .arg(format!("{}\n{}", seen.digest, seen.definition));
+        let kept: String = self.run("pin failed", invocation).await?;
+        match kept.split_once('\n') {
+            Some((digest, definition)) => Ok(FirstSeen {
+                digest: digest.into(),
+                definition: definition.into(),
+            }),
+            None => Err(self.error(
+                "pin failed",
+                format!("the pin kept for `{tool}` is not a digest and a definition"),
+            )),
+        }
+    }
+
+    async fn forget_pins(&self, server: &str, tools: &[String]) -> Result<u64, StoreError> {
+        let mut invocation = self.inner.forget_pins.prepare_invoke();
+        invocation.key(format!("{KEY_PREFIX}pins:{server}"));
+        for tool in tools {
+            invocation.arg(tool);
+        }
+        self.run("forgetting pins failed", invocation).await
     }
 }
 

@@ -10,7 +10,9 @@
 //! WAL checkpoints run on a thread of their own ([`checkpoint`]), not inside a take.
 
 use super::algorithm::{self, CounterState};
-use super::{now_ms, CounterStore, Reservation, StoreError, TakeRequest, Taken};
+use super::{
+    now_ms, CounterStore, FirstSeen, PinStore, Reservation, StoreError, TakeRequest, Taken,
+};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
@@ -61,6 +63,14 @@ impl SqliteStore {
                  start_ms INTEGER NOT NULL,
                  used INTEGER NOT NULL,
                  prev_used INTEGER NOT NULL
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS pins (
+                 server TEXT NOT NULL,
+                 tool TEXT NOT NULL,
+                 digest TEXT NOT NULL,
+                 definition TEXT NOT NULL,
+                 first_seen_ms INTEGER NOT NULL,
+                 PRIMARY KEY (server, tool)
              ) WITHOUT ROWID",
         )
         .map_err(error)?;
@@ -181,6 +191,70 @@ impl CounterStore for SqliteStore {
 
     fn describe(&self) -> String {
         format!("sqlite:{}", self.path.display())
+    }
+
+    fn pins(&self) -> Option<&dyn PinStore> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl PinStore for SqliteStore {
+    async fn pin_first(
+        &self,
+        server: &str,
+        tool: &str,
+        seen: &FirstSeen,
+    ) -> Result<FirstSeen, StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(error)?;
+        tx.prepare_cached(
+            "INSERT INTO pins (server, tool, digest, definition, first_seen_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(server, tool) DO NOTHING",
+        )
+        .map_err(error)?
+        .execute(params![
+            server,
+            tool,
+            seen.digest,
+            seen.definition,
+            now_ms() as i64
+        ])
+        .map_err(error)?;
+        let kept = tx
+            .prepare_cached("SELECT digest, definition FROM pins WHERE server = ?1 AND tool = ?2")
+            .map_err(error)?
+            .query_row(params![server, tool], |row| {
+                Ok(FirstSeen {
+                    digest: row.get(0)?,
+                    definition: row.get(1)?,
+                })
+            })
+            .map_err(error)?;
+        tx.commit().map_err(error)?;
+        Ok(kept)
+    }
+
+    async fn forget_pins(&self, server: &str, tools: &[String]) -> Result<u64, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let forgotten = if tools.is_empty() {
+            conn.execute("DELETE FROM pins WHERE server = ?1", [server])
+                .map_err(error)?
+        } else {
+            let mut total = 0;
+            for tool in tools {
+                total += conn
+                    .execute(
+                        "DELETE FROM pins WHERE server = ?1 AND tool = ?2",
+                        [server, tool.as_str()],
+                    )
+                    .map_err(error)?;
+            }
+            total
+        };
+        Ok(forgotten as u64)
     }
 }
 

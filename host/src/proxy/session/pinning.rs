@@ -13,7 +13,7 @@ use serde_json::Value;
 impl Session {
     /// Compare a listed tool with its pin, remember the outcome for the session's calls, and
     /// report a mismatch (log, audit, metrics). Whether the tool stays in the list.
-    pub(super) fn judge_pin(
+    pub(super) async fn judge_pin(
         &self,
         chain: &Chain,
         pins: &Pins,
@@ -21,16 +21,11 @@ impl Session {
         tool: &Value,
         caller: &str,
     ) -> bool {
-        let status = pins.status(tool);
+        let status = pins.status(tool, chain.server(), chain.pin_store()).await;
         let action = pins.action(&status);
         if let (Some(change), Some(action)) = (status.change(), action) {
             metrics::pin_mismatch(chain.server(), name, change);
-            let what = match &status {
-                pins::Status::Changed(fields) => {
-                    format!("changed since it was pinned: {}", fields.join(", "))
-                }
-                _ => "not pinned".to_string(),
-            };
+            let what = status.describe();
             tracing::warn!(server = %chain.server(), tool = name, action = action.word(), "tool {what}");
             if let Some(audit) = &self.audit {
                 let reason = format!("{what} (pins: {})", action.word());
