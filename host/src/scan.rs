@@ -6,6 +6,12 @@
 //! `notifications/initialized` and `tools/list` (every page), then it is stopped. Messages that
 //! are not the awaited response (log notifications, progress, requests to the client) are skipped;
 //! requests the server sends are answered "method not found" so it never waits on us.
+//!
+//! The session declares the client capabilities that make servers offer more tools (sampling and
+//! elicitation: server-everything lists its sampling and elicitation tools only to clients that
+//! have them), so a scan or a pin sees every tool a capable agent will be shown. Roots are not
+//! declared: a server that has them asks for the roots, and a declined answer would change what
+//! it serves (the filesystem server's allowed directories).
 
 use crate::transport::http_client::{HttpUpstream, UpstreamOptions};
 use anyhow::{anyhow, bail, Context, Result};
@@ -247,7 +253,7 @@ async fn talk(peer: &mut Peer) -> Result<Scan> {
             "initialize",
             json!({
                 "protocolVersion": PROTOCOL_VERSION,
-                "capabilities": {},
+                "capabilities": {"sampling": {}, "elicitation": {"form": {}, "url": {}}},
                 "clientInfo": {"name": "tollgate-scan", "version": env!("CARGO_PKG_VERSION")},
             }),
         )

@@ -218,9 +218,11 @@ fn list_tools_directly(command: &[String]) -> Vec<String> {
             return m["result"].clone();
         }
     };
+    // A client with sampling and elicitation, as the scan declares: servers offer it more tools.
     send(
         json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
+        "protocolVersion": "2025-06-18",
+        "capabilities": {"sampling": {}, "elicitation": {"form": {}, "url": {}}},
         "clientInfo": {"name": "test", "version": "0"}}}),
     );
     wait(1);

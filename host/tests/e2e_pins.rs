@@ -378,3 +378,107 @@ fn two_proxies_on_one_state_store_share_a_trust_on_first_use_baseline() {
     let third = drive_with_env(Client::Py1, &command, &list, &changed);
     assert_eq!(text(third.result(1)), "3", "{third}");
 }
+
+/// Over Streamable HTTP on the 2026-07-28 revision (no sessions: each request stands alone),
+/// the pinned mcp 2.x server's tools are listed and callable, and after the server changes
+/// `add`'s schema the tool is hidden and refused as on stdio.
+#[test]
+fn pins_hold_on_the_stateless_revision_over_http() {
+    setup(POLICIES);
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join("fastmcp2.pins.yaml");
+    let (code, _, stderr) = pin(&["--lock", lock.to_str().unwrap()], &fastmcp2(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "version: 1\npins: fastmcp2.pins.yaml\n").unwrap();
+    let listening = e2e::Listening::start(
+        policy.to_str().unwrap(),
+        fastmcp2(),
+        &[],
+        &[("TOLLGATE_TEST_RUG_PULL", "1")],
+    );
+    let url = vec!["--url".to_string(), listening.url.clone()];
+    let run = drive(
+        Client::Py2,
+        &url,
+        &scenario(vec![
+            json!({"op": "list_tools"}),
+            call("add", json!({"a": 1, "b": 2})),
+            call("change_tools", json!({})),
+            json!({"op": "list_tools"}),
+            call("add", json!({"a": 1, "b": 2})),
+        ]),
+    );
+    assert_eq!(run.out["protocol_version"], "2026-07-28", "{run}");
+    assert!(
+        run.step(0)["tools"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("add")),
+        "{run}"
+    );
+    assert_eq!(text(run.result(1)), "3", "{run}");
+    assert!(
+        !run.step(3)["tools"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("add")),
+        "{run}"
+    );
+    assert_eq!(
+        run.step(4)["error"]["message"],
+        "Unknown tool: add",
+        "{run}"
+    );
+}
+
+/// server-everything, pinned by `tollgate pin` and started again behind the pins: its digests
+/// are stable across restarts (every tool listed, none reported), calls go through, and
+/// `pin --diff` finds nothing to show.
+#[test]
+fn server_everything_pinned_lists_every_tool_and_reports_nothing() {
+    setup(POLICIES);
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join("everything.pins.yaml");
+    let lock_arg = lock.to_str().unwrap();
+    let (code, _, stderr) = pin(&["--lock", lock_arg], &e2e::server_everything(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let pinned = tollgate::pins::Lock::read(&lock).unwrap();
+    assert!(pinned.tools.len() >= 10, "{pinned:?}");
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "version: 1\npins: everything.pins.yaml\n").unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let command = run_command(
+        &policy,
+        &["--state", "memory", "--audit-log", audit.to_str().unwrap()],
+        &e2e::server_everything(),
+    );
+    let run = drive(
+        Client::Ts,
+        &command,
+        &scenario(vec![
+            json!({"op": "list_tools"}),
+            call("echo", json!({"message": "pinned"})),
+        ]),
+    );
+    let mut listed: Vec<String> = run.step(0)["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        pinned.tools.keys().cloned().collect::<Vec<_>>(),
+        "{run}"
+    );
+    assert_eq!(text(run.result(1)), "Echo: pinned", "{run}");
+    assert_eq!(pin_mismatches(&audit), Vec::<Value>::new());
+    let (code, same, _) = pin(
+        &["--diff", "--lock", lock_arg],
+        &e2e::server_everything(),
+        &[],
+    );
+    assert_eq!(code, 0, "{same}");
+}
