@@ -2,6 +2,7 @@
 
 mod pack;
 mod pin;
+mod wrap;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -85,6 +86,12 @@ enum Command {
     /// Forget the tool definitions that `pins: tofu` trusted on first use for a server (in the
     /// state store every proxy shares), so the next listing is trusted again.
     Unpin(pin::UnpinArgs),
+    /// Put Tollgate in front of every MCP server of a client's configuration (--client NAME or
+    /// --config FILE), each with a policy: a reviewed one for its package, else a starter policy
+    /// from its tools. Keeps every other field, writes a backup; --dry-run prints the diff.
+    Wrap(wrap::WrapArgs),
+    /// Restore the entries `tollgate wrap` changed, exactly as they were.
+    Unwrap(wrap::Target),
 }
 
 #[derive(Debug, clap::Args)]
@@ -367,6 +374,8 @@ async fn dispatch(command: Command, threads: u16) -> Result<i32> {
         Command::Pack(command) => pack::dispatch(command).await,
         Command::Pin(args) => pin::pin(args).await,
         Command::Unpin(args) => pin::unpin(args).await,
+        Command::Wrap(args) => wrap::wrap(args).await,
+        Command::Unwrap(args) => wrap::unwrap(args).await,
     }
 }
 
@@ -697,7 +706,7 @@ pub(crate) async fn scan_server(args: &ServerArgs) -> Result<(tollgate::scan::Sc
             (found, url.clone())
         }
         None => (
-            tollgate::scan::scan(&args.command, timeout).await?,
+            tollgate::scan::scan(&args.command, &[], timeout).await?,
             format!("`{}`", args.command.join(" ")),
         ),
     })

@@ -27,3 +27,4 @@ pub mod replay;
 pub mod scan;
 pub mod state;
 pub mod transport;
+pub mod wrap;

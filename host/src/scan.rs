@@ -188,13 +188,15 @@ impl Peer {
     }
 }
 
-/// Start `command`, list its tools, stop it. `timeout` bounds each response.
-pub async fn scan(command: &[String], timeout: Duration) -> Result<Scan> {
+/// Start `command` (with `env` added to Tollgate's environment), list its tools, stop it.
+/// `timeout` bounds each response.
+pub async fn scan(command: &[String], env: &[(String, String)], timeout: Duration) -> Result<Scan> {
     let (program, args) = command
         .split_first()
         .ok_or_else(|| anyhow!("no server command given"))?;
     let mut child = Command::new(program)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
