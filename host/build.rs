@@ -58,6 +58,13 @@ fn main() {
     );
 }
 
+fn deflate(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes).expect("deflating into memory");
+    encoder.finish().expect("deflating into memory")
+}
+
 /// Compile each built-in component for this machine with the engine's settings (no fuel: the
 /// default; a policy that meters fuel compiles them at run time, once, into the code cache).
 fn precompile(components: &Path, out: &Path) {
@@ -71,9 +78,15 @@ fn precompile(components: &Path, out: &Path) {
         let code = engine
             .precompile_component(&bytes)
             .unwrap_or_else(|e| panic!("cannot precompile {}: {e:#}", wasm.display()));
-        let target = out.join(format!("{name}.cwasm"));
-        std::fs::write(&target, code)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", target.display()));
+        // Compiled code and components deflate to a third: the binary holds them compressed.
+        for (file, bytes) in [
+            (format!("{name}.cwasm.z"), &code),
+            (format!("{name}.wasm.z"), &bytes),
+        ] {
+            let target = out.join(file);
+            std::fs::write(&target, deflate(bytes))
+                .unwrap_or_else(|e| panic!("cannot write {}: {e}", target.display()));
+        }
         // The digest that names the component in the engine and the code cache, so a start
         // does not hash megabytes of built-in components.
         let digest: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(

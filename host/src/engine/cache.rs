@@ -74,7 +74,8 @@ impl CodeCache {
     }
 
     /// Load code compiled elsewhere for `wasm` (whose [`digest`] the caller has): a built-in
-    /// plugin's code embedded in the binary. It is written to the cache first and mapped from
+    /// plugin's code embedded in the binary, which `code` gives (inflated only when the cache
+    /// does not hold it yet). It is written to the cache first and mapped from
     /// there, so only the pages a plugin runs become resident — deserialising it from the binary
     /// would copy all of it into memory in every process, every start. `None` (and nothing left
     /// behind) when the code does not fit this engine.
@@ -82,11 +83,11 @@ impl CodeCache {
         &self,
         engine: &Engine,
         digest: &[u8; 32],
-        code: &[u8],
+        code: impl FnOnce() -> Vec<u8>,
     ) -> Option<Component> {
         let path = self.path_for(engine, digest);
         if !path.exists() {
-            if let Err(e) = self.write(&path, code) {
+            if let Err(e) = self.write(&path, &code()) {
                 tracing::debug!(path = %path.display(), error = %e, "could not write the code cache");
                 return None;
             }

@@ -277,7 +277,7 @@ impl PolicyEngine {
 pub struct PluginSpec<'a> {
     /// The plugin's name (built-in, or from the policy's `plugins:`).
     pub name: &'a str,
-    /// Its component.
+    /// Its component (empty for a built-in plugin, which [`PluginSpec::builtin`] gives).
     pub wasm: &'a [u8],
     /// Where its counters live.
     pub counters: Arc<dyn CounterStore>,
@@ -349,24 +349,30 @@ impl PolicyEngine {
         builtin: Option<&crate::builtin::Builtin>,
     ) -> wasmtime::Result<wasmtime::component::Component> {
         let digest = builtin.map_or_else(|| cache::digest(wasm), |b| *b.sha256);
-        let precompiled = builtin.map(|b| b.precompiled);
         let mut components = self.components.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(component) = components.get(&digest) {
             return Ok(component.clone());
         }
-        let embedded = precompiled.and_then(|code| match &self.config.cache {
-            Some(cache) => cache.load_precompiled(&self.engine, &digest, code),
-            // SAFETY: `code` is what this Tollgate's build script compiled from these component
-            // bytes (`builtin.rs` embeds both); `deserialize` checks that it was compiled by this
-            // wasmtime version with settings that fit this engine, and refuses it otherwise.
-            None => unsafe { wasmtime::component::Component::deserialize(&self.engine, code) }
-                .map_err(|e| tracing::debug!(error = %e, "precompiled built-in code does not fit this engine; compiling"))
-                .ok(),
+        let embedded = builtin.and_then(|b| match &self.config.cache {
+            Some(cache) => cache.load_precompiled(&self.engine, &digest, || b.precompiled()),
+            // SAFETY: the code is what this Tollgate's build script compiled from this built-in's
+            // component (`builtin.rs` embeds both); `deserialize` checks that it was compiled by
+            // this wasmtime version with settings that fit this engine, and refuses it otherwise.
+            None => unsafe {
+                wasmtime::component::Component::deserialize(&self.engine, b.precompiled())
+            }
+            .map_err(|e| tracing::debug!(error = %e, "precompiled built-in code does not fit this engine; compiling"))
+            .ok(),
         });
+        // A built-in's component is inflated only when its compiled code did not fit.
+        let source = match builtin {
+            Some(b) if embedded.is_none() => std::borrow::Cow::Owned(b.wasm()),
+            _ => std::borrow::Cow::Borrowed(wasm),
+        };
         let component = match (embedded, &self.config.cache) {
             (Some(component), _) => component,
-            (None, Some(cache)) => cache.load_or_compile(&self.engine, wasm, &digest)?.0,
-            (None, None) => wasmtime::component::Component::new(&self.engine, wasm)?,
+            (None, Some(cache)) => cache.load_or_compile(&self.engine, &source, &digest)?.0,
+            (None, None) => wasmtime::component::Component::new(&self.engine, &source)?,
         };
         components.insert(digest, component.clone());
         Ok(component)
@@ -436,12 +442,10 @@ mod tests {
             ..EngineConfig::default()
         })
         .unwrap();
-        let first = engine.compile(crate::builtin::DENY.wasm, None).unwrap();
-        let again = engine
-            .compile(crate::builtin::DENY.wasm, Some(&crate::builtin::DENY))
-            .unwrap();
+        let first = engine.compile(&crate::builtin::DENY.wasm(), None).unwrap();
+        let again = engine.compile(&[], Some(&crate::builtin::DENY)).unwrap();
         let other = engine
-            .compile(crate::builtin::RATE_LIMIT.wasm, None)
+            .compile(&crate::builtin::RATE_LIMIT.wasm(), None)
             .unwrap();
         assert_eq!(first.image_range(), again.image_range());
         assert_ne!(first.image_range(), other.image_range());
@@ -464,7 +468,7 @@ mod tests {
                     })
                     .unwrap();
                     for b in crate::builtin::ALL {
-                        engine.compile(b.wasm, Some(b)).unwrap();
+                        engine.compile(&[], Some(b)).unwrap();
                     }
                 });
             }
@@ -488,9 +492,9 @@ mod tests {
         })
         .unwrap();
         for b in crate::builtin::ALL {
-            assert_eq!(*b.sha256, cache::digest(b.wasm), "built-in `{}`", b.name);
+            assert_eq!(*b.sha256, cache::digest(&b.wasm()), "built-in `{}`", b.name);
             // SAFETY: code the build script compiled from the embedded component.
-            unsafe { wasmtime::component::Component::deserialize(&engine.engine, b.precompiled) }
+            unsafe { wasmtime::component::Component::deserialize(&engine.engine, b.precompiled()) }
                 .unwrap_or_else(|e| panic!("built-in `{}`: {e:#}", b.name));
         }
     }
