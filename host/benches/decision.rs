@@ -7,9 +7,11 @@
 //!
 //! Last, what a `tools/list` answer of 200 tools costs a session without pins (passed through
 //! untouched) and with every tool checked against its pin — the check runs on lists, never on
-//! calls.
+//! calls — and with `pins: tofu`, each tool's first-seen definition kept in the memory or sqlite
+//! store.
 //!
-//! Run: `cargo bench -p tollgate --bench decision` (figures go to BENCHMARKS.md).
+//! Run: `cargo bench -p tollgate --bench decision` (figures go to BENCHMARKS.md); `-- --lists`
+//! runs only the last section.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -124,6 +126,10 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20_000);
+    if std::env::args().any(|a| a == "--lists") {
+        lists(&rt, 500);
+        return;
+    }
     println!("one tools/call decision: deny(regex) + validate(JSON Schema) + rate-limit(memory), {iterations} calls");
     for (name, strategy, n, cold) in [
         ("pooled instances", Strategy::Reuse, iterations, false),
@@ -159,13 +165,14 @@ fn main() {
 async fn list_cost(
     policy: &str,
     dir: &std::path::Path,
+    store: Arc<dyn tollgate::state::CounterStore>,
     n: usize,
 ) -> (Duration, Duration, Duration) {
     use tollgate::proxy::session::Session;
     let tools = list_of_200();
     let policy = parse_native(policy, dir).expect("bench policy parses");
     let engine = PolicyEngine::new(EngineConfig::default()).expect("engine");
-    let chain = Chain::load(&policy, &engine, Arc::new(MemoryStore::new()), "bench")
+    let chain = Chain::load(&policy, &engine, store, "bench")
         .await
         .expect("chain loads");
     let session = Session::new(Arc::new(chain));
@@ -213,11 +220,24 @@ fn lists(rt: &tokio::runtime::Runtime, n: usize) {
         .write(&dir.path().join("bench.pins.yaml"))
         .expect("lock written");
     println!("one tools/list answer of 200 tools through a session, {n} times");
-    for (name, policy) in [
-        ("no pins (passed through)", "version: 1\n"),
-        ("pins, all match", "version: 1\npins: bench.pins.yaml\n"),
+    let memory = || -> Arc<dyn tollgate::state::CounterStore> { Arc::new(MemoryStore::new()) };
+    let sqlite = tollgate::state::sqlite::SqliteStore::open(&dir.path().join("state.sqlite"))
+        .expect("sqlite store");
+    for (name, policy, store) in [
+        ("no pins (passed through)", "version: 1\n", memory()),
+        (
+            "pins, all match",
+            "version: 1\npins: bench.pins.yaml\n",
+            memory(),
+        ),
+        ("tofu, memory store", "version: 1\npins: tofu\n", memory()),
+        (
+            "tofu, sqlite store",
+            "version: 1\npins: tofu\n",
+            Arc::new(sqlite),
+        ),
     ] {
-        report(name, rt.block_on(list_cost(policy, dir.path(), n)));
+        report(name, rt.block_on(list_cost(policy, dir.path(), store, n)));
     }
 }
 

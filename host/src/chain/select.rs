@@ -23,8 +23,8 @@ pub(super) struct Sections {
 
 impl Sections {
     /// Index the sections' patterns (in file order); annotation selectors (in sections and in
-    /// `hide`) are resolved against the lock file's reviewed definitions. Selectors without a
-    /// lock select nothing (the policy loader refuses them before this).
+    /// `hide`) are resolved against the lock file's reviewed definitions. Without a lock they
+    /// are plain names (the native loader refuses selectors without one before this).
     pub(super) fn index<'a>(
         patterns: impl Iterator<Item = &'a str>,
         hide: &[String],
@@ -36,7 +36,8 @@ impl Sections {
                 .unwrap_or_default()
         };
         for (i, pattern) in patterns.enumerate() {
-            match Selector::parse(pattern) {
+            // Without a lock (formats that have no selectors), an `@…` pattern is a name.
+            match Selector::parse(pattern).filter(|_| lock.is_some()) {
                 Some(Ok(selector)) => {
                     for tool in selected(selector) {
                         sections.annotated.entry(tool).or_default().push(i);
