@@ -43,6 +43,21 @@ fn pin_mismatches(audit: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// A temporary directory holding `server` pinned by `tollgate pin` (`server.pins.yaml`) and a
+/// policy enforcing it (`policy.yaml`: `pins: server.pins.yaml` and `rest`).
+fn pinned(server: &[String], rest: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join("server.pins.yaml");
+    let (code, _, stderr) = pin(&["--lock", lock.to_str().unwrap()], server, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        format!("version: 1\npins: server.pins.yaml\n{rest}"),
+    )
+    .unwrap();
+    dir
+}
+
 /// The MCP filesystem server with one allowed directory.
 fn filesystem(root: &Path) -> Vec<String> {
     let p = peers();
@@ -170,12 +185,8 @@ fn a_server_that_changes_its_tools_under_the_agent_is_caught_by_its_pins() {
 #[test]
 fn an_mcp_2_server_that_changes_a_tools_schema_has_the_tool_hidden_and_refused() {
     setup(POLICIES);
-    let dir = tempfile::tempdir().unwrap();
-    let lock = dir.path().join("fastmcp2.pins.yaml");
-    let (code, _, stderr) = pin(&["--lock", lock.to_str().unwrap()], &fastmcp2(), &[]);
-    assert_eq!(code, 0, "{stderr}");
+    let dir = pinned(&fastmcp2(), "");
     let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, "version: 1\npins: fastmcp2.pins.yaml\n").unwrap();
     let audit = dir.path().join("audit.jsonl");
     let command = run_command(
         &policy,
@@ -385,12 +396,8 @@ fn two_proxies_on_one_state_store_share_a_trust_on_first_use_baseline() {
 #[test]
 fn pins_hold_on_the_stateless_revision_over_http() {
     setup(POLICIES);
-    let dir = tempfile::tempdir().unwrap();
-    let lock = dir.path().join("fastmcp2.pins.yaml");
-    let (code, _, stderr) = pin(&["--lock", lock.to_str().unwrap()], &fastmcp2(), &[]);
-    assert_eq!(code, 0, "{stderr}");
+    let dir = pinned(&fastmcp2(), "");
     let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, "version: 1\npins: fastmcp2.pins.yaml\n").unwrap();
     let listening = e2e::Listening::start(
         policy.to_str().unwrap(),
         fastmcp2(),
@@ -438,15 +445,12 @@ fn pins_hold_on_the_stateless_revision_over_http() {
 #[test]
 fn server_everything_pinned_lists_every_tool_and_reports_nothing() {
     setup(POLICIES);
-    let dir = tempfile::tempdir().unwrap();
-    let lock = dir.path().join("everything.pins.yaml");
+    let dir = pinned(&e2e::server_everything(), "");
+    let lock = dir.path().join("server.pins.yaml");
     let lock_arg = lock.to_str().unwrap();
-    let (code, _, stderr) = pin(&["--lock", lock_arg], &e2e::server_everything(), &[]);
-    assert_eq!(code, 0, "{stderr}");
-    let pinned = tollgate::pins::Lock::read(&lock).unwrap();
-    assert!(pinned.tools.len() >= 10, "{pinned:?}");
+    let locked = tollgate::pins::Lock::read(&lock).unwrap();
+    assert!(locked.tools.len() >= 10, "{locked:?}");
     let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, "version: 1\npins: everything.pins.yaml\n").unwrap();
     let audit = dir.path().join("audit.jsonl");
     let command = run_command(
         &policy,
@@ -470,7 +474,7 @@ fn server_everything_pinned_lists_every_tool_and_reports_nothing() {
     listed.sort();
     assert_eq!(
         listed,
-        pinned.tools.keys().cloned().collect::<Vec<_>>(),
+        locked.tools.keys().cloned().collect::<Vec<_>>(),
         "{run}"
     );
     assert_eq!(text(run.result(1)), "Echo: pinned", "{run}");

@@ -200,17 +200,20 @@ async fn write_policy(server: &wrap::Server, policy: &Path, args: &WrapArgs) -> 
     Ok(())
 }
 
-async fn policy_text(server: &wrap::Server, args: &WrapArgs) -> Result<(String, String)> {
-    let env: Vec<(String, String)> = server
-        .entry
-        .get("env")
+/// An entry's object of strings (`env`, `headers`) as pairs; values that are not strings left out.
+fn string_pairs(entry: &Value, key: &str) -> Vec<(String, String)> {
+    entry
+        .get(key)
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
                 .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+async fn policy_text(server: &wrap::Server, args: &WrapArgs) -> Result<(String, String)> {
     if let Shape::Stdio { command, args: a } = &server.shape {
         if let Some(reviewed) = catalog::find(command, a) {
             return Ok((
@@ -227,23 +230,14 @@ async fn policy_text(server: &wrap::Server, args: &WrapArgs) -> Result<(String, 
         Shape::Stdio { command, args: a } => {
             let mut line = vec![command.clone()];
             line.extend(a.iter().cloned());
+            let env = string_pairs(&server.entry, "env");
             let found = tollgate::scan::scan(&line, &env, timeout).await?;
             (found, format!("`{}`", line.join(" ")))
         }
         Shape::Remote { url, .. } => {
-            let headers = server
-                .entry
-                .get("headers")
-                .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default();
             let upstream = UpstreamOptions {
                 url: url.clone(),
-                headers,
+                headers: string_pairs(&server.entry, "headers"),
                 timeout,
             };
             (
