@@ -42,9 +42,32 @@ pub fn pinned_fields(tool: &Value) -> Map<String, Value> {
 
 /// A tool's pin: `sha256:` and the hex digest of its pinned fields' canonical JSON.
 pub fn digest(tool: &Value) -> String {
-    let mut text = String::new();
-    canonical(&Value::Object(pinned_fields(tool)), &mut text);
-    let hex: String = Sha256::digest(text.as_bytes())
+    digest_of(&canonical_fields(tool))
+}
+
+/// The canonical JSON of a tool's pinned fields (what [`canonical`] makes of
+/// [`pinned_fields`], without copying them).
+fn canonical_fields(tool: &Value) -> String {
+    let mut sorted = PINNED_FIELDS.to_vec();
+    sorted.sort_unstable();
+    let mut text = String::from("{");
+    for field in sorted {
+        if let Some(value) = tool.get(field) {
+            if text.len() > 1 {
+                text.push(',');
+            }
+            text.push_str(&Value::String(field.into()).to_string());
+            text.push(':');
+            canonical(value, &mut text);
+        }
+    }
+    text.push('}');
+    text
+}
+
+/// `sha256:` and the hex digest of canonical JSON text.
+fn digest_of(canonical: &str) -> String {
+    let hex: String = Sha256::digest(canonical.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
@@ -216,39 +239,31 @@ impl Pins {
         store: Option<&dyn crate::state::PinStore>,
     ) -> Status {
         let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
-        let now = digest(tool);
-        let (pinned, reviewed) = match (&self.lock, store) {
+        let fields = canonical_fields(tool);
+        let now = digest_of(&fields);
+        match (&self.lock, store) {
             (Some(lock), _) => match lock.tools.get(name) {
-                None => return Status::New,
-                Some(pinned) => (pinned.digest.clone(), pinned.definition(name)),
+                None => Status::New,
+                Some(pinned) if pinned.digest == now => Status::Pinned,
+                Some(pinned) => Status::Changed(changed_fields(&pinned.definition(name), tool)),
             },
-            (None, None) => {
-                return Status::Unverified("the state store keeps no pins".into());
-            }
+            (None, None) => Status::Unverified("the state store keeps no pins".into()),
             (None, Some(store)) => {
-                let mut definition = String::new();
-                canonical(&Value::Object(pinned_fields(tool)), &mut definition);
                 let seen = crate::state::FirstSeen {
-                    digest: now.clone(),
-                    definition,
+                    digest: now,
+                    definition: fields,
                 };
                 match store.pin_first(server, name, &seen).await {
+                    Ok(first) if first.digest == seen.digest => Status::Pinned,
                     Ok(first) => match serde_json::from_str(&first.definition) {
-                        Ok(definition) => (first.digest, definition),
-                        Err(e) => {
-                            return Status::Unverified(format!(
-                                "the stored definition of `{name}` is not JSON: {e}"
-                            ))
-                        }
+                        Ok(reviewed) => Status::Changed(changed_fields(&reviewed, tool)),
+                        Err(e) => Status::Unverified(format!(
+                            "the stored definition of `{name}` is not JSON: {e}"
+                        )),
                     },
-                    Err(e) => return Status::Unverified(e.to_string()),
+                    Err(e) => Status::Unverified(e.to_string()),
                 }
             }
-        };
-        if pinned == now {
-            Status::Pinned
-        } else {
-            Status::Changed(changed_fields(&reviewed, tool))
         }
     }
 
@@ -295,6 +310,9 @@ mod tests {
         .unwrap();
         assert_eq!(digest(&a), digest(&b));
         assert!(digest(&a).starts_with("sha256:") && digest(&a).len() == 71);
+        let mut whole = String::new();
+        canonical(&Value::Object(pinned_fields(&b)), &mut whole);
+        assert_eq!(canonical_fields(&b), whole);
         let mut c = a.clone();
         c["annotations"] = json!({"destructiveHint": true});
         assert_ne!(digest(&a), digest(&c));
