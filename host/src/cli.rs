@@ -2,6 +2,7 @@
 
 mod pack;
 mod pin;
+mod status;
 mod wrap;
 
 use anyhow::{bail, Context, Result};
@@ -92,6 +93,9 @@ enum Command {
     Wrap(wrap::WrapArgs),
     /// Restore the entries `tollgate wrap` changed, exactly as they were.
     Unwrap(wrap::Target),
+    /// What `tollgate wrap` put behind Tollgate on this machine: each server, its policy (does
+    /// it load) and its pins.
+    Status,
 }
 
 #[derive(Debug, clap::Args)]
@@ -376,6 +380,7 @@ async fn dispatch(command: Command, threads: u16) -> Result<i32> {
         Command::Unpin(args) => pin::unpin(args).await,
         Command::Wrap(args) => wrap::wrap(args).await,
         Command::Unwrap(args) => wrap::unwrap(args).await,
+        Command::Status => status::status(),
     }
 }
 

@@ -139,6 +139,18 @@ fn wrap_puts_tollgate_in_front_of_every_server_and_unwrap_restores_the_file_exac
     );
     assert_eq!(text(run.result(1)), "5", "{run}");
 
+    // What status says of it.
+    let (code, shown, stderr) = tollgate(home, &["status"]);
+    assert_eq!(code, 0, "{stderr}");
+    let fastmcp_policy = policies.join("fastmcp.yaml");
+    let expected = format!(
+        "{}\n  fastmcp: wrapped\n    policy {}: loads; default allow, 4 tool sections, no pins\n",
+        path.display(),
+        fastmcp_policy.display()
+    );
+    assert!(shown.starts_with(&expected), "{shown}");
+    assert!(shown.contains("  remote: wrapped\n"), "{shown}");
+
     // Again: nothing is wrapped twice, and a policy an operator may have edited is kept.
     std::fs::write(policies.join("fastmcp.yaml"), "version: 1\n# edited\n").unwrap();
     let (code, _, stderr) = tollgate(home, &["wrap", "--client", "cursor"]);
@@ -160,6 +172,8 @@ fn wrap_puts_tollgate_in_front_of_every_server_and_unwrap_restores_the_file_exac
     );
     let (_, _, stderr) = tollgate(home, &["unwrap", "--client", "cursor"]);
     assert!(stderr.contains("is wrapped"), "{stderr}");
+    let (_, shown, _) = tollgate(home, &["status"]);
+    assert!(shown.starts_with("nothing is wrapped"), "{shown}");
 }
 
 #[test]

@@ -60,7 +60,7 @@ fn target(t: &Target) -> Result<(PathBuf, Syntax, Option<Client>)> {
     Ok((path, client.syntax(), Some(client)))
 }
 
-fn state_dir() -> Result<PathBuf> {
+pub(crate) fn state_dir() -> Result<PathBuf> {
     dirs::state_dir()
         .or_else(dirs::data_local_dir)
         .map(|d| d.join("tollgate"))
@@ -127,6 +127,7 @@ pub(crate) async fn wrap(args: WrapArgs) -> Result<i32> {
             record.servers.insert(
                 server.name.clone(),
                 wrap::Wrapped {
+                    policy: policy.clone(),
                     original: server.entry.clone(),
                     original_text: file.entry_text(&server.name),
                     wrapped: entry.clone(),

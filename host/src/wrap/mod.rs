@@ -101,6 +101,9 @@ pub struct Record {
 /// One wrapped server entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Wrapped {
+    /// The policy `wrap` gave it.
+    #[serde(default)]
+    pub policy: PathBuf,
     /// The entry as it was.
     pub original: Value,
     /// Its text as the file had it (JSON), so unwrapping puts back the very bytes.
@@ -128,7 +131,7 @@ impl Record {
                 message: format!("not a wrap record: {e}"),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Record {
-                config: config.to_path_buf(),
+                config: std::path::absolute(config).unwrap_or_else(|_| config.to_path_buf()),
                 servers: BTreeMap::new(),
             }),
             Err(cause) => Err(WrapError::Read {
@@ -136,6 +139,24 @@ impl Record {
                 cause,
             }),
         }
+    }
+
+    /// Every record under `state_dir` (a record that cannot be read is reported by path).
+    pub fn all(state_dir: &Path) -> Vec<(PathBuf, Result<Record, WrapError>)> {
+        let Ok(entries) = std::fs::read_dir(state_dir.join("wrapped")) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(PathBuf, Result<Record, WrapError>)> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .map(|p| {
+                let record = Record::load(&p, Path::new(""));
+                (p, record)
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
     }
 
     /// Write the record (removing the file when nothing is wrapped any more).
