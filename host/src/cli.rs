@@ -1,7 +1,10 @@
-//! Command-line interface: `run`, `check`, `test`, `scan` and `pack`.
+//! Command-line interface: `run` here; `check` and `test`, `scan`, `pack`, `pin` and `unpin`,
+//! `wrap` and `unwrap`, and `status` in modules of their own.
 
+mod check;
 mod pack;
 mod pin;
+mod scan;
 mod status;
 mod wrap;
 
@@ -15,7 +18,6 @@ use tollgate::audit::{AuditLog, AuditOptions};
 use tollgate::chain::{Chain, ChainCell};
 use tollgate::config::{self, LimitSpec, Policy};
 use tollgate::engine::{CodeCache, EngineConfig, LimitsSpecExt, PolicyEngine};
-use tollgate::pins::annotations::{self, Selector};
 use tollgate::pins::Baseline;
 use tollgate::proxy::colocate;
 use tollgate::proxy::http;
@@ -73,10 +75,10 @@ enum Command {
     },
     /// Replay recorded calls through the policy (in-memory counters) and compare each decision
     /// with the expected one; exit 1 when any case fails.
-    Test(TestArgs),
+    Test(check::TestArgs),
     /// Start the MCP server COMMAND (or connect to --url), list its tools, stop it, and write a
     /// starter policy naming every tool.
-    Scan(ScanArgs),
+    Scan(scan::ScanArgs),
     /// Write, build, sign and verify policy packs (plugins in Rust, C, JavaScript or Python).
     #[command(subcommand)]
     Pack(pack::PackCommand),
@@ -96,48 +98,6 @@ enum Command {
     /// What `tollgate wrap` put behind Tollgate on this machine: each server, its policy (does
     /// it load) and its pins.
     Status,
-}
-
-#[derive(Debug, clap::Args)]
-pub(crate) struct TestArgs {
-    /// The policy file (YAML or JSON).
-    policy: PathBuf,
-    /// The cases: `cases: [{name, tool, arguments, caller?, expect: allow|deny|unknown, code?,
-    /// reason_contains?, upstream?: success|error|error_result, wait?: SECONDS}]`, run in order
-    /// on a clock that moves only by `wait`.
-    cases: PathBuf,
-    /// Server name counters are namespaced by, as plugins see it.
-    #[arg(long, default_value = "test")]
-    server_name: String,
-    /// Directory of the compiled-plugin cache (default: the user's cache directory).
-    #[arg(long)]
-    cache_dir: Option<PathBuf>,
-}
-
-#[derive(Debug, clap::Args)]
-struct ScanArgs {
-    /// Write the policy to this file instead of stdout.
-    #[arg(long, short)]
-    output: Option<PathBuf>,
-    #[command(flatten)]
-    server: ServerArgs,
-}
-
-/// Which MCP server `scan` and `pin` ask for its tools.
-#[derive(Debug, clap::Args)]
-pub(crate) struct ServerArgs {
-    /// Seconds to wait for each of the server's answers.
-    #[arg(long, default_value_t = 30)]
-    timeout: u64,
-    /// Scan a remote server at this Streamable HTTP endpoint instead of starting a COMMAND.
-    #[arg(long, value_name = "URL", conflicts_with = "command")]
-    url: Option<String>,
-    /// A header sent with every request to --url (`Name: value`, `$VAR` expanded). Repeatable.
-    #[arg(long, value_name = "NAME: VALUE", requires = "url")]
-    header: Vec<String>,
-    /// The MCP server's command and arguments, after `--`.
-    #[arg(last = true, required_unless_present = "url")]
-    command: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -372,9 +332,9 @@ enum LogFormat {
 async fn dispatch(command: Command, threads: u16) -> Result<i32> {
     match command {
         Command::Run(args) => run(*args, threads).await,
-        Command::Check { policy } => check(&policy).await.map(|_| 0),
-        Command::Test(args) => test(args).await,
-        Command::Scan(args) => scan(args).await.map(|_| 0),
+        Command::Check { policy } => check::check(&policy).await.map(|_| 0),
+        Command::Test(args) => check::test(args).await,
+        Command::Scan(args) => scan::scan(args).await.map(|_| 0),
         Command::Pack(command) => pack::dispatch(command).await,
         Command::Pin(args) => pin::pin(args).await,
         Command::Unpin(args) => pin::unpin(args).await,
@@ -592,151 +552,4 @@ fn watched_files(path: &Path, policy: &Policy) -> Vec<PathBuf> {
         files.push(lock.clone());
     }
     files
-}
-
-async fn check(path: &Path) -> Result<()> {
-    let (policy, chain) = load_chain(path, Arc::new(MemoryStore::new()), "check", None).await?;
-    println!("{}: OK ({})", path.display(), policy.format);
-    let default = match policy.default {
-        config::DefaultAction::Allow => "allow",
-        config::DefaultAction::Deny => "deny",
-    };
-    println!("  default: {default}");
-    let lock = chain.pins().and_then(|p| p.lock());
-    // An annotation selector, with the locked tools it stands for.
-    let selection = |pattern: &str| match (Selector::parse(pattern), lock) {
-        (Some(Ok(selector)), Some(lock)) => {
-            format!(
-                "{pattern} [{}]",
-                annotations::select(lock, selector).join(", ")
-            )
-        }
-        _ => pattern.to_string(),
-    };
-    if let Some(pins) = chain.pins() {
-        let p = pins.policy();
-        let baseline = match (&p.baseline, lock) {
-            (Baseline::File(path), Some(lock)) => {
-                format!("{} ({} tools)", path.display(), lock.tools.len())
-            }
-            _ => "tofu (the first definition each tool is seen with, in the state store)".into(),
-        };
-        println!(
-            "  pins: {baseline}; on_change: {}, on_new: {}, unlisted calls: {}",
-            p.on_change.word(),
-            p.on_new.word(),
-            if p.refuse_unlisted { "deny" } else { "allow" }
-        );
-    }
-    if !policy.hide.is_empty() {
-        let hidden: Vec<String> = policy.hide.iter().map(|h| selection(h)).collect();
-        println!("  hidden: {}", hidden.join(", "));
-    }
-    let describe = |r: &config::Rule| format!("{} ({}): {}", r.label, r.plugin, r.config);
-    for t in &policy.tools {
-        println!("  {}:", selection(&t.pattern));
-        if t.rules.is_empty() {
-            println!("    (allowed, no rules)");
-        }
-        for r in &t.rules {
-            println!("    - {}", describe(r));
-        }
-    }
-    if !policy.all_tools.is_empty() {
-        println!("  every tool, after its own rules (\"*\"):");
-        for r in &policy.all_tools {
-            println!("    - {}", describe(r));
-        }
-    }
-    let rules: usize =
-        policy.tools.iter().map(|t| t.rules.len()).sum::<usize>() + policy.all_tools.len();
-    println!(
-        "  {rules} rule{} run in {} plugin{}",
-        if rules == 1 { "" } else { "s" },
-        chain.plugins(),
-        if chain.plugins() == 1 { "" } else { "s" }
-    );
-    Ok(())
-}
-
-pub(crate) async fn test(args: TestArgs) -> Result<i32> {
-    let text = std::fs::read_to_string(&args.cases)
-        .with_context(|| format!("cannot read cases file {}", args.cases.display()))?;
-    let cases = tollgate::replay::parse_cases(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.cases.display()))?;
-    let clock = Arc::new(tollgate::replay::ReplayStore::new());
-    let (_, chain) = load_chain(
-        &args.policy,
-        clock.clone(),
-        &args.server_name,
-        args.cache_dir,
-    )
-    .await?;
-    println!(
-        "{} against {} ({} case{})",
-        args.policy.display(),
-        args.cases.display(),
-        cases.len(),
-        if cases.len() == 1 { "" } else { "s" }
-    );
-    let outcomes = tollgate::replay::run(&chain, &clock, &cases).await;
-    for (i, outcome) in outcomes.iter().enumerate() {
-        println!("{}", outcome.render(i));
-    }
-    let failed = outcomes.iter().filter(|o| !o.passed()).count();
-    if failed == 0 {
-        println!("all {} passed", outcomes.len());
-        Ok(0)
-    } else {
-        println!("{failed} of {} failed", outcomes.len());
-        Ok(1)
-    }
-}
-
-/// Ask the server `args` names for its tools; what it listed and how to name it to a reader.
-pub(crate) async fn scan_server(args: &ServerArgs) -> Result<(tollgate::scan::Scan, String)> {
-    let timeout = Duration::from_secs(args.timeout.max(1));
-    Ok(match &args.url {
-        Some(url) => {
-            let upstream = UpstreamOptions {
-                url: url.clone(),
-                headers: args
-                    .header
-                    .iter()
-                    .map(|h| upstream_header(h))
-                    .collect::<Result<Vec<_>>>()?,
-                timeout,
-            };
-            let found = tollgate::scan::scan_url(&upstream, timeout).await?;
-            (found, url.clone())
-        }
-        None => (
-            tollgate::scan::scan(&args.command, &[], timeout).await?,
-            format!("`{}`", args.command.join(" ")),
-        ),
-    })
-}
-
-async fn scan(args: ScanArgs) -> Result<()> {
-    let (found, source) = scan_server(&args.server).await?;
-    let policy = tollgate::scan::starter_policy(&found, &source);
-    match &args.output {
-        Some(path) => {
-            std::fs::write(path, &policy)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!(
-                "tollgate: wrote a starter policy for {} tool{} to {}",
-                found.tools.len(),
-                if found.tools.len() == 1 { "" } else { "s" },
-                path.display()
-            );
-        }
-        None => {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            out.write_all(policy.as_bytes())?;
-            out.flush()?;
-        }
-    }
-    Ok(())
 }

@@ -1,6 +1,6 @@
 //! `tollgate pack new|build|keygen|sign|verify`.
 
-use super::TestArgs;
+use super::check::TestArgs;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use tollgate::engine::{Capability, EngineConfig, PolicyEngine};
@@ -100,7 +100,7 @@ pub(crate) async fn dispatch(command: PackCommand) -> Result<i32> {
             if no_test || !policy.is_file() || !cases.is_file() {
                 return Ok(0);
             }
-            super::test(TestArgs {
+            super::check::test(TestArgs {
                 policy,
                 cases,
                 server_name: "test".into(),

@@ -17,11 +17,11 @@ pub(crate) struct PinArgs {
     #[arg(long)]
     update: bool,
     #[command(flatten)]
-    server: super::ServerArgs,
+    server: super::scan::ServerArgs,
 }
 
 pub(crate) async fn pin(args: PinArgs) -> Result<i32> {
-    let (found, source) = super::scan_server(&args.server).await?;
+    let (found, source) = super::scan::scan_server(&args.server).await?;
     let label = match (&found.server_name, &found.server_version) {
         (Some(n), Some(v)) => Some(format!("{n} {v}")),
         (Some(n), None) => Some(n.clone()),
