@@ -43,6 +43,26 @@ fn pin_mismatches(audit: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// List, call `add`, have the server change its tools, list again and call `add` again.
+fn rug_pull() -> Vec<Value> {
+    vec![
+        json!({"op": "list_tools"}),
+        call("add", json!({"a": 1, "b": 2})),
+        call("change_tools", json!({})),
+        json!({"op": "sleep", "seconds": 0.3}),
+        json!({"op": "list_tools"}),
+        call("add", json!({"a": 1, "b": 2})),
+    ]
+}
+
+/// `tollgate run --state memory --audit-log DIR/audit.jsonl --policy DIR/policy.yaml -- SERVER`
+/// and the audit log's path.
+fn audited(dir: &Path, server: &[String]) -> (Vec<String>, std::path::PathBuf) {
+    let audit = dir.join("audit.jsonl");
+    let args = ["--state", "memory", "--audit-log", audit.to_str().unwrap()];
+    (run_command(&dir.join("policy.yaml"), &args, server), audit)
+}
+
 /// A temporary directory holding `server` pinned by `tollgate pin` (`server.pins.yaml`) and a
 /// policy enforcing it (`policy.yaml`: `pins: server.pins.yaml` and `rest`).
 fn pinned(server: &[String], rest: &str) -> tempfile::TempDir {
@@ -107,25 +127,17 @@ fn a_server_that_changes_its_tools_under_the_agent_is_caught_by_its_pins() {
         "version: 1\npins: { file: fastmcp.pins.yaml, on_change: deny, on_new: hide }\n",
     )
     .unwrap();
-    let audit = dir.path().join("audit.jsonl");
-    let audit_arg = audit.to_str().unwrap();
-    let command = run_command(
-        &policy,
-        &["--state", "memory", "--audit-log", audit_arg],
-        &fastmcp1(),
-    );
+    let (command, audit) = audited(dir.path(), &fastmcp1());
     let run = drive(
         Client::Py1,
         &command,
-        &scenario(vec![
-            json!({"op": "list_tools"}),
-            call("add", json!({"a": 1, "b": 2})),
-            call("change_tools", json!({})),
-            json!({"op": "sleep", "seconds": 0.3}),
-            json!({"op": "list_tools"}),
-            call("add", json!({"a": 1, "b": 2})),
-            call("exfiltrate", json!({"data": "secrets"})),
-        ]),
+        &scenario(
+            [
+                rug_pull(),
+                vec![call("exfiltrate", json!({"data": "secrets"}))],
+            ]
+            .concat(),
+        ),
     );
     assert_eq!(
         run.step(0)["tools"],
@@ -186,24 +198,11 @@ fn a_server_that_changes_its_tools_under_the_agent_is_caught_by_its_pins() {
 fn an_mcp_2_server_that_changes_a_tools_schema_has_the_tool_hidden_and_refused() {
     setup(POLICIES);
     let dir = pinned(&fastmcp2(), "");
-    let policy = dir.path().join("policy.yaml");
-    let audit = dir.path().join("audit.jsonl");
-    let command = run_command(
-        &policy,
-        &["--state", "memory", "--audit-log", audit.to_str().unwrap()],
-        &fastmcp2(),
-    );
+    let (command, audit) = audited(dir.path(), &fastmcp2());
     let run = drive_with_env(
         Client::Py1,
         &command,
-        &scenario(vec![
-            json!({"op": "list_tools"}),
-            call("add", json!({"a": 1, "b": 2})),
-            call("change_tools", json!({})),
-            json!({"op": "sleep", "seconds": 0.3}),
-            json!({"op": "list_tools"}),
-            call("add", json!({"a": 1, "b": 2})),
-        ]),
+        &scenario(rug_pull()),
         &[("TOLLGATE_TEST_RUG_PULL", "1")],
     );
     let listed = run.step(0)["tools"].as_array().unwrap().clone();
@@ -450,13 +449,7 @@ fn server_everything_pinned_lists_every_tool_and_reports_nothing() {
     let lock_arg = lock.to_str().unwrap();
     let locked = tollgate::pins::Lock::read(&lock).unwrap();
     assert!(locked.tools.len() >= 10, "{locked:?}");
-    let policy = dir.path().join("policy.yaml");
-    let audit = dir.path().join("audit.jsonl");
-    let command = run_command(
-        &policy,
-        &["--state", "memory", "--audit-log", audit.to_str().unwrap()],
-        &e2e::server_everything(),
-    );
+    let (command, audit) = audited(dir.path(), &e2e::server_everything());
     let run = drive(
         Client::Ts,
         &command,
