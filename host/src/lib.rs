@@ -9,8 +9,14 @@
 //! - [`chain`] turns a `tools/call` into a decision: rules in order, rewrites, refunds;
 //! - [`config`] reads policy files into one normalised [`config::Policy`];
 //! - [`engine`] runs plugins in wasmtime under limits; [`builtin`] holds the embedded plugins;
-//! - [`state`] keeps counters; [`jsonrpc`] reads the JSON-RPC envelope and nothing more;
+//! - [`state`] keeps counters and first-use pins; [`jsonrpc`] reads the JSON-RPC envelope and
+//!   nothing more;
+//! - [`pins`] holds each server's tools to reviewed definitions (the session checks lists);
 //! - [`audit`] and [`metrics`] record what was decided.
+//!
+//! Beside the data path, for the command line: [`pack`] (third-party plugin packs), [`scan`]
+//! (a server's tools), [`replay`] (`tollgate test`), [`reload`] (hot reload) and [`wrap`] (MCP
+//! clients' configurations).
 
 pub mod audit;
 pub mod builtin;

@@ -1,7 +1,7 @@
 //! `tollgate wrap` and `unwrap`: put Tollgate in front of every MCP server a client's
 //! configuration names, and take it away again.
 //!
-//! [`clients`] knows where each client keeps its servers; [`file`] reads and writes a
+//! [`clients`] knows where each client keeps its servers; [`file`](mod@file) reads and writes a
 //! configuration keeping what it does not change; [`entry`] turns one server entry into the
 //! same server behind `tollgate run`. What each wrapped entry was is kept in a [`Record`] under
 //! the state directory, so `unwrap` restores it exactly.
