@@ -2,7 +2,7 @@
 //! first denial wins; rewrites feed the next rule; counter reservations are committed when the
 //! server answers successfully and refunded otherwise.
 
-use crate::config::{glob_match, DefaultAction, DenyAs, Policy};
+use crate::config::{DefaultAction, DenyAs, Policy};
 use crate::engine::{BoundRule, CallInput, PluginSet, PolicyEngine, Reviewed, Verdict};
 use crate::state::{CounterStore, Reservation};
 use std::sync::Arc;
@@ -157,9 +157,8 @@ impl ChainCell {
 pub struct Chain {
     denial_prefix: &'static str,
     default: DefaultAction,
-    hide: Vec<String>,
     tools: Vec<ToolEntry>,
-    /// Which entries of `tools` apply to a tool.
+    /// Which entries of `tools` apply to a tool, and which tools `hide:` hides.
     sections: Sections,
     all_tools: Vec<ChainRule>,
     counters: Arc<dyn CounterStore>,
@@ -216,7 +215,6 @@ impl Chain {
         Ok(Self {
             denial_prefix: policy.format.denial_prefix(),
             default: policy.default,
-            hide: policy.hide.clone(),
             tools,
             sections,
             all_tools,
@@ -282,7 +280,7 @@ impl Chain {
 
     /// Whether `tool` is shown to `caller` in `tools/list` (and callable at all).
     pub async fn visible(&self, tool: &str, caller: &str) -> bool {
-        if self.sections.hidden(tool) || self.hide.iter().any(|p| glob_match(p, tool)) {
+        if self.sections.hidden(tool) {
             return false;
         }
         for rule in self.rules_for(tool).filter(|r| r.answers_visibility) {
@@ -300,7 +298,7 @@ impl Chain {
 
     /// Whether the policy hides tools at all (if not, `tools/list` passes through untouched).
     pub fn may_hide(&self) -> bool {
-        !self.hide.is_empty()
+        self.sections.hides_any()
             || self
                 .tools
                 .iter()

@@ -19,6 +19,8 @@ pub(super) struct Sections {
     annotated: HashMap<String, Vec<usize>>,
     /// Tools `hide:` names by annotation.
     hidden: HashSet<String>,
+    /// `hide:` names and globs.
+    hide_patterns: Vec<String>,
 }
 
 impl Sections {
@@ -53,8 +55,10 @@ impl Sections {
             }
         }
         for pattern in hide {
-            if let Some(Ok(selector)) = Selector::parse(pattern) {
-                sections.hidden.extend(selected(selector));
+            match Selector::parse(pattern).filter(|_| lock.is_some()) {
+                Some(Ok(selector)) => sections.hidden.extend(selected(selector)),
+                Some(Err(_)) => {}
+                None => sections.hide_patterns.push(pattern.clone()),
             }
         }
         sections
@@ -75,9 +79,14 @@ impl Sections {
         self.annotated.get(tool).map_or(&[], Vec::as_slice)
     }
 
-    /// Whether `hide:` names the tool by one of its annotations.
+    /// Whether `hide:` names the tool (by name, glob or one of its annotations).
     pub(super) fn hidden(&self, tool: &str) -> bool {
-        self.hidden.contains(tool)
+        self.hidden.contains(tool) || self.hide_patterns.iter().any(|p| glob_match(p, tool))
+    }
+
+    /// Whether `hide:` hides anything at all.
+    pub(super) fn hides_any(&self) -> bool {
+        !self.hidden.is_empty() || !self.hide_patterns.is_empty()
     }
 }
 
@@ -99,7 +108,7 @@ mod tests {
         let patterns = ["write_file", "@destructive", "*_file", "@read-only"];
         let s = Sections::index(
             patterns.into_iter(),
-            &["@read-only".to_string()],
+            &["@read-only".to_string(), "mys*".to_string()],
             Some(&lock),
         );
         assert_eq!(s.own("write_file"), Some(0));
@@ -113,6 +122,7 @@ mod tests {
         );
         assert_eq!(s.annotated("read_file"), &[3]);
         assert!(s.hidden("read_file") && !s.hidden("write_file"));
+        assert!(s.hidden("mystery"), "hide globs are held here too");
         assert_eq!(
             s.annotated("unlocked_tool"),
             &[] as &[usize],
