@@ -33,6 +33,53 @@ fn error(e: impl std::fmt::Display) -> StoreError {
     StoreError(format!("sqlite: {e}"))
 }
 
+/// Schema and pragmas of a store's file. Processes that open a fresh file at the same moment
+/// race to switch it to WAL, and SQLite reports that race as `SQLITE_BUSY` at once, without
+/// waiting in the busy handler (13 of 60 runs of four connections meeting a new file failed):
+/// the setup is retried until [`SETUP_PATIENCE`] has passed. Every step is idempotent.
+fn set_up(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + SETUP_PATIENCE;
+    loop {
+        match set_up_once(conn) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How long opening a store waits for other processes setting up the same file.
+const SETUP_PATIENCE: Duration = Duration::from_secs(5);
+
+fn set_up_once(conn: &Connection) -> rusqlite::Result<()> {
+    // A counter row is a few dozen bytes: small pages make each take's WAL frame (copied
+    // and checksummed on every commit) an eighth of the default. Applies to new files only.
+    conn.pragma_update(None, "page_size", 512)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS counters (
+                 key TEXT PRIMARY KEY,
+                 start_ms INTEGER NOT NULL,
+                 used INTEGER NOT NULL,
+                 prev_used INTEGER NOT NULL
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS pins (
+                 server TEXT NOT NULL,
+                 tool TEXT NOT NULL,
+                 digest TEXT NOT NULL,
+                 definition TEXT NOT NULL,
+                 first_seen_ms INTEGER NOT NULL,
+                 PRIMARY KEY (server, tool)
+             ) WITHOUT ROWID",
+    )?;
+    Ok(())
+}
+
 impl SqliteStore {
     /// `$XDG_STATE_HOME/tollgate/counters.sqlite` (or the platform's equivalent).
     pub fn default_path() -> Option<PathBuf> {
@@ -50,30 +97,7 @@ impl SqliteStore {
         let conn = Connection::open(path)
             .map_err(|e| error(format!("cannot open {}: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(error)?;
-        // A counter row is a few dozen bytes: small pages make each take's WAL frame (copied
-        // and checksummed on every commit) an eighth of the default. Applies to new files only.
-        conn.pragma_update(None, "page_size", 512).map_err(error)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(error)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(error)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS counters (
-                 key TEXT PRIMARY KEY,
-                 start_ms INTEGER NOT NULL,
-                 used INTEGER NOT NULL,
-                 prev_used INTEGER NOT NULL
-             ) WITHOUT ROWID;
-             CREATE TABLE IF NOT EXISTS pins (
-                 server TEXT NOT NULL,
-                 tool TEXT NOT NULL,
-                 digest TEXT NOT NULL,
-                 definition TEXT NOT NULL,
-                 first_seen_ms INTEGER NOT NULL,
-                 PRIMARY KEY (server, tool)
-             ) WITHOUT ROWID",
-        )
-        .map_err(error)?;
+        set_up(&conn).map_err(error)?;
         let checkpointer = checkpoint::Checkpointer::start(path);
         if checkpointer.is_some() {
             conn.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_FRAMES)
