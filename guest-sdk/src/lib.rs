@@ -43,6 +43,7 @@ pub mod counters;
 #[cfg(target_arch = "wasm32")]
 mod entropy;
 pub mod log;
+pub mod message;
 mod verdict;
 
 #[doc(hidden)]

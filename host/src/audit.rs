@@ -67,6 +67,43 @@ pub struct AuditRecord<'a> {
     /// A denial by a dry-run rule that was not enforced.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+    /// The approval request the call used, waits on, or was refused or expired under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalFacts<'a>>,
+}
+
+/// An approval, as an audit record names it.
+#[derive(Debug, Serialize)]
+pub struct ApprovalFacts<'a> {
+    /// The request's id.
+    pub id: &'a str,
+    /// Who decided it (for calls that went through).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<&'a str>,
+    /// Through which channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<&'a str>,
+    /// How long the person took, from the request to the decision, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waited_ms: Option<u64>,
+}
+
+impl<'a> ApprovalFacts<'a> {
+    /// What an approval that was used says of itself.
+    pub fn used(approval: &'a crate::approval::Approval) -> Self {
+        let decided = match &approval.state {
+            crate::approval::State::Used { decided, .. }
+            | crate::approval::State::Approved(decided)
+            | crate::approval::State::Denied(decided) => Some(decided),
+            _ => None,
+        };
+        Self {
+            id: &approval.id,
+            by: decided.map(|d| d.by.as_str()),
+            channel: decided.map(|d| d.channel.as_str()),
+            waited_ms: decided.map(|d| d.decided_ms.saturating_sub(approval.made_ms)),
+        }
+    }
 }
 
 struct Writer {
@@ -207,6 +244,7 @@ mod tests {
             arguments_sha256: Some(sha256_hex("{}")),
             arguments: None,
             dry_run: false,
+            approval: None,
         }
     }
 

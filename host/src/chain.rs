@@ -7,15 +7,14 @@ use crate::engine::{BoundRule, CallInput, PluginSet, PolicyEngine, Reviewed, Ver
 use crate::state::{CounterStore, Reservation};
 use std::sync::Arc;
 
+mod ask;
 mod load;
 mod select;
 
 use load::{load_rule, Loaded};
 use select::Sections;
 
-/// The code of a denial that stands for a plugin's request for approval (contract 0.2's `ask`)
-/// while approval channels are not set up.
-pub const APPROVAL_REQUIRED: &str = "approval_required";
+pub use ask::{APPROVAL_DENIED, APPROVAL_EXPIRED, APPROVAL_PENDING, APPROVAL_REQUIRED};
 
 /// A rule ready to run.
 struct ChainRule {
@@ -30,6 +29,10 @@ struct ChainRule {
     /// Its plugin may replace results (`redact`, and plugins from files).
     checks_results: bool,
     latency: crate::metrics::PluginLatency,
+    /// The longest its approval requests stay open (ms).
+    ask_timeout_ms: u64,
+    /// A digest of its plugin and configuration: approvals are bound to it.
+    version: String,
 }
 
 struct ToolEntry {
@@ -52,6 +55,8 @@ pub struct Denial {
     pub retry_after_ms: Option<u64>,
     /// Result with `isError`, or JSON-RPC error.
     pub deny_as: DenyAs,
+    /// The approval request the call waits on, or was refused or expired under.
+    pub approval: Option<String>,
 }
 
 /// What the server's answer to an allowed call was.
@@ -89,6 +94,8 @@ pub enum Decision {
         ticket: Ticket,
         /// Denials of dry-run rules (or of every rule, in dry-run mode) that were not enforced.
         would_deny: Vec<Denial>,
+        /// The approvals this call used up.
+        approvals: Vec<crate::approval::Approval>,
     },
     /// Answer the agent with this denial.
     Deny(Denial),
@@ -324,6 +331,7 @@ impl Chain {
                 plugin: String::new(),
                 retry_after_ms: None,
                 deny_as: DenyAs::Result,
+                approval: None,
             };
             if !self.dry_run {
                 return Decision::Deny(denial);
@@ -332,6 +340,7 @@ impl Chain {
         }
         let mut ticket = Ticket::default();
         let mut rewritten = false;
+        let mut approvals = Vec::new();
         for rule in self.rules_for(&call.tool) {
             let started = std::time::Instant::now();
             let checked = rule.bound.check_call(&call).await;
@@ -361,17 +370,20 @@ impl Chain {
                             plugin: rule.bound.name().to_string(),
                             retry_after_ms,
                             deny_as: rule.deny_as,
+                            approval: None,
                         },
-                        // Approval channels are not set up yet: an ask is refused, saying so.
-                        Verdict::Ask { message, .. } => Denial {
-                            reason: format!(
-                                "{message} (this call needs a person's approval, and no approval channel is set up for this policy)"
-                            ),
-                            code: APPROVAL_REQUIRED.into(),
-                            rule: rule.label.clone(),
-                            plugin: rule.bound.name().to_string(),
-                            retry_after_ms: None,
-                            deny_as: rule.deny_as,
+                        Verdict::Ask { message, .. } if rule.dry_run || self.dry_run => {
+                            self.would_ask(rule, &message)
+                        }
+                        Verdict::Ask {
+                            message,
+                            timeout_ms,
+                        } => match self.ask(&call, rule, &message, timeout_ms).await {
+                            Ok(approval) => {
+                                approvals.push(approval);
+                                continue;
+                            }
+                            Err(denial) => denial,
                         },
                     }
                 }
@@ -382,6 +394,7 @@ impl Chain {
                     plugin: rule.bound.name().to_string(),
                     retry_after_ms: None,
                     deny_as: rule.deny_as,
+                    approval: None,
                 },
             };
             if rule.dry_run || self.dry_run {
@@ -398,6 +411,7 @@ impl Chain {
             arguments: rewritten.then_some(call.arguments),
             ticket,
             would_deny,
+            approvals,
         }
     }
 
@@ -433,6 +447,7 @@ impl Chain {
                         plugin: rule.bound.name().to_string(),
                         retry_after_ms: None,
                         deny_as: rule.deny_as,
+                        approval: None,
                     })
                 }
                 Err(e) => {
@@ -443,6 +458,7 @@ impl Chain {
                         plugin: rule.bound.name().to_string(),
                         retry_after_ms: None,
                         deny_as: rule.deny_as,
+                        approval: None,
                     })
                 }
             }

@@ -18,6 +18,7 @@
 //! (a server's tools), [`replay`] (`tollgate test`), [`reload`] (hot reload) and [`wrap`] (MCP
 //! clients' configurations).
 
+pub mod approval;
 pub mod audit;
 pub mod builtin;
 pub mod chain;

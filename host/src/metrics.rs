@@ -70,6 +70,8 @@ struct Registry {
     reloads: Mutex<BTreeMap<&'static str, u64>>,
     /// (server, tool, change) -> tool listings that did not match their pin.
     pin_mismatches: Mutex<BTreeMap<[String; 3], u64>>,
+    /// (outcome, channel) -> calls that needed approval.
+    approvals: Mutex<BTreeMap<[&'static str; 2], u64>>,
 }
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::default);
@@ -156,6 +158,17 @@ pub fn pin_mismatch(server: &str, tool: &str, change: &str) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .entry([server.into(), tool.into(), change.into()])
+        .or_default() += 1;
+}
+
+/// A call needed approval: `outcome` is `requested`, `waiting`, `used`, `denied`, `expired` or
+/// `store_failed`; `channel` is the one that decided it (or that it waits on).
+pub fn approval(outcome: &'static str, channel: &'static str) {
+    *REGISTRY
+        .approvals
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry([outcome, channel])
         .or_default() += 1;
 }
 
@@ -249,6 +262,13 @@ pub fn render() -> String {
             esc(server),
             esc(tool),
             esc(change)
+        );
+    }
+    out.push_str("# HELP tollgate_approvals_total Calls that needed a person's approval, by outcome (requested, waiting, used, denied, expired, store_failed) and channel.\n# TYPE tollgate_approvals_total counter\n");
+    for ([outcome, channel], n) in r.approvals.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        let _ = writeln!(
+            out,
+            "tollgate_approvals_total{{outcome=\"{outcome}\",channel=\"{channel}\"}} {n}"
         );
     }
     out

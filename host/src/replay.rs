@@ -87,6 +87,10 @@ impl CounterStore for ReplayStore {
     fn pins(&self) -> Option<&dyn crate::state::PinStore> {
         self.inner.pins()
     }
+
+    fn approvals(&self) -> Option<&dyn crate::state::ApprovalStore> {
+        self.inner.approvals()
+    }
 }
 
 /// A file of cases.

@@ -7,13 +7,18 @@ use tollgate::chain::{Chain, Decision, Denial, UpstreamOutcome};
 use tollgate::config::{parse_native, DenyAs};
 use tollgate::engine::{CallInput, CodeCache, EngineConfig, PolicyEngine};
 use tollgate::state::memory::MemoryStore;
+use tollgate::state::now_ms;
 
 const GUESTS: &str = env!("TOLLGATE_GUEST_DIR");
 
 async fn chain(policy: &str) -> Chain {
+    chain_on(policy, Arc::new(MemoryStore::new())).await
+}
+
+async fn chain_on(policy: &str, store: Arc<MemoryStore>) -> Chain {
     let policy = parse_native(policy, Path::new(GUESTS)).expect("test policy parses");
     let engine = PolicyEngine::new(engine_config()).unwrap();
-    Chain::load(&policy, &engine, Arc::new(MemoryStore::new()), "test")
+    Chain::load(&policy, &engine, store, "test")
         .await
         .expect("chain loads")
 }
@@ -391,22 +396,64 @@ tools:
 }
 
 #[tokio::test]
-async fn an_approval_request_is_refused_until_approval_channels_exist() {
-    let c = chain(
+async fn an_ask_holds_exactly_that_call_until_a_person_approves_it_and_then_lets_it_through_once() {
+    let store = Arc::new(MemoryStore::new());
+    let c = chain_on(
         r#"
 version: 1
 plugins:
   asker: { source: tollgate_fixture_misbehave.wasm, config: { mode: ask } }
 tools:
-  transfer: { rules: [{ plugin: asker }] }
+  transfer:
+    rules:
+      - action: ask
+        message: "Transfer {args.amount} to {args.to}?"
+        when: [{ path: args.amount, op: gt, value: 100 }]
+        timeout: 120
+  wire: { rules: [{ plugin: asker }] }
 "#,
+        store.clone(),
     )
     .await;
-    let d = denial(&c, "transfer", "{}").await;
-    assert_eq!(d.code, "approval_required");
+    let big = r#"{"amount": 250, "to": "ACME"}"#;
+    assert!(allowed(&c, "transfer", r#"{"amount": 50, "to": "ACME"}"#).await);
+    let d = denial(&c, "transfer", big).await;
+    let id = d.approval.clone().expect("the denial names the request");
     assert_eq!(
-        d.reason,
-        "Run transfer as asked? (this call needs a person's approval, and no approval channel is set up for this policy)"
+        (d.code.as_str(), d.retry_after_ms, d.reason.clone()),
+        ("approval_pending", Some(10_000), format!("Transfer 250 to ACME? This call waits for a person's approval (request {id}, open for 120 more seconds). Call again with the same arguments once it is approved; other arguments need an approval of their own."))
+    );
+    tollgate::approval::decide(&*store, &id, true, "ops", "operator", now_ms())
+        .await
+        .unwrap();
+    let other = denial(&c, "transfer", r#"{"amount": 251, "to": "ACME"}"#).await;
+    assert_eq!(other.code, "approval_pending");
+    assert_ne!(
+        other.approval,
+        Some(id.clone()),
+        "other arguments, another request"
+    );
+    match c
+        .decide(call("transfer", r#"{"to":"ACME","amount":250}"#))
+        .await
+    {
+        Decision::Allow { approvals, .. } => assert_eq!(approvals[0].id, id),
+        other => panic!("the approved call goes through, got {other:?}"),
+    }
+    let again = denial(&c, "transfer", big).await;
+    assert_eq!(again.code, "approval_pending", "an approval is used once");
+    assert_ne!(again.approval, Some(id));
+    let asked = denial(&c, "wire", "{}").await;
+    assert_eq!(
+        asked.code, "approval_pending",
+        "a plugin's ask is held the same way"
+    );
+    assert!(
+        asked
+            .reason
+            .starts_with("Run wire as asked? This call waits"),
+        "{}",
+        asked.reason
     );
 }
 

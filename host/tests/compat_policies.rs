@@ -64,6 +64,7 @@ async fn decide_as(chain: &Chain, tool: &str, args: &str, caller: &str) -> Resul
             plugin: String::new(),
             retry_after_ms: None,
             deny_as: config::DenyAs::Error,
+            approval: None,
         }),
     }
 }

@@ -94,5 +94,29 @@ pub(super) async fn load_rule(
         answers_visibility: matches!(rule.source, PluginSource::File { .. }),
         dry_run: rule.dry_run,
         checks_results: rule.plugin == "redact" || matches!(rule.source, PluginSource::File { .. }),
+        ask_timeout_ms: rule.ask_timeout_ms,
+        version: version(rule),
     })
+}
+
+/// A digest of what a rule decides with (its plugin, that plugin's code, its configuration):
+/// approvals given under one version of a rule do not carry over to another.
+fn version(rule: &Rule) -> String {
+    use sha2::{Digest, Sha256};
+    let code = match &rule.source {
+        PluginSource::Builtin(name) => builtin::get(name).map(|b| b.sha256.to_vec()),
+        PluginSource::File { sha256, .. } => sha256.as_ref().map(|s| s.as_bytes().to_vec()),
+    };
+    let mut config = String::new();
+    crate::pins::canonical(&rule.config, &mut config);
+    let mut h = Sha256::new();
+    h.update(rule.plugin.as_bytes());
+    h.update([0]);
+    h.update(code.unwrap_or_default());
+    h.update([0]);
+    h.update(config.as_bytes());
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -512,6 +512,7 @@ pub(super) fn builtin_rule(label: &str, plugin: &str, config: Value) -> Rule {
         deny_as: DenyAs::Result,
         refund_on_error_result: true,
         dry_run: false,
+        ask_timeout_ms: crate::approval::DEFAULT_TIMEOUT_MS,
         limits: LimitSpec::default(),
     }
 }

@@ -100,6 +100,9 @@ pub struct Rule {
     pub limits: LimitSpec,
     /// A denial by this rule is logged, audited and counted, and the call goes on.
     pub dry_run: bool,
+    /// The longest an approval request this rule makes may stay open, in milliseconds (a
+    /// plugin's own `timeout-ms` is capped by it).
+    pub ask_timeout_ms: u64,
 }
 
 /// The rules of one tool-name pattern.

@@ -168,6 +168,8 @@ struct ToolFile {
 enum ActionWord {
     Allow,
     Deny,
+    /// Hold the call for a person's approval.
+    Ask,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +181,15 @@ struct RuleFile {
     action: Option<ActionWord>,
     #[serde(default)]
     reason: Option<String>,
+    /// What an `ask` rule asks (`reason` is accepted too).
+    #[serde(default)]
+    message: Option<String>,
+    /// How long an `ask` rule's request stays open, in seconds.
+    #[serde(default)]
+    timeout: Option<Value>,
+    /// Which answers count for an `ask` rule.
+    #[serde(default)]
+    channels: Option<Vec<String>>,
     #[serde(default)]
     code: Option<String>,
     #[serde(default, alias = "conditions")]
@@ -292,6 +303,7 @@ fn compile_rule(
     let at = |msg: String| format!("rule {label}: {msg}");
     let kinds: Vec<&str> = [
         (r.action == Some(ActionWord::Deny), "action: deny"),
+        (r.action == Some(ActionWord::Ask), "action: ask"),
         (r.rate_limit.is_some(), "rate_limit"),
         (r.validate.is_some(), "validate"),
         (r.redact.is_some(), "redact"),
@@ -307,12 +319,46 @@ fn compile_rule(
             kinds.join(" and ")
         )));
     }
-    if r.when.is_some() && r.action != Some(ActionWord::Deny) {
+    let asks = r.action == Some(ActionWord::Ask);
+    if r.when.is_some() && !matches!(r.action, Some(ActionWord::Deny | ActionWord::Ask)) {
         return Err(at(
-            "`when` conditions belong to an `action: deny` rule (or use `validate.require`)".into(),
+            "`when` conditions belong to an `action: deny` or `action: ask` rule (or use `validate.require`)".into(),
         ));
     }
-    let (plugin, source, mut config, plugin_limits) = if r.action == Some(ActionWord::Deny) {
+    if !asks && r.message.is_some() {
+        return Err(at(
+            "`message` is what an `action: ask` rule asks; a denial says `reason`".into(),
+        ));
+    }
+    if asks && r.code.is_some() {
+        return Err(at("an `action: ask` rule has no `code`: its answers have codes of their own (approval_pending, approval_denied, approval_expired)".into()));
+    }
+    if !(asks || r.plugin.is_some()) && (r.timeout.is_some() || r.channels.is_some()) {
+        return Err(at("`timeout` and `channels` belong to a rule that can ask for approval (action: ask, or plugin)".into()));
+    }
+    let timeout_ms = match &r.timeout {
+        None => None,
+        Some(t) => Some(parse_window_secs(t).map_err(|e| at(format!("timeout: {e}")))? * 1000),
+    };
+    if let Some(channels) = &r.channels {
+        check_channels(channels).map_err(at)?;
+    }
+    let (plugin, source, mut config, plugin_limits) = if asks {
+        let message = r
+            .message
+            .clone()
+            .or_else(|| r.reason.clone())
+            .ok_or_else(|| {
+                at("an `action: ask` rule needs a `message`: what the person is asked".into())
+            })?;
+        let mut c = Map::new();
+        c.insert("reason".into(), json!(message));
+        c.insert("ask".into(), json!({}));
+        if let Some(when) = &r.when {
+            c.insert("when".into(), Value::Array(when.clone()));
+        }
+        builtin("deny", Value::Object(c))
+    } else if r.action == Some(ActionWord::Deny) {
         let mut c = Map::new();
         c.insert(
             "reason".into(),
@@ -399,7 +445,25 @@ fn compile_rule(
         refund_on_error_result: r.refund_on_error_result.unwrap_or(true),
         limits,
         dry_run: r.dry_run.unwrap_or(false),
+        ask_timeout_ms: timeout_ms.unwrap_or(crate::approval::DEFAULT_TIMEOUT_MS),
     }))
+}
+
+/// The approval channels a policy may name. In-band approval (the client asking its user
+/// through elicitation) is not in this version: a policy that counts on it is refused rather
+/// than silently waiting for an operator.
+fn check_channels(channels: &[String]) -> Result<(), String> {
+    if channels.is_empty() {
+        return Err("`channels` is empty: no answer could ever approve the call".into());
+    }
+    for channel in channels {
+        match channel.as_str() {
+            "operator" => {}
+            "client" => return Err("channel `client` (the agent's client asking its user) is not supported by this Tollgate yet; use `channels: [operator]` (decided with `tollgate approvals`)".into()),
+            other => return Err(format!("unknown approval channel `{other}`; expected operator")),
+        }
+    }
+    Ok(())
 }
 
 fn builtin(name: &str, config: Value) -> (String, PluginSource, Value, Option<LimitSpec>) {

@@ -78,6 +78,10 @@ fn error_code(code: &str) -> i64 {
         "invalid_arguments" => -32003,
         "policy_error" => -32004,
         "state_unavailable" => -32005,
+        "approval_required" => -32006,
+        "approval_pending" => -32007,
+        "approval_denied" => -32008,
+        "approval_expired" => -32009,
         _ => -32000,
     }
 }
@@ -100,6 +104,9 @@ pub fn denial_response(id: &str, d: &Denial, prefix: &str, stateless: bool) -> V
     let mut data = json!({ "code": d.code, "rule": d.rule });
     if let Some(ms) = d.retry_after_ms {
         data["retryAfterMs"] = json!(ms);
+    }
+    if let Some(id) = &d.approval {
+        data["approvalId"] = json!(id);
     }
     match d.deny_as {
         DenyAs::Error => jsonrpc::error_response(id, error_code(&d.code), &text, Some(&data)),
@@ -311,7 +318,10 @@ impl Session {
         };
         let latency = started.elapsed();
         let tool = params.name.as_str();
-        let record = |verdict: &str, denial: Option<&Denial>, dry_run: bool| {
+        let record = |verdict: &str,
+                      denial: Option<&Denial>,
+                      dry_run: bool,
+                      approval: Option<crate::audit::ApprovalFacts<'_>>| {
             if !dry_run {
                 metrics::decision(
                     tool,
@@ -337,6 +347,7 @@ impl Session {
                 arguments_sha256: sha.clone(),
                 arguments: raw.as_deref(),
                 dry_run,
+                approval,
             });
         };
         match decision {
@@ -344,9 +355,10 @@ impl Session {
                 arguments,
                 ticket,
                 would_deny,
+                approvals,
             } => {
                 for d in &would_deny {
-                    record("deny", Some(d), true);
+                    record("deny", Some(d), true, None);
                 }
                 record(
                     if arguments.is_some() {
@@ -356,6 +368,7 @@ impl Session {
                     },
                     None,
                     false,
+                    approvals.last().map(crate::audit::ApprovalFacts::used),
                 );
                 if let (Some((call, _)), Some(new_args)) = (&mut review, &arguments) {
                     call.arguments = new_args.clone();
@@ -374,7 +387,13 @@ impl Session {
                 }
             }
             Decision::Deny(d) => {
-                record("deny", Some(&d), false);
+                let approval = d.approval.as_deref().map(|id| crate::audit::ApprovalFacts {
+                    id,
+                    by: None,
+                    channel: None,
+                    waited_ms: None,
+                });
+                record("deny", Some(&d), false, approval);
                 tracing::info!(tool = %params.name, code = %d.code, rule = %d.rule, reason = %d.reason, "denied");
                 Err(denial_response(
                     id,
@@ -384,7 +403,7 @@ impl Session {
                 ))
             }
             Decision::Unknown => {
-                record("unknown", None, false);
+                record("unknown", None, false, None);
                 Err(jsonrpc::error_response(
                     id,
                     codes::INVALID_PARAMS,

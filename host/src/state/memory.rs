@@ -2,6 +2,7 @@
 //! process exits).
 
 use super::algorithm::{self, CounterState};
+use super::approvals::{ApprovalStore, KEEP_MS};
 use super::{
     now_ms, CounterStore, FirstSeen, PinStore, Reservation, StoreError, TakeRequest, Taken,
 };
@@ -15,6 +16,16 @@ pub struct MemoryStore {
     counters: Mutex<HashMap<String, CounterState>>,
     /// First-seen tool definitions by server, then tool.
     pins: Mutex<HashMap<String, HashMap<String, FirstSeen>>>,
+    approvals: Mutex<Approvals>,
+}
+
+/// Approval records and the one open per binding.
+#[derive(Default)]
+struct Approvals {
+    /// By id: binding, record, when it was made.
+    records: HashMap<String, (String, String, u64)>,
+    /// Binding -> the id of its open record.
+    open: HashMap<String, String>,
 }
 
 impl MemoryStore {
@@ -81,6 +92,10 @@ impl CounterStore for MemoryStore {
     fn pins(&self) -> Option<&dyn PinStore> {
         Some(self)
     }
+
+    fn approvals(&self) -> Option<&dyn ApprovalStore> {
+        Some(self)
+    }
 }
 
 #[async_trait]
@@ -112,5 +127,61 @@ impl PinStore for MemoryStore {
             kept.retain(|tool, _| !tools.contains(tool));
         }
         Ok((before - kept.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl ApprovalStore for MemoryStore {
+    async fn open_approval(
+        &self,
+        binding: &str,
+        id: &str,
+        fresh: &str,
+        now_ms: u64,
+    ) -> Result<String, StoreError> {
+        let mut a = self.approvals.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(record) = a.open.get(binding).and_then(|id| a.records.get(id)) {
+            return Ok(record.1.clone());
+        }
+        let Approvals { records, open } = &mut *a;
+        records.retain(|id, (_, _, made)| {
+            now_ms.saturating_sub(*made) < KEEP_MS || open.values().any(|o| o == id)
+        });
+        records.insert(id.into(), (binding.into(), fresh.into(), now_ms));
+        open.insert(binding.into(), id.into());
+        Ok(fresh.into())
+    }
+
+    async fn swap_approval(
+        &self,
+        id: &str,
+        old: &str,
+        new: &str,
+        close: bool,
+    ) -> Result<bool, StoreError> {
+        let mut a = self.approvals.lock().unwrap_or_else(|p| p.into_inner());
+        let Approvals { records, open } = &mut *a;
+        match records.get_mut(id) {
+            Some((binding, record, _)) if record == old => {
+                *record = new.into();
+                if close && open.get(binding.as_str()).map(String::as_str) == Some(id) {
+                    open.remove(binding.as_str());
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn approval(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let a = self.approvals.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(a.records.get(id).map(|r| r.1.clone()))
+    }
+
+    async fn approvals(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let a = self.approvals.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<_> = a.records.values().collect();
+        all.sort_by_key(|r| std::cmp::Reverse(r.2));
+        Ok(all.into_iter().take(limit).map(|r| r.1.clone()).collect())
     }
 }

@@ -1,15 +1,17 @@
-//! The state store: counters for rate limits and quotas, and the first-seen tool definitions of
-//! `pins: tofu`. [`sqlite`] (the default: durable and shared by the processes of one machine),
-//! [`memory`] (ephemeral) and [`redis`] (shared by replicas). Every store implements the same
-//! [`CounterStore`] trait with the same arithmetic from [`algorithm`], and the same
-//! [`PinStore`].
+//! The state store: counters for rate limits and quotas, the first-seen tool definitions of
+//! `pins: tofu`, and approval requests and their outcomes. [`sqlite`] (the default: durable and
+//! shared by the processes of one machine), [`memory`] (ephemeral) and [`redis`] (shared by
+//! replicas). Every store implements the same [`CounterStore`] trait with the same arithmetic
+//! from [`algorithm`], the same [`PinStore`] and the same [`ApprovalStore`].
 
 pub mod algorithm;
+pub mod approvals;
 pub mod memory;
 pub mod redis;
 pub mod sqlite;
 
 pub use algorithm::Algorithm;
+pub use approvals::ApprovalStore;
 use async_trait::async_trait;
 use std::time::Duration;
 
@@ -71,6 +73,11 @@ pub trait CounterStore: Send + Sync + 'static {
 
     /// The same store's tool baselines for `pins: tofu`; `None` where it keeps none.
     fn pins(&self) -> Option<&dyn PinStore> {
+        None
+    }
+
+    /// The same store's approval requests and outcomes; `None` where it keeps none.
+    fn approvals(&self) -> Option<&dyn ApprovalStore> {
         None
     }
 }

@@ -37,6 +37,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
+mod approvals;
+
 /// The deadline of one take or refund, connecting included.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -407,6 +409,10 @@ impl CounterStore for RedisStore {
     }
 
     fn pins(&self) -> Option<&dyn PinStore> {
+        Some(self)
+    }
+
+    fn approvals(&self) -> Option<&dyn crate::state::ApprovalStore> {
         Some(self)
     }
 }

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+mod approvals;
 mod checkpoint;
 
 /// Counters in an SQLite file.
@@ -77,6 +78,7 @@ fn set_up_once(conn: &Connection) -> rusqlite::Result<()> {
                  PRIMARY KEY (server, tool)
              ) WITHOUT ROWID",
     )?;
+    conn.execute_batch(approvals::SCHEMA)?;
     Ok(())
 }
 
@@ -218,6 +220,10 @@ impl CounterStore for SqliteStore {
     }
 
     fn pins(&self) -> Option<&dyn PinStore> {
+        Some(self)
+    }
+
+    fn approvals(&self) -> Option<&dyn crate::state::ApprovalStore> {
         Some(self)
     }
 }

@@ -1,21 +1,27 @@
-//! Built-in `deny` plugin: refuse a call with a reason, unconditionally or only when all of its
-//! conditions on the arguments hold (Intercept's operators).
+//! Built-in `deny` plugin: refuse a call with a reason — or, with `ask`, hold it for a person's
+//! approval — unconditionally or only when all of its conditions on the arguments hold
+//! (Intercept's operators). The reason may quote the arguments (`{args.path}`, see
+//! [`tollgate_sdk::message`]).
 //!
 //! ```json
-//! {"reason": "Deleting is not allowed from agents; ask a human.",
+//! {"reason": "Deleting {args.path} is not allowed from agents; ask a human.",
 //!  "code": "denied",
 //!  "when": [{"path": "args.force", "op": "eq", "value": true}]}
+//! {"reason": "Transfer {args.amount} to {args.to}?",
+//!  "ask": {"timeout_ms": 120000},
+//!  "when": [{"path": "args.amount", "op": "gt", "value": 100}]}
 //! ```
 
 use serde::Deserialize;
 use tollgate_sdk::conditions::{compile_all, Condition, ConditionSpec};
-use tollgate_sdk::{allow, deny_with, Call, Policy, Verdict};
+use tollgate_sdk::message::fill;
+use tollgate_sdk::{allow, deny_with, ApprovalRequest, Call, Policy, Verdict};
 
 /// Configuration of the `deny` plugin.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// What the agent is told.
+    /// What the agent is told (with `ask`: what the person is asked).
     pub reason: String,
     /// Machine-readable code in the denial (default `denied`).
     #[serde(default = "default_code")]
@@ -23,6 +29,18 @@ pub struct Config {
     /// Deny only when all of these hold; no conditions means always deny.
     #[serde(default)]
     pub when: Vec<ConditionSpec>,
+    /// Ask a person instead of refusing.
+    #[serde(default)]
+    pub ask: Option<AskConfig>,
+}
+
+/// How an `ask` rule's request is made.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AskConfig {
+    /// How long the request may stay open (the host caps it by the policy's timeout).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 fn default_code() -> String {
@@ -34,6 +52,7 @@ pub struct Deny {
     reason: String,
     code: String,
     when: Vec<Condition>,
+    ask: Option<AskConfig>,
 }
 
 impl Policy for Deny {
@@ -47,15 +66,22 @@ impl Policy for Deny {
             reason: config.reason,
             code: config.code,
             when: compile_all(&config.when)?,
+            ask: config.ask,
         })
     }
 
     fn check_call(&self, call: &Call) -> Verdict {
         let args = call.arguments();
-        if self.when.iter().all(|c| c.holds(args)) {
-            deny_with(self.code.clone(), self.reason.clone(), None)
-        } else {
-            allow()
+        if !self.when.iter().all(|c| c.holds(args)) {
+            return allow();
+        }
+        let reason = fill(&self.reason, call);
+        match &self.ask {
+            Some(ask) => Verdict::Ask(ApprovalRequest {
+                message: reason,
+                timeout_ms: ask.timeout_ms,
+            }),
+            None => deny_with(self.code.clone(), reason, None),
         }
     }
 }
@@ -97,6 +123,26 @@ mod tests {
             .is_allow());
         assert!(p
             .check_call(&Call::new("rm", json!({"path": "/etc/x"})))
+            .is_allow());
+    }
+
+    #[test]
+    fn an_ask_rule_asks_about_the_calls_its_conditions_pick_quoting_their_arguments() {
+        let p: Deny = configure(
+            r#"{"reason": "Transfer {args.amount} to {args.to}?", "ask": {"timeout_ms": 120000},
+                "when": [{"path": "args.amount", "op": "gt", "value": 100}]}"#,
+        )
+        .unwrap();
+        let big = p.check_call(&Call::new("transfer", json!({"amount": 250, "to": "ACME"})));
+        assert_eq!(
+            big,
+            Verdict::Ask(ApprovalRequest {
+                message: "Transfer 250 to ACME?".into(),
+                timeout_ms: Some(120_000)
+            })
+        );
+        assert!(p
+            .check_call(&Call::new("transfer", json!({"amount": 99, "to": "ACME"})))
             .is_allow());
     }
 

@@ -43,6 +43,7 @@ impl Session {
                     arguments_sha256: None,
                     arguments: None,
                     dry_run: chain.is_dry_run(),
+                    approval: None,
                 });
             }
         }
@@ -72,6 +73,7 @@ impl Session {
                 plugin: String::new(),
                 retry_after_ms: None,
                 deny_as: DenyAs::Result,
+                approval: None,
             })),
             OnMismatch::Warn => None,
         }
