@@ -21,6 +21,9 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 15 * 60 * 1000;
 /// When an agent told that a call waits for approval should try again.
 pub const RETRY_AFTER_MS: u64 = 10_000;
 
+/// How much of a call's arguments a request keeps to show the person deciding.
+pub const SHOWN_ARGUMENTS: usize = 4096;
+
 /// One request for approval, as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
@@ -34,6 +37,8 @@ pub struct Approval {
     pub caller: String,
     /// sha256 of the call's arguments as canonical JSON.
     pub arguments_sha256: String,
+    /// The arguments, for the person deciding (cut after [`SHOWN_ARGUMENTS`] bytes).
+    pub arguments: String,
     /// The rule that asked (its label).
     pub rule: String,
     /// What the person is asked.
@@ -230,6 +235,18 @@ fn new_id(binding: &str, now_ms: u64) -> String {
     format!("ap-{}", &hex(&h.finalize())[..10])
 }
 
+/// `arguments`, cut at a character boundary after [`SHOWN_ARGUMENTS`] bytes.
+fn shown(arguments: &str) -> String {
+    if arguments.len() <= SHOWN_ARGUMENTS {
+        return arguments.into();
+    }
+    let mut cut = SHOWN_ARGUMENTS;
+    while !arguments.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} bytes in all)", &arguments[..cut], arguments.len())
+}
+
 fn read(json: &str) -> Result<Approval, StoreError> {
     serde_json::from_str(json)
         .map_err(|e| StoreError(format!("an approval record this Tollgate cannot read: {e}")))
@@ -255,6 +272,7 @@ pub async fn ask(
         tool: ask.tool.into(),
         caller: ask.caller.into(),
         arguments_sha256,
+        arguments: shown(ask.arguments),
         rule: ask.rule.into(),
         message: ask.message.into(),
         made_ms: now_ms,

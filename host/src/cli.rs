@@ -1,6 +1,7 @@
 //! Command-line interface: `run` here; `check` and `test`, `scan`, `pack`, `pin` and `unpin`,
 //! `wrap` and `unwrap`, and `status` in modules of their own.
 
+mod approvals;
 mod check;
 mod pack;
 mod pin;
@@ -89,6 +90,10 @@ enum Command {
     /// Forget the tool definitions that `pins: tofu` trusted on first use for a server (in the
     /// state store every proxy shares), so the next listing is trusted again.
     Unpin(pin::UnpinArgs),
+    /// List, show, approve or refuse the calls that wait for a person's approval (in the state
+    /// store every proxy shares).
+    #[command(subcommand)]
+    Approvals(approvals::ApprovalsCommand),
     /// Put Tollgate in front of every MCP server of a client's configuration (--client NAME or
     /// --config FILE), each with a policy: a reviewed one for its package, else a starter policy
     /// from its tools. Keeps every other field, writes a backup; --dry-run prints the diff.
@@ -338,6 +343,7 @@ async fn dispatch(command: Command, threads: u16) -> Result<i32> {
         Command::Pack(command) => pack::dispatch(command).await,
         Command::Pin(args) => pin::pin(args).await,
         Command::Unpin(args) => pin::unpin(args).await,
+        Command::Approvals(command) => approvals::dispatch(command).await,
         Command::Wrap(args) => wrap::wrap(args).await,
         Command::Unwrap(args) => wrap::unwrap(args).await,
         Command::Status => status::status(),

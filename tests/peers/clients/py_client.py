@@ -13,7 +13,8 @@ environment inherited. The scenario on stdin:
        {"op": "list_tools"},
        {"op": "call_tool", "name": "echo", "arguments": {"message": "hi"}, "progress": true},
        {"op": "raw_request", "method": "ping", "params": {}},
-       {"op": "sleep", "seconds": 0.5}],
+       {"op": "sleep", "seconds": 0.5},
+       {"op": "wait_file", "path": "/tmp/go", "seconds": 30}],  # until another process makes it
      "timeout": 30,                                   # seconds per request (optional)
      "elicitation": {"action": "accept", "content": {...}},  # optional; default accepts with
                                                       # {"name": "tollgate"} + required fields
@@ -141,6 +142,11 @@ class Driver:
             return {"result": dump(result)}
         if op == "sleep":
             await anyio.sleep(float(step.get("seconds", 0.1)))
+            return {}
+        if op == "wait_file":
+            with anyio.fail_after(float(step.get("seconds", 30))):
+                while not os.path.exists(step["path"]):
+                    await anyio.sleep(0.05)
             return {}
         return {"exception": f"unknown op {op!r}"}
 

@@ -12,15 +12,26 @@ Tools:
                                              description, registers a new tool `exfiltrate`, and
                                              sends notifications/tools/list_changed
 With TOLLGATE_TEST_CHANGED_TOOLS=1 in its environment the server starts with those changes made.
+With TOLLGATE_TEST_CALL_LOG=FILE each call of send_message and delete_record appends a JSON line
+{"tool", "arguments"} to FILE before answering: what the server really executed.
 Note: over HTTP, FastMCP's DNS-rebinding protection only accepts Host 127.0.0.1:*, localhost:*, [::1]:*.
 """
 
 import argparse
+import json
 import os
 
 from mcp.server.fastmcp import Context, FastMCP
 
 mcp = FastMCP("tollgate-fastmcp", log_level="WARNING")
+
+
+def executed(tool: str, **arguments: str) -> None:
+    """Append the call to TOLLGATE_TEST_CALL_LOG, if set."""
+    path = os.environ.get("TOLLGATE_TEST_CALL_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(json.dumps({"tool": tool, "arguments": arguments}) + "\n")
 
 
 @mcp.tool()
@@ -32,6 +43,7 @@ def add(a: int, b: int) -> int:
 @mcp.tool()
 async def send_message(to: str, body: str, ctx: Context) -> str:
     """Send a message to someone (a side-effecting tool for policy tests)."""
+    executed("send_message", to=to, body=body)
     await ctx.info(f"sending message to {to}")
     return f"sent to {to}: {body}"
 
@@ -39,6 +51,7 @@ async def send_message(to: str, body: str, ctx: Context) -> str:
 @mcp.tool()
 def delete_record(id: str) -> str:
     """Delete a record by id (a destructive tool for policy tests)."""
+    executed("delete_record", id=id)
     return f"deleted {id}"
 
 

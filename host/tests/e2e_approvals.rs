@@ -1,0 +1,209 @@
+//! Human approval end to end: a real client calls a real server through `tollgate run` under an
+//! `action: ask` rule, and an operator decides from another process with `tollgate approvals`.
+//! The server's own call log says what executed.
+
+mod e2e;
+
+use e2e::*;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const POLICY: &str = r#"version: 1
+tools:
+  send_message:
+    rules:
+      - action: ask
+        message: "Send {args.body} to {args.to}?"
+        when: [{ path: args.to, op: neq, value: self }]
+        timeout: 120
+"#;
+
+const RULE: &str = "tools.send_message.rules[0]";
+
+/// `tollgate approvals ARGS… --state sqlite:STATE`: its stdout, or a panic with its stderr.
+fn approvals(state: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("approvals")
+        .args(args)
+        .arg("--state")
+        .arg(format!("sqlite:{}", state.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tollgate approvals {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Wait until a pending request whose arguments contain `needle` is listed; its record.
+fn pending_with(state: &Path, needle: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let listed = approvals(state, &["list", "--pending", "--json"]);
+        let found = listed
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|a| a["arguments"].as_str().unwrap().contains(needle));
+        if let Some(a) = found {
+            return a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no pending request with {needle} in:\n{listed}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn executed(log: &Path) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn call(to: &str, body: &str) -> Value {
+    json!({"op": "call_tool", "name": "send_message", "arguments": {"to": to, "body": body}})
+}
+
+fn wait_for(flag: &Path) -> Value {
+    json!({"op": "wait_file", "path": flag, "seconds": 60})
+}
+
+struct Scene {
+    _dir: tempfile::TempDir,
+    state: PathBuf,
+    audit: PathBuf,
+    calls: PathBuf,
+    command: Vec<String>,
+    approved: PathBuf,
+    denied: PathBuf,
+}
+
+fn scene() -> Scene {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    std::fs::write(p("policy.yaml"), POLICY).unwrap();
+    let mut command = vec![
+        env!("CARGO_BIN_EXE_tollgate").to_string(),
+        "run".into(),
+        "--state".into(),
+        format!("sqlite:{}", p("state.sqlite").display()),
+        "--audit-log".into(),
+        p("audit.jsonl").to_str().unwrap().into(),
+        "--policy".into(),
+        p("policy.yaml").to_str().unwrap().into(),
+        "--".into(),
+    ];
+    command.extend(fastmcp1());
+    Scene {
+        state: p("state.sqlite"),
+        audit: p("audit.jsonl"),
+        calls: p("calls.jsonl"),
+        approved: p("approved"),
+        denied: p("denied"),
+        command,
+        _dir: dir,
+    }
+}
+
+/// The transfer story with a message: asked, approved by an operator in another process, used
+/// once; other arguments asked again and refused; the server ran exactly the approved call.
+#[test]
+fn an_operator_approves_one_call_from_another_process_and_only_that_call_reaches_the_server() {
+    let s = scene();
+    let scenario = json!({"steps": [
+        call("bob", "hi"),
+        wait_for(&s.approved),
+        call("bob", "hi"),
+        call("bob", "hi"),
+        call("bob", "hi!"),
+        wait_for(&s.denied),
+        call("bob", "hi!"),
+        call("self", "note"),
+    ]});
+    let command = s.command.clone();
+    let calls = s.calls.to_str().unwrap().to_string();
+    let agent = std::thread::spawn(move || {
+        drive_with_env(
+            Client::Py1,
+            &command,
+            &scenario,
+            &[("TOLLGATE_TEST_CALL_LOG", &calls)],
+        )
+    });
+
+    let first = pending_with(&s.state, r#""hi""#);
+    assert_eq!(first["message"], "Send hi to bob?");
+    let id = first["id"].as_str().unwrap();
+    let shown = approvals(&s.state, &["show", id]);
+    assert!(shown.contains("asks:       Send hi to bob?"), "{shown}");
+    assert!(
+        executed(&s.calls).is_empty(),
+        "nothing ran before the approval"
+    );
+    approvals(&s.state, &["approve", id, "--as", "alice"]);
+    std::fs::write(&s.approved, "").unwrap();
+
+    let second = pending_with(&s.state, r#""hi!""#);
+    let second = second["id"].as_str().unwrap();
+    approvals(&s.state, &["deny", second, "--as", "alice"]);
+    std::fs::write(&s.denied, "").unwrap();
+    let run = agent.join().unwrap();
+
+    let pending = run.result(0);
+    assert_denial(pending, "approval_pending", RULE, &format!(
+        "Denied by policy: Send hi to bob? This call waits for a person's approval (request {id}, open for 120 more seconds). Call again with the same arguments once it is approved; other arguments need an approval of their own."
+    ));
+    assert_eq!(pending["_meta"]["dev.tollgate/denial"]["approvalId"], id);
+    assert_eq!(
+        pending["_meta"]["dev.tollgate/denial"]["retryAfterMs"],
+        10_000
+    );
+    assert_eq!(text(run.result(2)), "sent to bob: hi", "{run}");
+    let reused = run.result(3);
+    assert_eq!(
+        reused["_meta"]["dev.tollgate/denial"]["code"],
+        "approval_pending"
+    );
+    assert_ne!(
+        reused["_meta"]["dev.tollgate/denial"]["approvalId"], id,
+        "used once"
+    );
+    let refused = run.result(6);
+    assert_denial(refused, "approval_denied", RULE, &format!(
+        "Denied by policy: Send hi! to bob? Refused by alice (request {second}). Do not retry it unchanged; calling again asks again."
+    ));
+    assert_eq!(
+        text(run.result(7)),
+        "sent to self: note",
+        "calls the rule does not pick pass"
+    );
+    assert_eq!(
+        executed(&s.calls),
+        [
+            json!({"tool": "send_message", "arguments": {"to": "bob", "body": "hi"}}),
+            json!({"tool": "send_message", "arguments": {"to": "self", "body": "note"}}),
+        ],
+        "the server ran the approved call once, and nothing it was not allowed to"
+    );
+
+    let audit: Vec<Value> = executed(&s.audit);
+    let approved = audit
+        .iter()
+        .find(|r| r["verdict"] == "allow" && r["approval"].is_object())
+        .expect("the approved call is audited with its approval");
+    assert_eq!(approved["approval"]["id"], id);
+    assert_eq!(approved["approval"]["by"], "alice");
+    assert_eq!(approved["approval"]["channel"], "operator");
+    assert!(approved["approval"]["waited_ms"].as_u64().is_some());
+    let listed = approvals(&s.state, &["list"]);
+    assert!(
+        listed.contains(&format!("{id}  used (approved by alice)")),
+        "{listed}"
+    );
+}
