@@ -792,3 +792,116 @@ fn first_use_pins_fail_closed_when_redis_is_down() {
     }
     assert_eq!(pins.action(&status), Some(OnMismatch::Hide));
 }
+
+/// Approval requests are shared like pins: raised through one proxy, decided through another,
+/// used once however many proxies retry the approved call at the same moment.
+#[test]
+fn every_store_shares_approval_requests_and_uses_an_approval_exactly_once() {
+    use tollgate::approval::{self, Answer, Ask};
+    use tollgate::state::sqlite::SqliteStore;
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("state.sqlite");
+    let memory = std::sync::Arc::new(MemoryStore::new());
+    let pairs: Vec<[std::sync::Arc<dyn CounterStore>; 2]> = vec![
+        [memory.clone(), memory],
+        [
+            std::sync::Arc::new(SqliteStore::open(&file).unwrap()),
+            std::sync::Arc::new(SqliteStore::open(&file).unwrap()),
+        ],
+        [
+            std::sync::Arc::new(server.store()),
+            std::sync::Arc::new(server.store()),
+        ],
+    ];
+    let ask = Ask {
+        server: "bank",
+        tool: "transfer",
+        caller: "agent",
+        arguments: r#"{"amount": 250, "to": "ACME"}"#,
+        rule: "tools.transfer.rules[0]",
+        rule_version: "v1",
+        message: "Transfer 250 to ACME?",
+        timeout_ms: 60_000,
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        for [one, other] in pairs {
+            let store = one.describe();
+            let (a, b) = (one.approvals().unwrap(), other.approvals().unwrap());
+            let now = tollgate::state::now_ms();
+            let Answer::Pending {
+                approval: asked,
+                new: true,
+            } = approval::ask(a, &ask, now).await.unwrap()
+            else {
+                panic!("{store}: a new request")
+            };
+            match approval::ask(b, &ask, now + 1).await.unwrap() {
+                Answer::Pending { approval, new } => {
+                    assert_eq!((approval.id, new), (asked.id.clone(), false), "{store}")
+                }
+                other => panic!("{store}: {other:?}"),
+            }
+            approval::decide(b, &asked.id, true, "ops", "operator", now + 2)
+                .await
+                .unwrap();
+            let retries: Vec<_> = (0..8)
+                .map(|i| {
+                    let store = if i % 2 == 0 {
+                        one.clone()
+                    } else {
+                        other.clone()
+                    };
+                    let ask = ask.clone();
+                    tokio::spawn(async move {
+                        approval::ask(store.approvals().unwrap(), &ask, now + 3).await
+                    })
+                })
+                .collect();
+            let mut answers = Vec::new();
+            for retry in retries {
+                answers.push(retry.await.unwrap());
+            }
+            let granted = answers
+                .iter()
+                .filter(|a| matches!(a, Ok(Answer::Granted(_))))
+                .count();
+            assert_eq!(granted, 1, "{store}: used exactly once: {answers:?}");
+            assert!(
+                answers
+                    .iter()
+                    .all(|a| matches!(a, Ok(Answer::Granted(_) | Answer::Pending { .. }))),
+                "{store}: the others ask again: {answers:?}"
+            );
+            let listed = approval::list(b, 10).await.unwrap();
+            assert!(
+                listed
+                    .iter()
+                    .any(|a| a.id == asked.id && a.state.name() == "used"),
+                "{store}: {listed:?}"
+            );
+        }
+    });
+}
+
+/// An approval store that cannot be reached is an error, never an approval.
+#[test]
+fn approvals_fail_closed_when_redis_is_down() {
+    let store = RedisStore::connect(&format!("redis://127.0.0.1:{}", free_port())).unwrap();
+    let ask = tollgate::approval::Ask {
+        server: "bank",
+        tool: "transfer",
+        caller: "agent",
+        arguments: "{}",
+        rule: "r",
+        rule_version: "v",
+        message: "m",
+        timeout_ms: 1_000,
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let err = rt
+        .block_on(tollgate::approval::ask(&store, &ask, 0))
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot connect"), "{err}");
+}
