@@ -17,6 +17,11 @@
 //!     expect: deny
 //!     code: rate_limited
 //!     reason_contains: "rate limit"
+//!   - name: a large transfer goes through once a person approves it
+//!     tool: transfer
+//!     arguments: { amount: 250, to: ACME }
+//!     approve: yes                 # how a person answers the request: yes | no | timeout
+//!     expect: allow                # what the call made again then gets
 //! ```
 //!
 //! Cases run in order against one chain, so counters carry from case to case; an allowed call is
@@ -91,6 +96,10 @@ impl CounterStore for ReplayStore {
     fn approvals(&self) -> Option<&dyn crate::state::ApprovalStore> {
         self.inner.approvals()
     }
+
+    fn now_ms(&self) -> u64 {
+        self.now_ms.load(Ordering::SeqCst)
+    }
 }
 
 /// A file of cases.
@@ -137,6 +146,26 @@ pub struct Case {
     /// The result the agent must get after those rules (e.g. redacted).
     #[serde(default)]
     pub expect_result: Option<Value>,
+    /// How a person answers the approval request this call raises; the call is then made again
+    /// and `expect` is what that retry gets. Without it, a call that asks is `deny` with code
+    /// `approval_pending`.
+    #[serde(default)]
+    pub approve: Option<Approve>,
+}
+
+/// How a person answers an approval request in a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approve {
+    /// Approves it: the retry goes through (once).
+    #[serde(alias = "true")]
+    Yes,
+    /// Refuses it: the retry is denied with `approval_denied`.
+    #[serde(alias = "false")]
+    No,
+    /// Never answers: the replay clock moves past its timeout, and the retry is denied with
+    /// `approval_expired`.
+    Timeout,
 }
 
 /// An expected decision.
@@ -198,6 +227,8 @@ pub struct Actual {
     /// For a case with a `result`: what the agent gets after the result rules (or, if one
     /// failed, the failure).
     pub result: Option<Result<Value, String>>,
+    /// Whether the call was held for approval (for cases that say how a person answers).
+    pub asked: bool,
 }
 
 /// One case's outcome.
@@ -212,7 +243,15 @@ pub struct Outcome {
 impl Outcome {
     /// Whether the decision matched every expectation the case states.
     pub fn passed(&self) -> bool {
-        self.decision_ok() && self.code_ok() && self.reason_ok() && self.result_ok()
+        self.decision_ok()
+            && self.code_ok()
+            && self.reason_ok()
+            && self.result_ok()
+            && self.asked_ok()
+    }
+
+    fn asked_ok(&self) -> bool {
+        self.case.approve.is_none() || self.actual.asked
     }
 
     fn result_ok(&self) -> bool {
@@ -267,6 +306,19 @@ impl Outcome {
             let _ = writeln!(out, "    {mark} {what:<9} - expected: {expected}");
             let _ = writeln!(out, "    {mark} {:<9} + actual:   {actual}", "");
         };
+        if self.case.approve.is_some() {
+            line(
+                self.asked_ok(),
+                "approval",
+                "asked for".into(),
+                if self.actual.asked {
+                    "asked for"
+                } else {
+                    "not asked for"
+                }
+                .into(),
+            );
+        }
         line(
             self.decision_ok(),
             "decision",
@@ -369,7 +421,18 @@ pub async fn run(chain: &Chain, clock: &ReplayStore, cases: &[Case]) -> Vec<Outc
             metadata: vec![],
         };
         let mut forwarded = call.clone();
-        let actual = match chain.decide(call).await {
+        let mut decision = chain.decide(call.clone()).await;
+        let mut asked = false;
+        if let (Some(answer), Decision::Deny(d)) = (case.approve, &decision) {
+            if let (crate::chain::APPROVAL_PENDING, Some(id)) = (d.code.as_str(), &d.approval) {
+                asked = true;
+                if let Err(e) = answer_request(clock, id, answer).await {
+                    tracing::warn!(error = %e, "answering the approval request failed");
+                }
+                decision = chain.decide(call).await;
+            }
+        }
+        let actual = match decision {
             Decision::Allow {
                 ticket, arguments, ..
             } => {
@@ -393,6 +456,7 @@ pub async fn run(chain: &Chain, clock: &ReplayStore, cases: &[Case]) -> Vec<Outc
                     reason: None,
                     rule: None,
                     result,
+                    asked,
                 }
             }
             Decision::Deny(d) => Actual {
@@ -401,6 +465,7 @@ pub async fn run(chain: &Chain, clock: &ReplayStore, cases: &[Case]) -> Vec<Outc
                 reason: Some(d.reason),
                 rule: Some(d.rule),
                 result: None,
+                asked,
             },
             Decision::Unknown => Actual {
                 decision: Expect::Unknown,
@@ -408,6 +473,7 @@ pub async fn run(chain: &Chain, clock: &ReplayStore, cases: &[Case]) -> Vec<Outc
                 reason: None,
                 rule: None,
                 result: None,
+                asked,
             },
         };
         outcomes.push(Outcome {
@@ -416,6 +482,31 @@ pub async fn run(chain: &Chain, clock: &ReplayStore, cases: &[Case]) -> Vec<Outc
         });
     }
     outcomes
+}
+
+/// Answer request `id` as a case says a person does.
+async fn answer_request(
+    clock: &ReplayStore,
+    id: &str,
+    answer: Approve,
+) -> Result<(), crate::approval::DecideError> {
+    let store = clock
+        .inner
+        .approvals()
+        .expect("the memory store keeps approvals");
+    let now = clock.now_ms();
+    match answer {
+        Approve::Yes | Approve::No => {
+            let approve = answer == Approve::Yes;
+            crate::approval::decide(store, id, approve, "tollgate test", "operator", now).await?;
+        }
+        Approve::Timeout => {
+            if let Some(a) = crate::approval::get(store, id).await? {
+                clock.advance(a.expires_ms.saturating_sub(now));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -452,6 +543,7 @@ mod tests {
                 reason: None,
                 rule: None,
                 result: None,
+                asked: false,
             },
         };
         assert!(!outcome.passed());

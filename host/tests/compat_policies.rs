@@ -429,7 +429,7 @@ fn unknown_keys_are_refused_with_their_line() {
     let intercept = "version: \"1\"\ntools:\n  create_issue:\n    rules:\n      - name: hourly\n        rate_limit: 5/hour\n        on_deni: \"slow down\"\n";
     assert_eq!(
         load_error("intercept.yaml", intercept),
-        "tools.create_issue.rules[0]: unknown field `on_deni`, expected one of `name`, `action`, `rate_limit`, `conditions`, `on_deny`, `state` at line 7 column 9"
+        "tools.create_issue.rules[0]: unknown field `on_deni`, expected one of `name`, `action`, `rate_limit`, `conditions`, `on_deny`, `state`, `approval_timeout` at line 7 column 9"
     );
     let policylayer = "{\n  \"version\": \"1\",\n  \"default\": \"deny\",\n  \"tools\": {\n    \"create_conversation\": {\n      \"limits\": [{\"counter\": \"c\", \"window\": \"minute\", \"max\": 30, \"scope\": \"grant\", \"burst\": 5}]\n    }\n  }\n}\n";
     let e = load_error("policylayer.json", policylayer);

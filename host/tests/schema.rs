@@ -253,6 +253,9 @@ fn every_parser_field_and_enum_is_in_the_schema_and_nothing_else() {
                 "name",
                 "action",
                 "reason",
+                "message",
+                "timeout",
+                "channels",
                 "code",
                 "when",
                 "conditions",
@@ -293,7 +296,7 @@ fn every_parser_field_and_enum_is_in_the_schema_and_nothing_else() {
         (
             "ActionWord",
             "/$defs/rule/properties/action",
-            &["allow", "deny"],
+            &["allow", "deny", "ask"],
         ),
         (
             "DenyAsWord",

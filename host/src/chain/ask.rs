@@ -56,7 +56,8 @@ impl Chain {
             message,
             timeout_ms: timeout_ms.map_or(rule.ask_timeout_ms, |t| t.min(rule.ask_timeout_ms)),
         };
-        let answer = approval::ask(store, &ask, crate::state::now_ms()).await;
+        let now = self.counters.now_ms();
+        let answer = approval::ask(store, &ask, now).await;
         let outcome = match &answer {
             Ok(Answer::Granted(_)) => "used",
             Ok(Answer::Pending { new: true, .. }) => "requested",
@@ -79,10 +80,7 @@ impl Chain {
                 if new {
                     tracing::warn!(id = %approval.id, tool = %call.tool, caller = %call.caller, %message, "approval requested: tollgate approvals approve {}", approval.id);
                 }
-                let left = approval
-                    .expires_ms
-                    .saturating_sub(crate::state::now_ms())
-                    .div_ceil(1000);
+                let left = approval.expires_ms.saturating_sub(now).div_ceil(1000);
                 Err(deny(
                     format!(
                         "{message} This call waits for a person's approval (request {}, open for {left} more seconds). Call again with the same arguments once it is approved; other arguments need an approval of their own.",

@@ -65,7 +65,23 @@ pub(crate) async fn check(path: &Path) -> Result<()> {
         let hidden: Vec<String> = policy.hide.iter().map(|h| selection(h)).collect();
         println!("  hidden: {}", hidden.join(", "));
     }
-    let describe = |r: &config::Rule| format!("{} ({}): {}", r.label, r.plugin, r.config);
+    let describe = |r: &config::Rule| {
+        let asks = r.config.get("ask").is_some();
+        format!(
+            "{} ({}{}): {}",
+            r.label,
+            r.plugin,
+            if asks {
+                format!(
+                    ", asks a person; requests stay open {} s",
+                    r.ask_timeout_ms / 1000
+                )
+            } else {
+                String::new()
+            },
+            r.config
+        )
+    };
     for t in &policy.tools {
         println!("  {}:", selection(&t.pattern));
         if t.rules.is_empty() {

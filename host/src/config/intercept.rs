@@ -20,6 +20,13 @@
 //!         state: { counter: daily_spend, window: day, increment_from: args.amount }  # -> rate-limit
 //!   delete_customer:
 //!     rules: [{ name: "block", action: deny, on_deny: "Not via agents" }]    # -> deny
+//!   refund_charge:
+//!     rules:
+//!       - name: "large refunds"
+//!         action: require_approval           # -> deny with `ask`: held for a person's approval
+//!         conditions: [{ path: args.amount, op: gt, value: 50000 }]  # asks when all hold
+//!         on_deny: "Refunds over $500.00 need a person's approval"
+//!         approval_timeout: "30m"
 //! ```
 //!
 //! Semantics follow Intercept's documentation and code: an `evaluate` rule denies unless all of
@@ -27,7 +34,10 @@
 //! limit `lte N` allows the call while the post-increment value stays at most N (`lt N`: below N);
 //! counters are calendar-aligned UTC windows, per tool (`state.<tool>.<counter>`) or shared by all
 //! tools for `"*"` rules (`state._global.<counter>`). The agent reads `on_deny` prefixed with
-//! `[INTERCEPT POLICY DENIED] ` as Intercept sends it.
+//! `[INTERCEPT POLICY DENIED] ` as Intercept sends it. A `require_approval` rule asks when all
+//! of its conditions hold (always, without conditions), as Intercept's example reads; the
+//! request is decided with `tollgate approvals`, and the top-level `approvals:` block (Intercept's
+//! dedupe window and webhook) is read but not used.
 
 use super::{DefaultAction, DenyAs, Format, LimitSpec, PluginSource, Policy, Rule, ToolRules};
 use indexmap::IndexMap;
@@ -56,6 +66,9 @@ struct File {
     hide: Vec<String>,
     #[serde(default)]
     tools: IndexMap<String, ToolFile>,
+    /// Intercept's approval settings (`dedupe_window`, `notify.webhook`): read, not used.
+    #[serde(default)]
+    approvals: Option<Value>,
 }
 
 /// `default: allow | deny`.
@@ -114,6 +127,9 @@ struct ToolFile {
 enum Action {
     Evaluate,
     Deny,
+    /// Hold the call for a person's approval (Intercept's approval workflow).
+    #[serde(rename = "require_approval")]
+    RequireApproval,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +147,9 @@ struct RuleFile {
     on_deny: Option<String>,
     #[serde(default)]
     state: Option<StateFile>,
+    /// How long a `require_approval` request stays open (`"30m"`).
+    #[serde(default)]
+    approval_timeout: Option<Value>,
 }
 
 /// `{path, op, value}`, as Intercept and PolicyLayer write it.
@@ -162,6 +181,9 @@ pub fn parse_intercept(text: &str) -> Result<Policy, String> {
         return Err(format!("version must be \"1\", got {}", file.version));
     }
     let hide = check_hide(&file.hide)?;
+    if let Some(approvals) = &file.approvals {
+        tracing::warn!(%approvals, "this Intercept policy's `approvals:` settings (dedupe window, webhook) are not used by Tollgate: approval requests are listed by `tollgate approvals list`");
+    }
     let mut tools = Vec::new();
     let mut all_tools = Vec::new();
     for (tool, def) in &file.tools {
@@ -240,6 +262,34 @@ fn compile_rule(
     let on_deny = r.on_deny.as_deref().filter(|m| !m.is_empty());
     let message = |fallback: String| on_deny.unwrap_or(&fallback).to_string();
     let denied_by_rule = || message(format!("Denied by rule \"{name}\""));
+
+    if r.approval_timeout.is_some() && r.action != Some(Action::RequireApproval) {
+        return Err(err(
+            "approval_timeout goes with action \"require_approval\"",
+        ));
+    }
+    if r.action == Some(Action::RequireApproval) {
+        if r.rate_limit.is_some() || r.state.is_some() {
+            return Err(err(
+                "require_approval rules cannot have rate_limit or state; use separate rules",
+            ));
+        }
+        let mut when = Vec::new();
+        for (j, c) in r.conditions.iter().enumerate() {
+            when.extend(condition_config(c).map_err(|e| format!("{at}.conditions[{j}]: {e}"))?);
+        }
+        let mut rule = builtin_rule(
+            name,
+            "deny",
+            json!({ "reason": message(format!("Approval required by rule \"{name}\"")), "ask": {}, "when": when }),
+        );
+        if let Some(t) = &r.approval_timeout {
+            rule.ask_timeout_ms = super::parse_duration_secs(t)
+                .map_err(|e| err(&format!("approval_timeout: {e}")))?
+                * 1000;
+        }
+        return Ok(vec![rule]);
+    }
 
     if r.action == Some(Action::Deny) {
         if r.rate_limit.is_some() {
@@ -614,10 +664,42 @@ tools:
         .contains("path must start with \"args.\""));
         assert_eq!(
             e(&rule("name: x\n        on_deyn: y")),
-            "tools.t.rules[0]: unknown field `on_deyn`, expected one of `name`, `action`, `rate_limit`, `conditions`, `on_deny`, `state` at line 6 column 9"
+            "tools.t.rules[0]: unknown field `on_deyn`, expected one of `name`, `action`, `rate_limit`, `conditions`, `on_deny`, `state`, `approval_timeout` at line 6 column 9"
         );
         assert!(e("version: \"1\"\nhide: [\"delete_*\"]\n").contains("is not a tool name"));
         assert!(e("version: \"2\"\n").starts_with("version must be \"1\""));
+    }
+
+    #[test]
+    fn require_approval_asks_when_its_conditions_hold_for_as_long_as_it_says() {
+        let p = parse_intercept(
+            r#"
+version: "1"
+approvals: { dedupe_window: "5m", notify: { webhook: { url: "https://hooks.example/a" } } }
+tools:
+  create_charge:
+    rules:
+      - name: large charge approval
+        action: require_approval
+        conditions: [{ path: args.amount, op: gt, value: 50000 }]
+        on_deny: "Charges over $500.00 require human approval"
+        approval_timeout: "30m"
+"#,
+        )
+        .unwrap();
+        let rule = &p.tools[0].rules[0];
+        assert_eq!(rule.plugin, "deny");
+        assert_eq!(
+            rule.config,
+            json!({"reason": "Charges over $500.00 require human approval", "ask": {},
+                   "when": [{"path": "args.amount", "op": "gt", "value": 50000}]})
+        );
+        assert_eq!(rule.ask_timeout_ms, 30 * 60 * 1000);
+        let e = parse_intercept(
+            "version: \"1\"\ntools:\n  t:\n    rules:\n      - name: x\n        action: require_approval\n        rate_limit: 3/hour\n",
+        )
+        .unwrap_err();
+        assert_eq!(e, "tools.t.rules[0]: require_approval rules cannot have rate_limit or state; use separate rules");
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod rate;
 pub use intercept::parse_intercept;
 pub use native::parse_native;
 pub use policylayer::parse_policylayer;
-pub use rate::{parse_rate, parse_window_secs};
+pub use rate::{parse_duration_secs, parse_rate, parse_window_secs};
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -15,8 +15,8 @@
 //! ```
 
 use super::{
-    parse_rate, parse_window_secs, DefaultAction, DenyAs, Format, LimitSpec, PluginSource, Policy,
-    Rule, ToolRules,
+    parse_duration_secs, parse_rate, parse_window_secs, DefaultAction, DenyAs, Format, LimitSpec,
+    PluginSource, Policy, Rule, ToolRules,
 };
 use crate::pins::annotations::{Selector, NEEDS_LOCK};
 use crate::pins::{Baseline, OnMismatch, PinPolicy};
@@ -338,7 +338,7 @@ fn compile_rule(
     }
     let timeout_ms = match &r.timeout {
         None => None,
-        Some(t) => Some(parse_window_secs(t).map_err(|e| at(format!("timeout: {e}")))? * 1000),
+        Some(t) => Some(parse_duration_secs(t).map_err(|e| at(format!("timeout: {e}")))? * 1000),
     };
     if let Some(channels) = &r.channels {
         check_channels(channels).map_err(at)?;

@@ -38,6 +38,36 @@ pub fn parse_window_secs(value: &Value) -> Result<u64, String> {
     }
 }
 
+/// A duration in seconds: a whole number above 0, a unit (`minute`), or a number and a unit
+/// (`30m`, `2 hours`, `90s`, `1d`).
+pub fn parse_duration_secs(value: &Value) -> Result<u64, String> {
+    let bad = |v: &dyn std::fmt::Display| {
+        format!("invalid duration {v}: expected seconds above 0, or a number and a unit (s, m, h, d), e.g. \"30m\"")
+    };
+    let Value::String(s) = value else {
+        return parse_window_secs(value).map_err(|_| bad(value));
+    };
+    let text = s.trim();
+    let digits = text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let (number, unit) = text.split_at(digits);
+    let n: u64 = if number.is_empty() {
+        1
+    } else {
+        number.parse().map_err(|_| bad(&format!("`{s}`")))?
+    };
+    let unit = match unit.trim() {
+        "s" => Some(1),
+        "m" => Some(60),
+        "h" => Some(3600),
+        "d" => Some(86_400),
+        other => unit_secs(other),
+    };
+    match unit.and_then(|u| n.checked_mul(u)).filter(|secs| *secs > 0) {
+        Some(secs) => Ok(secs),
+        None => Err(bad(&format!("`{s}`"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +84,24 @@ mod tests {
         assert_eq!(parse_window_secs(&json!(60)), Ok(60));
         assert_eq!(parse_window_secs(&json!("day")), Ok(86_400));
         assert!(parse_window_secs(&json!(0)).is_err());
+    }
+
+    #[test]
+    fn durations_take_a_number_and_a_unit() {
+        for (text, secs) in [
+            ("30m", 1800),
+            ("2 hours", 7200),
+            ("90s", 90),
+            ("1d", 86_400),
+            ("minute", 60),
+        ] {
+            assert_eq!(parse_duration_secs(&json!(text)), Ok(secs), "{text}");
+        }
+        assert_eq!(parse_duration_secs(&json!(120)), Ok(120));
+        assert_eq!(
+            parse_duration_secs(&json!("30 fortnights")).unwrap_err(),
+            "invalid duration `30 fortnights`: expected seconds above 0, or a number and a unit (s, m, h, d), e.g. \"30m\""
+        );
+        assert!(parse_duration_secs(&json!("0m")).is_err());
     }
 }

@@ -76,6 +76,12 @@ pub trait CounterStore: Send + Sync + 'static {
         None
     }
 
+    /// The time the store's records are kept by (ms since the epoch): the system clock, except
+    /// for `tollgate test`'s replay clock.
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
+
     /// The same store's approval requests and outcomes; `None` where it keeps none.
     fn approvals(&self) -> Option<&dyn ApprovalStore> {
         None
