@@ -381,6 +381,41 @@ pub async fn decide(
     ))))
 }
 
+/// Why an answer given in band cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum InBandError {
+    /// The request state names no request, or one for another call (tampered with, or for
+    /// other arguments).
+    #[error("the approval state sent back names no request for this call")]
+    Mismatch,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The client's answer to request `id` (which Tollgate asked it in band), for the call `ask`:
+/// record it, then see where the call stands. The request must be for exactly this call.
+pub async fn answered(
+    store: &dyn ApprovalStore,
+    ask_: &Ask<'_>,
+    id: &str,
+    approve: bool,
+    by: &str,
+    now_ms: u64,
+) -> Result<Answer, InBandError> {
+    let expected = binding(ask_, &arguments_sha256(ask_.arguments));
+    match get(store, id).await? {
+        Some(a) if a.binding == expected => {}
+        _ => return Err(InBandError::Mismatch),
+    }
+    match decide(store, id, approve, by, "client", now_ms).await {
+        Ok(_) | Err(DecideError::NotPending { .. }) => {}
+        Err(DecideError::NotFound(_)) => return Err(InBandError::Mismatch),
+        Err(DecideError::Store(e)) => return Err(e.into()),
+    }
+    Ok(ask(store, ask_, now_ms).await?)
+}
+
 /// Request `id`, if the store keeps it.
 pub async fn get(store: &dyn ApprovalStore, id: &str) -> Result<Option<Approval>, StoreError> {
     store.approval(id).await?.as_deref().map(read).transpose()

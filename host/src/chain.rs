@@ -14,7 +14,10 @@ mod select;
 use load::{load_rule, Loaded};
 use select::Sections;
 
-pub use ask::{APPROVAL_DENIED, APPROVAL_EXPIRED, APPROVAL_PENDING, APPROVAL_REQUIRED};
+pub use ask::{
+    ClientAnswer, ClientQuestion, InBand, APPROVAL_CANCELLED, APPROVAL_DENIED, APPROVAL_EXPIRED,
+    APPROVAL_PENDING, APPROVAL_REQUIRED, APPROVAL_STATE_INVALID,
+};
 
 /// A rule ready to run.
 struct ChainRule {
@@ -31,6 +34,8 @@ struct ChainRule {
     latency: crate::metrics::PluginLatency,
     /// The longest its approval requests stay open (ms).
     ask_timeout_ms: u64,
+    /// Whose answers approve its requests.
+    ask_channels: crate::config::Channels,
     /// A digest of its plugin and configuration: approvals are bound to it.
     version: String,
 }
@@ -99,6 +104,9 @@ pub enum Decision {
     },
     /// Answer the agent with this denial.
     Deny(Denial),
+    /// Ask the agent's client to ask its user (a 2026-07-28 `input_required` result); the
+    /// client's retry carries the answer.
+    AskClient(ClientQuestion),
     /// The tool is hidden: answer as if it did not exist.
     Unknown,
 }
@@ -314,8 +322,14 @@ impl Chain {
                 .any(|r| r.answers_visibility)
     }
 
-    /// Decide a call.
-    pub async fn decide(&self, mut call: CallInput) -> Decision {
+    /// Decide a call that cannot be asked about in band.
+    pub async fn decide(&self, call: CallInput) -> Decision {
+        self.decide_in(call, &InBand::default()).await
+    }
+
+    /// Decide a call; `in_band` says whether its client can ask its user, and carries the
+    /// answer when this is the retry of a call that asked.
+    pub async fn decide_in(&self, mut call: CallInput, in_band: &InBand) -> Decision {
         if !self.visible(&call.tool, &call.caller).await {
             return Decision::Unknown;
         }
@@ -378,12 +392,17 @@ impl Chain {
                         Verdict::Ask {
                             message,
                             timeout_ms,
-                        } => match self.ask(&call, rule, &message, timeout_ms).await {
+                        } => match self.ask(&call, rule, &message, timeout_ms, in_band).await {
                             Ok(approval) => {
                                 approvals.push(approval);
                                 continue;
                             }
-                            Err(denial) => denial,
+                            Err(ask::Held::Denied(denial)) => denial,
+                            Err(ask::Held::AskClient(question)) => {
+                                self.refund(ticket.reservations.into_iter().map(|(r, _)| r))
+                                    .await;
+                                return Decision::AskClient(question);
+                            }
                         },
                     }
                 }

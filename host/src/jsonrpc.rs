@@ -119,6 +119,12 @@ pub struct CallParams<'a> {
     /// Request metadata.
     #[serde(default, rename = "_meta")]
     pub meta: Option<serde_json::Map<String, Value>>,
+    /// A 2026-07-28 retry's echoed request state.
+    #[serde(default, rename = "requestState")]
+    pub request_state: Option<Value>,
+    /// A 2026-07-28 retry's answers to the questions its first attempt got.
+    #[serde(default, rename = "inputResponses")]
+    pub input_responses: Option<serde_json::Map<String, Value>>,
 }
 
 /// Read `tools/call` params; the error says what is wrong, for a `-32602` answer.

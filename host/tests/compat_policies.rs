@@ -57,6 +57,7 @@ async fn decide_as(chain: &Chain, tool: &str, args: &str, caller: &str) -> Resul
             Ok(())
         }
         Decision::Deny(d) => Err(d),
+        other @ Decision::AskClient(_) => panic!("decide never asks in band: {other:?}"),
         Decision::Unknown => Err(Denial {
             reason: "unknown tool".into(),
             code: "unknown".into(),

@@ -85,9 +85,13 @@ struct Scene {
 }
 
 fn scene() -> Scene {
+    scene_with(POLICY, fastmcp1())
+}
+
+fn scene_with(policy: &str, server: Vec<String>) -> Scene {
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name);
-    std::fs::write(p("policy.yaml"), POLICY).unwrap();
+    std::fs::write(p("policy.yaml"), policy).unwrap();
     let mut command = vec![
         env!("CARGO_BIN_EXE_tollgate").to_string(),
         "run".into(),
@@ -99,7 +103,7 @@ fn scene() -> Scene {
         p("policy.yaml").to_str().unwrap().into(),
         "--".into(),
     ];
-    command.extend(fastmcp1());
+    command.extend(server);
     Scene {
         state: p("state.sqlite"),
         audit: p("audit.jsonl"),
@@ -205,5 +209,116 @@ fn an_operator_approves_one_call_from_another_process_and_only_that_call_reaches
     assert!(
         listed.contains(&format!("{id}  used (approved by alice)")),
         "{listed}"
+    );
+}
+
+/// Where the policy counts the client's answer, a 2026-07-28 client is asked in band: the
+/// Python SDK 2.x client gets an `input_required` result, puts the question to its user (the
+/// driver's elicitation callback) and retries with the answer. An approval lets that call
+/// through; a refusal, a dismissed question or an older client that cannot be asked each get
+/// their own code; the server ran only the approved call.
+#[test]
+fn a_2026_client_asks_its_user_in_band_and_only_the_call_they_approve_reaches_the_server() {
+    let s = scene_with(
+        &POLICY.replace("timeout: 120", "timeout: 120\n        channels: [client]"),
+        fastmcp2(),
+    );
+    let calls = s.calls.to_str().unwrap().to_string();
+    let env = [("TOLLGATE_TEST_CALL_LOG", calls.as_str())];
+    let drive_as = |client: Client, elicitation: Value, body: &str| {
+        let scenario = json!({"steps": [call("bob", body)], "elicitation": elicitation});
+        drive_with_env(client, &s.command, &scenario, &env)
+    };
+
+    let approved = drive_as(Client::Py2, json!({"action": "accept"}), "hi");
+    assert_eq!(approved.out["protocol_version"], "2026-07-28", "{approved}");
+    assert_eq!(text(approved.result(0)), "sent to bob: hi", "{approved}");
+    let asked = &approved.out["elicitation_requests"][0];
+    let message = asked["message"].as_str().unwrap();
+    assert!(
+        message
+            .starts_with("Send hi to bob? (An approval this agent's policy asks for: request ap-"),
+        "{approved}"
+    );
+    assert!(
+        message.ends_with(", rule tools.send_message.rules[0].)"),
+        "{message}"
+    );
+    assert_eq!(asked["requestedSchema"]["required"], json!(["approve"]));
+
+    for (elicitation, code) in [
+        (json!({"action": "decline"}), "approval_denied"),
+        (
+            json!({"action": "accept", "content": {"approve": false}}),
+            "approval_denied",
+        ),
+        (json!({"action": "cancel"}), "approval_cancelled"),
+    ] {
+        let run = drive_as(Client::Py2, elicitation.clone(), "no");
+        let denial = &run.result(0)["_meta"]["dev.tollgate/denial"];
+        assert_eq!(denial["code"], code, "{elicitation}: {run}");
+    }
+    let legacy = drive_as(Client::Py1, json!({"action": "accept"}), "legacy");
+    assert_denial(
+        legacy.result(0),
+        "approval_required",
+        RULE,
+        "Denied by policy: Send legacy to bob? (this call needs the approval of the client's user, and this request cannot ask: it does not speak 2026-07-28 with elicitation)",
+    );
+
+    assert_eq!(
+        executed(&s.calls),
+        [json!({"tool": "send_message", "arguments": {"to": "bob", "body": "hi"}})],
+        "only the approved call ran"
+    );
+    let audit = executed(&s.audit);
+    let used = audit
+        .iter()
+        .find(|r| r["verdict"] == "allow")
+        .expect("the approved call is audited");
+    assert_eq!(used["approval"]["by"], "client elicitation");
+    assert_eq!(used["approval"]["channel"], "client");
+    assert!(
+        audit.iter().any(|r| r["verdict"] == "ask"),
+        "the question is audited"
+    );
+}
+
+/// The same round trip over Streamable HTTP: the `input_required` result and the retry each
+/// travel as a request of their own, and the server sees the retry without Tollgate's fields.
+#[test]
+fn over_http_a_2026_client_is_asked_in_band_and_its_approved_retry_reaches_the_server() {
+    let s = scene_with(
+        &POLICY.replace("timeout: 120", "timeout: 120\n        channels: [client]"),
+        fastmcp2(),
+    );
+    let calls = s.calls.to_str().unwrap().to_string();
+    let policy = s.command[s.command.iter().position(|a| a == "--policy").unwrap() + 1].clone();
+    let listening = Listening::start(
+        &policy,
+        fastmcp2(),
+        &[],
+        &[("TOLLGATE_TEST_CALL_LOG", calls.as_str())],
+    );
+    let url = vec!["--url".to_string(), listening.url.clone()];
+    let run = drive(
+        Client::Py2,
+        &url,
+        &json!({"steps": [call("bob", "over http"), call("bob", "a second one")],
+                "elicitation": {"action": "accept"}}),
+    );
+    assert_eq!(text(run.result(0)), "sent to bob: over http", "{run}");
+    assert_eq!(
+        run.out["elicitation_requests"].as_array().unwrap().len(),
+        2,
+        "each call is asked about on its own"
+    );
+    assert_eq!(
+        executed(&s.calls),
+        [
+            json!({"tool": "send_message", "arguments": {"to": "bob", "body": "over http"}}),
+            json!({"tool": "send_message", "arguments": {"to": "bob", "body": "a second one"}}),
+        ],
+        "{run}"
     );
 }

@@ -1,41 +1,99 @@
 //! A rule's `ask` verdict: the call goes on only with a person's approval of exactly this call,
-//! kept in the state store ([`crate::approval`]). Until one is given the agent is answered at
-//! once — the request is pending (with its id and when to try again), refused, or expired — so
-//! no call hangs past a client's timeout; its retry with the same arguments goes through once
-//! approved. Every failure denies: no store, a store that cannot be reached, a record that
-//! cannot be read.
+//! kept in the state store ([`crate::approval`]). Whose answer counts is the rule's choice
+//! (`channels`):
+//! - `client`: where the request can ask its user in band (it speaks 2026-07-28 and declares
+//!   elicitation), the agent's client is asked through an `input_required` result, and its retry
+//!   carries the answer;
+//! - `operator`: the agent is answered at once that the call waits (with the request's id and
+//!   when to try again); an operator decides with `tollgate approvals`, and the retry with the
+//!   same arguments goes through once.
+//!
+//! No call hangs past a client's timeout. Every failure denies, each with its own code: no
+//! store, a store that cannot be reached, a refusal, a cancelled question, an expired request,
+//! an answer for another call.
 
 use super::{Chain, ChainRule, Denial};
 use crate::approval::{self, Answer, Approval};
 use crate::engine::CallInput;
 
-/// A call that needs approval where no approval can be kept (the state store keeps none).
+/// A call that needs approval where none can be given (no store keeps approvals, or no channel
+/// the rule counts can reach a person for this request).
 pub const APPROVAL_REQUIRED: &str = "approval_required";
 /// A call waiting for a person's decision.
 pub const APPROVAL_PENDING: &str = "approval_pending";
 /// A call a person refused.
 pub const APPROVAL_DENIED: &str = "approval_denied";
+/// A call whose question the client's user dismissed without answering.
+pub const APPROVAL_CANCELLED: &str = "approval_cancelled";
 /// A call nobody decided in time, or whose approval was not used in time.
 pub const APPROVAL_EXPIRED: &str = "approval_expired";
+/// A retry whose approval state names no request for this call (altered, or other arguments).
+pub const APPROVAL_STATE_INVALID: &str = "approval_state_invalid";
+
+/// What a request offers for asking in band.
+#[derive(Debug, Clone, Default)]
+pub struct InBand {
+    /// Its client can ask its user: the request speaks 2026-07-28 (or later) and declares the
+    /// `elicitation` capability.
+    pub can_ask: bool,
+    /// The client's answer to a question Tollgate asked, carried by this retry.
+    pub answer: Option<ClientAnswer>,
+}
+
+/// The client's answer to an approval question, as its retry carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientAnswer {
+    /// The user approved request `0`.
+    Approved(String),
+    /// The user refused request `0`.
+    Declined(String),
+    /// The user dismissed the question for request `0`.
+    Cancelled(String),
+    /// The state or the answer could not be read.
+    Unreadable(String),
+}
+
+/// A question for the agent's client to put to its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientQuestion {
+    /// The approval request the answer goes to.
+    pub approval: String,
+    /// What the user is asked.
+    pub message: String,
+    /// The asking rule.
+    pub rule: String,
+}
+
+/// Why an ask did not let the call through.
+pub(super) enum Held {
+    /// Answer the agent with this denial.
+    Denied(Denial),
+    /// Ask the client's user.
+    AskClient(ClientQuestion),
+}
 
 impl Chain {
-    /// Use an approval given for `call`, or deny it saying where its request stands.
+    /// Use an approval given for `call`, or say where its request stands.
     pub(super) async fn ask(
         &self,
         call: &CallInput,
         rule: &ChainRule,
         message: &str,
         timeout_ms: Option<u64>,
-    ) -> Result<Approval, Denial> {
-        let deny = |reason: String, code: &str, approval: Option<&Approval>| Denial {
-            reason,
-            code: code.into(),
-            rule: rule.label.clone(),
-            plugin: rule.bound.name().to_string(),
-            retry_after_ms: (code == APPROVAL_PENDING).then_some(approval::RETRY_AFTER_MS),
-            deny_as: rule.deny_as,
-            approval: approval.map(|a| a.id.clone()),
+        in_band: &InBand,
+    ) -> Result<Approval, Held> {
+        let deny = |reason: String, code: &str, approval: Option<&str>| {
+            Held::Denied(Denial {
+                reason,
+                code: code.into(),
+                rule: rule.label.clone(),
+                plugin: rule.bound.name().to_string(),
+                retry_after_ms: (code == APPROVAL_PENDING).then_some(approval::RETRY_AFTER_MS),
+                deny_as: rule.deny_as,
+                approval: approval.map(str::to_string),
+            })
         };
+        let channels = rule.ask_channels;
         let Some(store) = self.counters.approvals() else {
             return Err(deny(
                 format!(
@@ -46,6 +104,14 @@ impl Chain {
                 None,
             ));
         };
+        let in_band_now = channels.client && in_band.can_ask;
+        if !in_band_now && !channels.operator {
+            return Err(deny(
+                format!("{message} (this call needs the approval of the client's user, and this request cannot ask: it does not speak 2026-07-28 with elicitation)"),
+                APPROVAL_REQUIRED,
+                None,
+            ));
+        }
         let ask = approval::Ask {
             server: &self.server,
             tool: &call.tool,
@@ -57,7 +123,41 @@ impl Chain {
             timeout_ms: timeout_ms.map_or(rule.ask_timeout_ms, |t| t.min(rule.ask_timeout_ms)),
         };
         let now = self.counters.now_ms();
-        let answer = approval::ask(store, &ask, now).await;
+        let answer = match in_band.answer.as_ref().filter(|_| channels.client) {
+            None => approval::ask(store, &ask, now).await,
+            Some(ClientAnswer::Unreadable(why)) => {
+                crate::metrics::approval("state_invalid", "client");
+                return Err(deny(
+                    format!("{message} The answer to the approval question could not be read ({why}); call again to be asked again."),
+                    APPROVAL_STATE_INVALID,
+                    None,
+                ));
+            }
+            Some(ClientAnswer::Cancelled(id)) => {
+                crate::metrics::approval("cancelled", "client");
+                return Err(deny(
+                    format!("{message} The question was dismissed without an answer (request {id}); call again to be asked again."),
+                    APPROVAL_CANCELLED,
+                    Some(id),
+                ));
+            }
+            Some(ClientAnswer::Approved(id) | ClientAnswer::Declined(id)) => {
+                let approve = matches!(in_band.answer, Some(ClientAnswer::Approved(_)));
+                match approval::answered(store, &ask, id, approve, "client elicitation", now).await
+                {
+                    Ok(answer) => Ok(answer),
+                    Err(approval::InBandError::Mismatch) => {
+                        crate::metrics::approval("state_invalid", "client");
+                        return Err(deny(
+                            format!("{message} The approval state sent back is not for this call (request {id}); call again to be asked again."),
+                            APPROVAL_STATE_INVALID,
+                            None,
+                        ));
+                    }
+                    Err(approval::InBandError::Store(e)) => Err(e),
+                }
+            }
+        };
         let outcome = match &answer {
             Ok(Answer::Granted(_)) => "used",
             Ok(Answer::Pending { new: true, .. }) => "requested",
@@ -68,6 +168,7 @@ impl Chain {
         };
         let channel = match &answer {
             Ok(Answer::Granted(a) | Answer::Denied(a)) => a.channel(),
+            _ if in_band_now => "client",
             _ => "operator",
         };
         crate::metrics::approval(outcome, channel);
@@ -75,6 +176,13 @@ impl Chain {
             Ok(Answer::Granted(approval)) => {
                 tracing::info!(id = %approval.id, tool = %call.tool, "approved call goes through");
                 Ok(approval)
+            }
+            Ok(Answer::Pending { approval, .. }) if in_band_now => {
+                Err(Held::AskClient(ClientQuestion {
+                    approval: approval.id,
+                    message: message.into(),
+                    rule: rule.label.clone(),
+                }))
             }
             Ok(Answer::Pending { approval, new }) => {
                 if new {
@@ -87,7 +195,7 @@ impl Chain {
                         approval.id
                     ),
                     APPROVAL_PENDING,
-                    Some(&approval),
+                    Some(&approval.id),
                 ))
             }
             Ok(Answer::Denied(approval)) => {
@@ -101,7 +209,7 @@ impl Chain {
                         approval.id
                     ),
                     APPROVAL_DENIED,
-                    Some(&approval),
+                    Some(&approval.id),
                 ))
             }
             Ok(Answer::Expired(approval)) => Err(deny(
@@ -111,7 +219,7 @@ impl Chain {
                     approval.timeout_ms / 1000
                 ),
                 APPROVAL_EXPIRED,
-                Some(&approval),
+                Some(&approval.id),
             )),
             Err(e) => Err(deny(
                 format!("{message} This call needs a person's approval, and the approval store failed: {e}"),

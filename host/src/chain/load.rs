@@ -95,6 +95,7 @@ pub(super) async fn load_rule(
         dry_run: rule.dry_run,
         checks_results: rule.plugin == "redact" || matches!(rule.source, PluginSource::File { .. }),
         ask_timeout_ms: rule.ask_timeout_ms,
+        ask_channels: rule.ask_channels,
         version: version(rule),
     })
 }

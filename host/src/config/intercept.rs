@@ -563,6 +563,7 @@ pub(super) fn builtin_rule(label: &str, plugin: &str, config: Value) -> Rule {
         refund_on_error_result: true,
         dry_run: false,
         ask_timeout_ms: crate::approval::DEFAULT_TIMEOUT_MS,
+        ask_channels: super::Channels::default(),
         limits: LimitSpec::default(),
     }
 }

@@ -103,6 +103,27 @@ pub struct Rule {
     /// The longest an approval request this rule makes may stay open, in milliseconds (a
     /// plugin's own `timeout-ms` is capped by it).
     pub ask_timeout_ms: u64,
+    /// Whose answers approve this rule's requests.
+    pub ask_channels: Channels,
+}
+
+/// Whose answers count for an approval request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Channels {
+    /// The agent's client, asking its user in band (2026-07-28 requests that can elicit).
+    pub client: bool,
+    /// An operator, through `tollgate approvals`.
+    pub operator: bool,
+}
+
+impl Default for Channels {
+    /// An operator only: a client that answers its own question could approve its own call.
+    fn default() -> Self {
+        Self {
+            client: false,
+            operator: true,
+        }
+    }
 }
 
 /// The rules of one tool-name pattern.

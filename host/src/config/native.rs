@@ -340,9 +340,10 @@ fn compile_rule(
         None => None,
         Some(t) => Some(parse_duration_secs(t).map_err(|e| at(format!("timeout: {e}")))? * 1000),
     };
-    if let Some(channels) = &r.channels {
-        check_channels(channels).map_err(at)?;
-    }
+    let channels = match &r.channels {
+        Some(channels) => channels_of(channels).map_err(at)?,
+        None => super::Channels::default(),
+    };
     let (plugin, source, mut config, plugin_limits) = if asks {
         let message = r
             .message
@@ -446,24 +447,32 @@ fn compile_rule(
         limits,
         dry_run: r.dry_run.unwrap_or(false),
         ask_timeout_ms: timeout_ms.unwrap_or(crate::approval::DEFAULT_TIMEOUT_MS),
+        ask_channels: channels,
     }))
 }
 
-/// The approval channels a policy may name. In-band approval (the client asking its user
-/// through elicitation) is not in this version: a policy that counts on it is refused rather
-/// than silently waiting for an operator.
-fn check_channels(channels: &[String]) -> Result<(), String> {
-    if channels.is_empty() {
+/// The approval channels a rule names: `client` (the agent's client asks its user, where the
+/// request can) and `operator` (`tollgate approvals`).
+fn channels_of(names: &[String]) -> Result<super::Channels, String> {
+    if names.is_empty() {
         return Err("`channels` is empty: no answer could ever approve the call".into());
     }
-    for channel in channels {
-        match channel.as_str() {
-            "operator" => {}
-            "client" => return Err("channel `client` (the agent's client asking its user) is not supported by this Tollgate yet; use `channels: [operator]` (decided with `tollgate approvals`)".into()),
-            other => return Err(format!("unknown approval channel `{other}`; expected operator")),
+    let mut channels = super::Channels {
+        client: false,
+        operator: false,
+    };
+    for name in names {
+        match name.as_str() {
+            "client" => channels.client = true,
+            "operator" => channels.operator = true,
+            other => {
+                return Err(format!(
+                    "unknown approval channel `{other}`; expected client or operator"
+                ))
+            }
         }
     }
-    Ok(())
+    Ok(channels)
 }
 
 fn builtin(name: &str, config: Value) -> (String, PluginSource, Value, Option<LimitSpec>) {

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+mod in_band;
 mod pinning;
 
 /// Where a message from the agent goes.
@@ -277,6 +278,11 @@ impl Session {
         let chain = self.chain();
         let params = jsonrpc::call_params(env.params)
             .map_err(|m| jsonrpc::error_response(id, codes::INVALID_PARAMS, &m, None))?;
+        let stateless = is_stateless(params.meta.as_ref());
+        let (in_band, answered) = in_band::read(&params, stateless);
+        // Tollgate's own round-trip fields never reach the server, which asked nothing.
+        let stripped = answered.then(|| in_band::strip(line));
+        let line = stripped.as_deref().unwrap_or(line);
         let arguments = match params.arguments.map(RawValue::get) {
             None | Some("null") => "{}".to_string(),
             Some(a) => a.to_string(),
@@ -314,7 +320,7 @@ impl Session {
         };
         let decision = match pinned {
             Some(decision) => decision,
-            None => chain.decide(call).await,
+            None => chain.decide_in(call, &in_band).await,
         };
         let latency = started.elapsed();
         let tool = params.name.as_str();
@@ -381,9 +387,10 @@ impl Session {
                         review,
                     }),
                 );
-                match arguments {
-                    None => Ok(None),
-                    Some(new_args) => Ok(Some(rewrite_arguments(line, &new_args))),
+                match (arguments, stripped.is_some()) {
+                    (None, false) => Ok(None),
+                    (None, true) => Ok(Some(line.to_vec())),
+                    (Some(new_args), _) => Ok(Some(rewrite_arguments(line, &new_args))),
                 }
             }
             Decision::Deny(d) => {
@@ -401,6 +408,17 @@ impl Session {
                     chain.denial_prefix(),
                     is_stateless(params.meta.as_ref()),
                 ))
+            }
+            Decision::AskClient(question) => {
+                let approval = crate::audit::ApprovalFacts {
+                    id: &question.approval,
+                    by: None,
+                    channel: Some("client"),
+                    waited_ms: None,
+                };
+                record("ask", None, false, Some(approval));
+                tracing::info!(tool = %params.name, rule = %question.rule, approval = %question.approval, "asking the client's user");
+                Err(in_band::question(id, &question))
             }
             Decision::Unknown => {
                 record("unknown", None, false, None);

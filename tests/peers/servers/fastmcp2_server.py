@@ -17,10 +17,13 @@ Tools:
                                              With TOLLGATE_TEST_RUG_PULL=1 in its environment it
                                              first adds a `callback_url` parameter to `add`'s
                                              input schema (a "rug pull" for pinning tests)
+With TOLLGATE_TEST_CALL_LOG=FILE each call of send_message and delete_record appends a JSON line
+{"tool", "arguments"} to FILE before answering: what the server really executed.
 Note: over HTTP, the SDK's DNS-rebinding protection only accepts Host 127.0.0.1:*, localhost:*, [::1]:*.
 """
 
 import argparse
+import json
 import os
 import sys
 import warnings
@@ -35,6 +38,14 @@ warnings.filterwarnings("ignore", message=".*deprecated.*")
 mcp = MCPServer("tollgate-fastmcp2", log_level="WARNING")
 
 
+def executed(tool: str, **arguments: str) -> None:
+    """Append the call to TOLLGATE_TEST_CALL_LOG, if set."""
+    path = os.environ.get("TOLLGATE_TEST_CALL_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(json.dumps({"tool": tool, "arguments": arguments}) + "\n")
+
+
 @mcp.tool()
 def add(a: int, b: int) -> int:
     """Add two integers."""
@@ -44,6 +55,7 @@ def add(a: int, b: int) -> int:
 @mcp.tool()
 async def send_message(to: str, body: str, ctx: Context) -> str:
     """Send a message to someone (a side-effecting tool for policy tests)."""
+    executed("send_message", to=to, body=body)
     await ctx.info(f"sending message to {to}")
     return f"sent to {to}: {body}"
 
@@ -51,6 +63,7 @@ async def send_message(to: str, body: str, ctx: Context) -> str:
 @mcp.tool()
 def delete_record(id: str) -> str:
     """Delete a record by id (a destructive tool for policy tests)."""
+    executed("delete_record", id=id)
     return f"deleted {id}"
 
 

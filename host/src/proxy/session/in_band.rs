@@ -1,0 +1,168 @@
+//! Approval asked in band, on requests of the 2026-07-28 revision: instead of a result, the
+//! agent's client gets an `input_required` result asking its user (an `elicitation/create`
+//! form) and a request state naming the approval request; the client retries the call with the
+//! user's answer and that state. Tollgate's own round-trip fields are removed from the retry
+//! before the server sees it (the server never asked anything); a server's own `requestState`
+//! and input responses pass through untouched.
+
+use crate::chain::{ClientAnswer, ClientQuestion, InBand};
+use crate::jsonrpc::{self, CallParams};
+use serde_json::{json, Value};
+
+/// The key of Tollgate's question among a result's `inputRequests` (and of the answer among
+/// the retry's `inputResponses`).
+pub const INPUT_KEY: &str = "dev.tollgate/approval";
+
+/// How Tollgate's request state starts; the approval request's id follows.
+pub const STATE_PREFIX: &str = "dev.tollgate/approval:";
+
+/// The `_meta` key in which 2026-07-28 requests declare the client's capabilities.
+const CLIENT_CAPABILITIES_META: &str = "io.modelcontextprotocol/clientCapabilities";
+
+/// What `params` (of a request that speaks the stateless revision when `stateless`) offers for
+/// asking in band, and whether it carries Tollgate's own round-trip fields (to strip).
+pub fn read(params: &CallParams<'_>, stateless: bool) -> (InBand, bool) {
+    let can_ask = stateless
+        && params
+            .meta
+            .as_ref()
+            .and_then(|m| m.get(CLIENT_CAPABILITIES_META))
+            .and_then(|c| c.get("elicitation"))
+            .is_some_and(Value::is_object);
+    let id = params
+        .request_state
+        .as_ref()
+        .and_then(Value::as_str)
+        .and_then(|s| s.strip_prefix(STATE_PREFIX));
+    let Some(id) = id else {
+        return (
+            InBand {
+                can_ask,
+                answer: None,
+            },
+            false,
+        );
+    };
+    let response = params
+        .input_responses
+        .as_ref()
+        .and_then(|r| r.get(INPUT_KEY));
+    let answer = match response {
+        None => ClientAnswer::Unreadable("the retry carries no answer to it".into()),
+        Some(r) => match r.get("action").and_then(Value::as_str) {
+            Some("accept") => match r.pointer("/content/approve") {
+                Some(Value::Bool(true)) => ClientAnswer::Approved(id.into()),
+                Some(Value::Bool(false)) => ClientAnswer::Declined(id.into()),
+                _ => ClientAnswer::Unreadable("an accepted answer without `approve`".into()),
+            },
+            Some("decline") => ClientAnswer::Declined(id.into()),
+            Some("cancel") => ClientAnswer::Cancelled(id.into()),
+            _ => ClientAnswer::Unreadable("an answer without a known `action`".into()),
+        },
+    };
+    (
+        InBand {
+            can_ask,
+            answer: Some(answer),
+        },
+        true,
+    )
+}
+
+/// `line` without Tollgate's request state and input response.
+pub fn strip(line: &[u8]) -> Vec<u8> {
+    let mut message: Value = serde_json::from_slice(line).expect("the line was parsed before");
+    if let Some(params) = message.get_mut("params").and_then(Value::as_object_mut) {
+        params.remove("requestState");
+        let emptied = match params
+            .get_mut("inputResponses")
+            .and_then(Value::as_object_mut)
+        {
+            Some(responses) => {
+                responses.remove(INPUT_KEY);
+                responses.is_empty()
+            }
+            None => false,
+        };
+        if emptied {
+            params.remove("inputResponses");
+        }
+    }
+    serde_json::to_vec(&message).expect("a Value always serialises")
+}
+
+/// The `input_required` answer that asks the client's user `question`.
+pub fn question(id: &str, question: &ClientQuestion) -> Vec<u8> {
+    let ask = json!({
+        "method": "elicitation/create",
+        "params": {
+            "mode": "form",
+            "message": format!(
+                "{} (An approval this agent's policy asks for: request {}, rule {}.)",
+                question.message, question.approval, question.rule
+            ),
+            "requestedSchema": {
+                "type": "object",
+                "properties": {
+                    "approve": {
+                        "type": "boolean",
+                        "title": "Approve",
+                        "description": "Let exactly this call through, once",
+                    }
+                },
+                "required": ["approve"],
+            },
+        },
+    });
+    let result = json!({
+        "resultType": "input_required",
+        "inputRequests": { INPUT_KEY: ask },
+        "requestState": format!("{STATE_PREFIX}{}", question.approval),
+    });
+    jsonrpc::result_response(id, &result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(text: &str) -> CallParams<'_> {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn answers_are_read_from_the_retry_and_only_tollgates_fields_are_stripped() {
+        let retry = r#"{"name":"t","requestState":"dev.tollgate/approval:ap-1","inputResponses":{"dev.tollgate/approval":{"action":"accept","content":{"approve":true}}},"_meta":{"io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}}"#;
+        let (in_band, ours) = read(&params(retry), true);
+        assert!(ours && in_band.can_ask);
+        assert_eq!(in_band.answer, Some(ClientAnswer::Approved("ap-1".into())));
+        let line = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{retry}}}"#);
+        let stripped: Value = serde_json::from_slice(&strip(line.as_bytes())).unwrap();
+        assert_eq!(
+            stripped["params"],
+            json!({"name": "t", "_meta": {"io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}}})
+        );
+        let servers = r#"{"name":"t","requestState":"server-state","inputResponses":{"k":{}}}"#;
+        let (in_band, ours) = read(&params(servers), true);
+        assert!(!ours && !in_band.can_ask && in_band.answer.is_none());
+        for (response, answer) in [
+            (
+                r#"{"action":"decline"}"#,
+                ClientAnswer::Declined("x".into()),
+            ),
+            (
+                r#"{"action":"cancel"}"#,
+                ClientAnswer::Cancelled("x".into()),
+            ),
+            (
+                r#"{"action":"accept","content":{"approve":false}}"#,
+                ClientAnswer::Declined("x".into()),
+            ),
+        ] {
+            let text = format!(
+                r#"{{"name":"t","requestState":"dev.tollgate/approval:x","inputResponses":{{"dev.tollgate/approval":{response}}}}}"#
+            );
+            assert_eq!(read(&params(&text), true).0.answer, Some(answer));
+        }
+    }
+}
