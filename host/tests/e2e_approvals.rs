@@ -215,10 +215,12 @@ fn an_operator_approves_one_call_from_another_process_and_only_that_call_reaches
 /// Where the policy counts the client's answer, a 2026-07-28 client is asked in band: the
 /// Python SDK 2.x client gets an `input_required` result, puts the question to its user (the
 /// driver's elicitation callback) and retries with the answer. An approval lets that call
-/// through; a refusal, a dismissed question or an older client that cannot be asked each get
-/// their own code; the server ran only the approved call.
+/// through; a refusal or a dismissed question each get
+/// their own code. Clients of earlier revisions (the Python SDK 1.x and TypeScript clients) are
+/// asked with an `elicitation/create` request of Tollgate's while the call waits. The server ran
+/// only the approved calls.
 #[test]
-fn a_2026_client_asks_its_user_in_band_and_only_the_call_they_approve_reaches_the_server() {
+fn clients_ask_their_users_in_band_and_only_the_calls_they_approve_reach_the_server() {
     let s = scene_with(
         &POLICY.replace("timeout: 120", "timeout: 120\n        channels: [client]"),
         fastmcp2(),
@@ -258,18 +260,33 @@ fn a_2026_client_asks_its_user_in_band_and_only_the_call_they_approve_reaches_th
         let denial = &run.result(0)["_meta"]["dev.tollgate/denial"];
         assert_eq!(denial["code"], code, "{elicitation}: {run}");
     }
+    // Clients of earlier revisions are asked with an elicitation/create request of Tollgate's.
     let legacy = drive_as(Client::Py1, json!({"action": "accept"}), "legacy");
-    assert_denial(
-        legacy.result(0),
-        "approval_required",
-        RULE,
-        "Denied by policy: Send legacy to bob? (this call needs the approval of the client's user, and this request cannot ask: it does not speak 2026-07-28 with elicitation)",
+    assert_eq!(text(legacy.result(0)), "sent to bob: legacy", "{legacy}");
+    let asked = legacy.out["elicitation_requests"][0]["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        asked.starts_with("Send legacy to bob? (An approval"),
+        "{legacy}"
     );
+    let ts = drive_as(Client::Ts, json!({"action": "decline"}), "from ts");
+    assert_eq!(
+        ts.result(0)["_meta"]["dev.tollgate/denial"]["code"],
+        "approval_denied",
+        "{ts}"
+    );
+    let ts = drive_as(Client::Ts, json!({"action": "accept"}), "from ts");
+    assert_eq!(text(ts.result(0)), "sent to bob: from ts", "{ts}");
 
     assert_eq!(
         executed(&s.calls),
-        [json!({"tool": "send_message", "arguments": {"to": "bob", "body": "hi"}})],
-        "only the approved call ran"
+        [
+            json!({"tool": "send_message", "arguments": {"to": "bob", "body": "hi"}}),
+            json!({"tool": "send_message", "arguments": {"to": "bob", "body": "legacy"}}),
+            json!({"tool": "send_message", "arguments": {"to": "bob", "body": "from ts"}}),
+        ],
+        "only the approved calls ran"
     );
     let audit = executed(&s.audit);
     let used = audit
@@ -286,6 +303,7 @@ fn a_2026_client_asks_its_user_in_band_and_only_the_call_they_approve_reaches_th
 
 /// The same round trip over Streamable HTTP: the `input_required` result and the retry each
 /// travel as a request of their own, and the server sees the retry without Tollgate's fields.
+/// A client of an earlier revision cannot be asked over HTTP, and is refused saying so.
 #[test]
 fn over_http_a_2026_client_is_asked_in_band_and_its_approved_retry_reaches_the_server() {
     let s = scene_with(
@@ -312,6 +330,17 @@ fn over_http_a_2026_client_is_asked_in_band_and_its_approved_retry_reaches_the_s
         run.out["elicitation_requests"].as_array().unwrap().len(),
         2,
         "each call is asked about on its own"
+    );
+    let legacy = drive(
+        Client::Py1,
+        &url,
+        &json!({"steps": [call("bob", "legacy over http")]}),
+    );
+    assert_denial(
+        legacy.result(0),
+        "approval_required",
+        RULE,
+        "Denied by policy: Send legacy over http to bob? (this call needs the approval of the client's user, and this request cannot ask its user: its client did not declare elicitation, or it speaks a revision before 2026-07-28 over HTTP)",
     );
     assert_eq!(
         executed(&s.calls),

@@ -1,9 +1,10 @@
 //! A rule's `ask` verdict: the call goes on only with a person's approval of exactly this call,
 //! kept in the state store ([`crate::approval`]). Whose answer counts is the rule's choice
 //! (`channels`):
-//! - `client`: where the request can ask its user in band (it speaks 2026-07-28 and declares
-//!   elicitation), the agent's client is asked through an `input_required` result, and its retry
-//!   carries the answer;
+//! - `client`: where the request can ask its user in band (its client declared elicitation, and
+//!   it speaks 2026-07-28 or comes over stdio), the agent's client is asked — through an
+//!   `input_required` result whose retry carries the answer, or a request of Tollgate's own
+//!   while the call waits (see `proxy::session`);
 //! - `operator`: the agent is answered at once that the call waits (with the request's id and
 //!   when to try again); an operator decides with `tollgate approvals`, and the retry with the
 //!   same arguments goes through once.
@@ -33,8 +34,8 @@ pub const APPROVAL_STATE_INVALID: &str = "approval_state_invalid";
 /// What a request offers for asking in band.
 #[derive(Debug, Clone, Default)]
 pub struct InBand {
-    /// Its client can ask its user: the request speaks 2026-07-28 (or later) and declares the
-    /// `elicitation` capability.
+    /// Its client can ask its user: it declared the `elicitation` capability, and the request
+    /// speaks 2026-07-28 (or later) or its session's transport carries Tollgate's own requests.
     pub can_ask: bool,
     /// The client's answer to a question Tollgate asked, carried by this retry.
     pub answer: Option<ClientAnswer>,
@@ -107,7 +108,7 @@ impl Chain {
         let in_band_now = channels.client && in_band.can_ask;
         if !in_band_now && !channels.operator {
             return Err(deny(
-                format!("{message} (this call needs the approval of the client's user, and this request cannot ask: it does not speak 2026-07-28 with elicitation)"),
+                format!("{message} (this call needs the approval of the client's user, and this request cannot ask its user: its client did not declare elicitation, or it speaks a revision before 2026-07-28 over HTTP)"),
                 APPROVAL_REQUIRED,
                 None,
             ));

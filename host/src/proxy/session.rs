@@ -60,6 +60,8 @@ pub struct Session {
     /// The tools the server listed in this session and how each compares with its pin (kept
     /// only when the policy pins the server; emptied when the server says its list changed).
     listed: Mutex<HashMap<String, crate::pins::Status>>,
+    /// Approval questions put to the client in this session, awaiting its answer.
+    questions: in_band::Questions,
 }
 
 /// What a client says of itself, handed to plugins as `call.metadata`.
@@ -69,6 +71,8 @@ struct ClientFacts {
     name: Option<String>,
     /// The protocol revision it asked for.
     protocol_version: Option<String>,
+    /// Whether it declared the `elicitation` capability (it can ask its user).
+    elicitation: bool,
 }
 
 /// The JSON-RPC error code of a denial sent with `deny_as: error` (implementation range).
@@ -142,7 +146,14 @@ impl Session {
             audit: None,
             client: Mutex::default(),
             listed: Mutex::default(),
+            questions: in_band::Questions::default(),
         }
+    }
+
+    /// Say that the transport carries Tollgate's own requests to the client and its answers
+    /// back (stdio): clients of earlier revisions that can elicit are then asked in band.
+    pub fn carry_questions(&self) {
+        self.questions.carry();
     }
 
     /// Record every decision in `audit`.
@@ -242,7 +253,10 @@ impl Session {
         line: &[u8],
     ) -> Result<Option<Vec<u8>>, Vec<u8>> {
         match (env.kind(), env.method.as_deref()) {
-            (Kind::Request, Some("tools/call")) => self.call(env, line).await,
+            (Kind::Request, Some("tools/call")) => self.call(env, line, None).await,
+            (Kind::Response, _) if self.questions.is_open(env.id_text()) => {
+                self.answered(env).await
+            }
             (Kind::Request, Some("tools/list")) => {
                 let chain = self.chain();
                 if chain.may_hide() || chain.pins().is_some() {
@@ -272,14 +286,42 @@ impl Session {
         }
     }
 
-    async fn call(&self, env: &Envelope<'_>, line: &[u8]) -> Result<Option<Vec<u8>>, Vec<u8>> {
+    /// The client answered one of Tollgate's questions: decide the call it held, which then
+    /// goes to the server (`Ok`) or is answered (`Err`); the answer itself goes nowhere.
+    async fn answered(&self, response: &Envelope<'_>) -> Result<Option<Vec<u8>>, Vec<u8>> {
+        let Some((line, answer)) = self.questions.answered(response) else {
+            return Ok(None);
+        };
+        let env: Envelope = serde_json::from_slice(&line).expect("the held call was parsed before");
+        match self.call(&env, &line, Some(answer)).await {
+            Ok(None) => Ok(Some(line.clone())),
+            other => other,
+        }
+    }
+
+    /// Decide a `tools/call`; `answer`: the client's answer to the question this call raised.
+    async fn call(
+        &self,
+        env: &Envelope<'_>,
+        line: &[u8],
+        answer: Option<crate::chain::ClientAnswer>,
+    ) -> Result<Option<Vec<u8>>, Vec<u8>> {
         let id = env.id_text();
         // One policy for the whole call, even if a reload swaps it meanwhile.
         let chain = self.chain();
         let params = jsonrpc::call_params(env.params)
             .map_err(|m| jsonrpc::error_response(id, codes::INVALID_PARAMS, &m, None))?;
         let stateless = is_stateless(params.meta.as_ref());
-        let (in_band, answered) = in_band::read(&params, stateless);
+        let (mut in_band, answered) = in_band::read(&params, stateless);
+        let client = self
+            .client
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if !stateless {
+            in_band.can_ask = self.questions.carried() && client.elicitation;
+            in_band.answer = answer;
+        }
         // Tollgate's own round-trip fields never reach the server, which asked nothing.
         let stripped = answered.then(|| in_band::strip(line));
         let line = stripped.as_deref().unwrap_or(line);
@@ -418,7 +460,14 @@ impl Session {
                 };
                 record("ask", None, false, Some(approval));
                 tracing::info!(tool = %params.name, rule = %question.rule, approval = %question.approval, "asking the client's user");
-                Err(in_band::question(id, &question))
+                if stateless {
+                    return Err(in_band::question(id, &question));
+                }
+                let with_mode = client
+                    .protocol_version
+                    .as_deref()
+                    .is_some_and(|v| v >= "2025-11-25");
+                Err(self.questions.ask(&question, line, with_mode))
             }
             Decision::Unknown => {
                 record("unknown", None, false, None);
@@ -604,6 +653,9 @@ fn client_facts(params: Option<&RawValue>) -> ClientFacts {
     ClientFacts {
         name: text("/clientInfo/name"),
         protocol_version: text("/protocolVersion"),
+        elicitation: v
+            .pointer("/capabilities/elicitation")
+            .is_some_and(Value::is_object),
     }
 }
 

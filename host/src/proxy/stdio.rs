@@ -161,6 +161,8 @@ impl Forward {
 
 /// Read the agent's messages until it closes stdin; decide, answer or forward each.
 async fn pump_agent(session: Arc<Session>, agent_out: Writer, max: usize, mut forward: Forward) {
+    // The agent's stdout carries Tollgate's own questions, and its stdin brings the answers.
+    session.carry_questions();
     let mut lines = LineReader::new(BufReader::with_capacity(64 << 10, stdio::stdin()), max);
     loop {
         let line = match lines.next().await {

@@ -1,13 +1,22 @@
-//! Approval asked in band, on requests of the 2026-07-28 revision: instead of a result, the
-//! agent's client gets an `input_required` result asking its user (an `elicitation/create`
-//! form) and a request state naming the approval request; the client retries the call with the
-//! user's answer and that state. Tollgate's own round-trip fields are removed from the retry
-//! before the server sees it (the server never asked anything); a server's own `requestState`
-//! and input responses pass through untouched.
+//! Approval asked in band: the agent's client asks its user (an `elicitation/create` form).
+//! - On requests of the 2026-07-28 revision, instead of a result the client gets an
+//!   `input_required` result carrying the question and a request state naming the approval
+//!   request; it retries the call with the user's answer and that state. Tollgate's own
+//!   round-trip fields are removed from the retry before the server sees it (the server never
+//!   asked anything); a server's own `requestState` and input responses pass through untouched.
+//! - In sessions of earlier revisions (2025-06-18, 2025-11-25) whose client declared
+//!   `elicitation`, on a transport that carries Tollgate's own requests to the client (stdio),
+//!   Tollgate sends the client an `elicitation/create` request with an id of its own
+//!   (`"dev.tollgate/approval/N:ID"`, a string no server numbering produces) and holds the call;
+//!   the client's answer decides it, and the call then goes to the server or is refused. Other
+//!   messages keep flowing meanwhile.
 
 use crate::chain::{ClientAnswer, ClientQuestion, InBand};
-use crate::jsonrpc::{self, CallParams};
+use crate::jsonrpc::{self, CallParams, Envelope};
 use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// The key of Tollgate's question among a result's `inputRequests` (and of the answer among
 /// the retry's `inputResponses`).
@@ -69,6 +78,105 @@ pub fn read(params: &CallParams<'_>, stateless: bool) -> (InBand, bool) {
     )
 }
 
+/// An `ElicitResult` read as the answer to approval request `id`.
+fn answer_of(result: &Value, id: &str) -> ClientAnswer {
+    match result.get("action").and_then(Value::as_str) {
+        Some("accept") => match result.pointer("/content/approve") {
+            Some(Value::Bool(true)) => ClientAnswer::Approved(id.into()),
+            Some(Value::Bool(false)) => ClientAnswer::Declined(id.into()),
+            _ => ClientAnswer::Unreadable("an accepted answer without `approve`".into()),
+        },
+        Some("decline") => ClientAnswer::Declined(id.into()),
+        Some("cancel") => ClientAnswer::Cancelled(id.into()),
+        _ => ClientAnswer::Unreadable("an answer without a known `action`".into()),
+    }
+}
+
+/// The questions of one session put to its client as requests of Tollgate's own.
+#[derive(Default)]
+pub struct Questions {
+    /// The transport carries Tollgate's requests to the client and its answers back.
+    carried: AtomicBool,
+    /// Request id (JSON text) -> the held `tools/call` (its line) and the approval request.
+    open: Mutex<HashMap<String, (Vec<u8>, String)>>,
+    next: AtomicU64,
+}
+
+impl Questions {
+    /// Say that the transport carries Tollgate's own requests to the client (stdio).
+    pub fn carry(&self) {
+        self.carried.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether questions can be put to the client as requests.
+    pub fn carried(&self) -> bool {
+        self.carried.load(Ordering::Relaxed)
+    }
+
+    /// The `elicitation/create` request that asks `question` about the held call `line`;
+    /// `with_mode`: the session speaks 2025-11-25 or later (which names the form mode).
+    pub fn ask(&self, question: &ClientQuestion, line: &[u8], with_mode: bool) -> Vec<u8> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let id = Value::String(format!("{INPUT_KEY}/{n}:{}", question.approval));
+        let mut params = elicitation(question);
+        if !with_mode {
+            params.as_object_mut().map(|p| p.remove("mode"));
+        }
+        self.open()
+            .insert(id.to_string(), (line.to_vec(), question.approval.clone()));
+        let request =
+            json!({"jsonrpc": "2.0", "id": id, "method": "elicitation/create", "params": params});
+        request.to_string().into_bytes()
+    }
+
+    /// Whether `id` (JSON text) is one of the questions awaiting an answer.
+    pub fn is_open(&self, id: &str) -> bool {
+        self.open().contains_key(id)
+    }
+
+    /// The held call a response to one of the questions answers, and the answer.
+    pub fn answered(&self, response: &Envelope<'_>) -> Option<(Vec<u8>, ClientAnswer)> {
+        let (line, approval) = self.open().remove(response.id_text())?;
+        let answer = match (response.result, response.error) {
+            (Some(result), _) => match serde_json::from_str::<Value>(result.get()) {
+                Ok(result) => answer_of(&result, &approval),
+                Err(e) => ClientAnswer::Unreadable(format!("an answer that is not JSON: {e}")),
+            },
+            (None, Some(error)) => {
+                ClientAnswer::Unreadable(format!("the client could not ask: {}", error.get()))
+            }
+            (None, None) => ClientAnswer::Unreadable("an empty answer".into()),
+        };
+        Some((line, answer))
+    }
+
+    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Vec<u8>, String)>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The `elicitation/create` parameters that ask `question`.
+fn elicitation(question: &ClientQuestion) -> Value {
+    json!({
+        "mode": "form",
+        "message": format!(
+            "{} (An approval this agent's policy asks for: request {}, rule {}.)",
+            question.message, question.approval, question.rule
+        ),
+        "requestedSchema": {
+            "type": "object",
+            "properties": {
+                "approve": {
+                    "type": "boolean",
+                    "title": "Approve",
+                    "description": "Let exactly this call through, once",
+                }
+            },
+            "required": ["approve"],
+        },
+    })
+}
+
 /// `line` without Tollgate's request state and input response.
 pub fn strip(line: &[u8]) -> Vec<u8> {
     let mut message: Value = serde_json::from_slice(line).expect("the line was parsed before");
@@ -93,27 +201,7 @@ pub fn strip(line: &[u8]) -> Vec<u8> {
 
 /// The `input_required` answer that asks the client's user `question`.
 pub fn question(id: &str, question: &ClientQuestion) -> Vec<u8> {
-    let ask = json!({
-        "method": "elicitation/create",
-        "params": {
-            "mode": "form",
-            "message": format!(
-                "{} (An approval this agent's policy asks for: request {}, rule {}.)",
-                question.message, question.approval, question.rule
-            ),
-            "requestedSchema": {
-                "type": "object",
-                "properties": {
-                    "approve": {
-                        "type": "boolean",
-                        "title": "Approve",
-                        "description": "Let exactly this call through, once",
-                    }
-                },
-                "required": ["approve"],
-            },
-        },
-    });
+    let ask = json!({"method": "elicitation/create", "params": elicitation(question)});
     let result = json!({
         "resultType": "input_required",
         "inputRequests": { INPUT_KEY: ask },
