@@ -87,6 +87,8 @@ fn error_code(code: &str) -> i64 {
         "approval_pending" => -32007,
         "approval_denied" => -32008,
         "approval_expired" => -32009,
+        "approval_cancelled" => -32010,
+        "approval_state_invalid" => -32011,
         _ => -32000,
     }
 }
