@@ -268,6 +268,11 @@ impl Chain {
         self.counters.pins()
     }
 
+    /// Where approval requests are kept (the state store).
+    pub fn approval_store(&self) -> Option<&dyn crate::state::ApprovalStore> {
+        self.counters.approvals()
+    }
+
     /// How many plugins (each with its pool of instances) the policy's rules run in.
     pub fn plugins(&self) -> usize {
         self.plugins.len()

@@ -219,6 +219,10 @@ struct HttpArgs {
     /// see) is CALLER. Repeatable.
     #[arg(long, value_name = "CALLER=ENV")]
     auth_token: Vec<String>,
+    /// This caller (one of --auth-token's) may list and decide approval requests at
+    /// /approvals on the listener. Repeatable.
+    #[arg(long, value_name = "CALLER")]
+    approver: Vec<String>,
     /// Accept this browser Origin besides loopback ones (e.g. https://app.example.com).
     #[arg(long, value_name = "ORIGIN")]
     allowed_origin: Vec<String>,
@@ -267,9 +271,17 @@ impl HttpArgs {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        if let Some(unknown) = self
+            .approver
+            .iter()
+            .find(|a| !tokens.iter().any(|t| &t.caller == *a))
+        {
+            bail!("--approver {unknown}: an approver must authenticate with a token of its own (--auth-token {unknown}=ENV_VAR)");
+        }
         let loopback = listen.ip().is_loopback();
         Ok(http::Access {
             loopback,
+            approvers: self.approver.clone(),
             tokens,
             allowed_hosts: self.allowed_host.clone(),
             allowed_origins: self.allowed_origin.clone(),

@@ -351,3 +351,118 @@ fn over_http_a_2026_client_is_asked_in_band_and_its_approved_retry_reaches_the_s
         "{run}"
     );
 }
+
+/// The operator channel over HTTP: an approver's token lists and decides requests at
+/// `/approvals` on the listener; the agent's own token may not, so it cannot approve itself.
+#[test]
+fn an_approver_decides_over_http_and_the_agents_own_token_cannot() {
+    const AGENT: &str = "agent-token-0123456789";
+    const ALICE: &str = "alice-token-0123456789";
+    let s = scene_with(POLICY, fastmcp1());
+    let policy = s.command[s.command.iter().position(|a| a == "--policy").unwrap() + 1].clone();
+    let calls = s.calls.to_str().unwrap().to_string();
+    let listening = Listening::start(
+        &policy,
+        fastmcp1(),
+        &[
+            "--auth-token",
+            "agent=TG_AGENT",
+            "--auth-token",
+            "alice=TG_ALICE",
+            "--approver",
+            "alice",
+        ],
+        &[
+            ("TG_AGENT", AGENT),
+            ("TG_ALICE", ALICE),
+            ("TOLLGATE_TEST_CALL_LOG", calls.as_str()),
+        ],
+    );
+    let authority = listening.authority();
+    let as_ = |token: &str| format!("Bearer {token}");
+    let scenario = json!({"steps": [
+        call("bob", "hi"),
+        wait_for(&s.approved),
+        call("bob", "hi"),
+    ]});
+    let url = vec!["--url".to_string(), listening.url.clone()];
+    let headers = json!({"Authorization": as_(AGENT)}).to_string();
+    let agent = std::thread::spawn(move || {
+        drive_with_env(Client::Py1, &url, &scenario, &[("MCP_HEADERS", &headers)])
+    });
+
+    let alice = as_(ALICE);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pending = loop {
+        let (status, _, body) = http_request_to(
+            &authority,
+            "GET",
+            "/approvals?pending",
+            &[("authorization", &alice)],
+            "",
+        );
+        assert_eq!(status, 200, "{body}");
+        let listed: Vec<Value> = serde_json::from_str(&body).unwrap();
+        if let Some(first) = listed.into_iter().next() {
+            break first;
+        }
+        assert!(Instant::now() < deadline, "no pending request appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(pending["caller"], "agent");
+    let id = pending["id"].as_str().unwrap();
+    let approve = format!("/approvals/{id}/approve");
+    let agents = as_(AGENT);
+    let (status, _, body) = http_request_to(
+        &authority,
+        "POST",
+        &approve,
+        &[("authorization", &agents)],
+        "",
+    );
+    assert_eq!(
+        (
+            status,
+            body.contains("only the callers named with --approver")
+        ),
+        (403, true),
+        "{body}"
+    );
+    let (status, _, body) = http_request_to(
+        &authority,
+        "POST",
+        &approve,
+        &[("authorization", &alice)],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let decided: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (&decided["state"], &decided["by"]),
+        (&json!("approved"), &json!("alice"))
+    );
+    let (status, _, body) = http_request_to(
+        &authority,
+        "POST",
+        &approve,
+        &[("authorization", &alice)],
+        "",
+    );
+    assert_eq!(
+        status, 409,
+        "a decided request cannot be decided again: {body}"
+    );
+    std::fs::write(&s.approved, "").unwrap();
+
+    let run = agent.join().unwrap();
+    assert_eq!(
+        run.result(0)["_meta"]["dev.tollgate/denial"]["code"],
+        "approval_pending",
+        "{run}"
+    );
+    assert_eq!(text(run.result(2)), "sent to bob: hi", "{run}");
+    assert_eq!(
+        executed(&s.calls),
+        [json!({"tool": "send_message", "arguments": {"to": "bob", "body": "hi"}})]
+    );
+}

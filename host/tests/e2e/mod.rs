@@ -434,10 +434,22 @@ impl Drop for Listening {
     }
 }
 
-/// One raw HTTP/1.1 exchange (Connection: close): status, headers (lower-case names), body.
+/// One raw HTTP/1.1 exchange (Connection: close) with /mcp: status, headers (lower-case names),
+/// body.
 pub fn http_request(
     authority: &str,
     method: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    http_request_to(authority, method, "/mcp", headers, body)
+}
+
+/// [`http_request`] to another path.
+pub fn http_request_to(
+    authority: &str,
+    method: &str,
+    path: &str,
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, Vec<(String, String)>, String) {
@@ -446,7 +458,7 @@ pub fn http_request(
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
     let mut request = format!(
-        "{method} /mcp HTTP/1.1\r\nconnection: close\r\ncontent-length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nconnection: close\r\ncontent-length: {}\r\n",
         body.len()
     );
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {

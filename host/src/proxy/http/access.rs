@@ -36,6 +36,8 @@ pub struct Access {
     pub loopback: bool,
     /// The bound address, accepted as a `Host`.
     pub bound: Option<SocketAddr>,
+    /// Callers (of `tokens`) who may list and decide approval requests at `/approvals`.
+    pub approvers: Vec<String>,
 }
 
 /// Why a request was refused.

@@ -17,6 +17,7 @@
 #![allow(clippy::result_large_err)]
 
 mod access;
+mod approvals;
 mod legacy;
 mod post;
 mod resume;
@@ -319,7 +320,9 @@ fn refuse(status: StatusCode, code: i64, message: &str) -> Response<ResponseBody
 impl Listener {
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ResponseBody> {
         let path = req.uri().path();
-        if ![PATH, METRICS_PATH, legacy::SSE_PATH, legacy::MESSAGE_PATH].contains(&path) {
+        if ![PATH, METRICS_PATH, legacy::SSE_PATH, legacy::MESSAGE_PATH].contains(&path)
+            && !approvals::owns(path)
+        {
             return refuse(
                 StatusCode::NOT_FOUND,
                 -32600,
@@ -345,6 +348,10 @@ impl Listener {
                 return r;
             }
         };
+        if approvals::owns(req.uri().path()) {
+            let (method, path, query) = (req.method(), req.uri().path(), req.uri().query());
+            return self.approvals(method, path, query, caller).await;
+        }
         match (req.uri().path(), req.method()) {
             (METRICS_PATH, &Method::GET) => return metrics_response(),
             (legacy::SSE_PATH, &Method::GET) => return self.legacy_stream(caller),
