@@ -184,6 +184,8 @@ pub struct Chain {
     plugins: PluginSet,
     /// The reviewed tool definitions the server is held to (`pins:`).
     pins: Option<crate::pins::Pins>,
+    /// Told of each new approval request an operator can decide.
+    webhook: Option<Arc<crate::approval::webhook::Webhook>>,
 }
 
 impl Chain {
@@ -238,12 +240,21 @@ impl Chain {
             dry_run: false,
             plugins: loaded.plugins,
             pins,
+            webhook: None,
         })
     }
 
     /// Report denials instead of enforcing them (every rule, and `default: deny`).
     pub fn set_dry_run(&mut self, on: bool) {
         self.dry_run = on;
+    }
+
+    /// Tell `webhook` of each new approval request an operator can decide.
+    pub fn set_approval_webhook(
+        &mut self,
+        webhook: Option<Arc<crate::approval::webhook::Webhook>>,
+    ) {
+        self.webhook = webhook;
     }
 
     /// Whether denials are reported instead of enforced (`--dry-run`): pins too hide and refuse

@@ -174,6 +174,28 @@ struct OpsArgs {
     /// Do not watch the policy file for changes.
     #[arg(long)]
     no_reload: bool,
+    /// POST each new approval request an operator can decide to URL (https, or http on
+    /// loopback), signed with HMAC-SHA256 under the secret in TOLLGATE_APPROVAL_WEBHOOK_SECRET.
+    #[arg(long, value_name = "URL")]
+    approval_webhook: Option<String>,
+}
+
+impl OpsArgs {
+    /// The approval webhook, if one is asked for; its secret comes from the environment.
+    fn approval_webhook(&self) -> Result<Option<Arc<tollgate::approval::webhook::Webhook>>> {
+        let Some(url) = &self.approval_webhook else {
+            return Ok(None);
+        };
+        const SECRET: &str = "TOLLGATE_APPROVAL_WEBHOOK_SECRET";
+        let secret = std::env::var(SECRET).with_context(|| {
+            format!(
+                "--approval-webhook: environment variable {SECRET} (the signing secret) is not set"
+            )
+        })?;
+        Ok(Some(Arc::new(tollgate::approval::webhook::Webhook::new(
+            url, &secret,
+        )?)))
+    }
 }
 
 /// `Name: value` with `$VAR` expanded from the environment.
@@ -437,6 +459,8 @@ async fn run(args: RunArgs, threads: u16) -> Result<i32> {
     let (policy, mut chain) =
         load_chain(&args.policy, state.clone(), &server, args.cache_dir.clone()).await?;
     chain.set_dry_run(args.ops.dry_run);
+    let webhook = args.ops.approval_webhook()?;
+    chain.set_approval_webhook(webhook.clone());
     if args.ops.dry_run {
         tracing::warn!(
             "dry run: nothing is enforced; would-be denials are logged, audited and counted"
@@ -455,17 +479,19 @@ async fn run(args: RunArgs, threads: u16) -> Result<i32> {
             cell.clone(),
             watched_files(&args.policy, &policy),
             move || {
-                let (path, state, server, cache_dir) = (
+                let (path, state, server, cache_dir, webhook) = (
                     path.clone(),
                     state.clone(),
                     server.clone(),
                     cache_dir.clone(),
+                    webhook.clone(),
                 );
                 async move {
                     let (policy, mut chain) = load_chain(&path, state, &server, cache_dir)
                         .await
                         .map_err(|e| format!("{e:#}"))?;
                     chain.set_dry_run(dry_run);
+                    chain.set_approval_webhook(webhook);
                     Ok(tollgate::reload::Loaded {
                         files: watched_files(&path, &policy),
                         chain,

@@ -72,6 +72,8 @@ struct Registry {
     pin_mismatches: Mutex<BTreeMap<[String; 3], u64>>,
     /// (outcome, channel) -> calls that needed approval.
     approvals: Mutex<BTreeMap<[&'static str; 2], u64>>,
+    /// outcome -> approval webhook notifications.
+    approval_webhooks: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::default);
@@ -172,6 +174,16 @@ pub fn approval(outcome: &'static str, channel: &'static str) {
         .or_default() += 1;
 }
 
+/// An approval webhook notification ended: `delivered` or `failed` (after its retries).
+pub fn approval_webhook(outcome: &'static str) {
+    *REGISTRY
+        .approval_webhooks
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(outcome)
+        .or_default() += 1;
+}
+
 /// A label value, escaped for the text format.
 fn esc(v: &str) -> String {
     v.replace('\\', "\\\\")
@@ -269,6 +281,18 @@ pub fn render() -> String {
         let _ = writeln!(
             out,
             "tollgate_approvals_total{{outcome=\"{outcome}\",channel=\"{channel}\"}} {n}"
+        );
+    }
+    out.push_str("# HELP tollgate_approval_webhooks_total Approval webhook notifications by outcome (delivered, failed after retries).\n# TYPE tollgate_approval_webhooks_total counter\n");
+    for (outcome, n) in r
+        .approval_webhooks
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+    {
+        let _ = writeln!(
+            out,
+            "tollgate_approval_webhooks_total{{outcome=\"{outcome}\"}} {n}"
         );
     }
     out

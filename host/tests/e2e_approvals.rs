@@ -466,3 +466,154 @@ fn an_approver_decides_over_http_and_the_agents_own_token_cannot() {
         [json!({"tool": "send_message", "arguments": {"to": "bob", "body": "hi"}})]
     );
 }
+
+/// A certificate authority, and a certificate for `localhost` it signed with its key, made with
+/// `openssl`: (the CA's certificate, the leaf's certificate, the leaf's key).
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    std::fs::write(
+        p("leaf.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=tollgate test CA",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+        ],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &p("key.pem"),
+            "-out",
+            &p("leaf.csr"),
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &p("leaf.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &p("leaf.ext"),
+            "-out",
+            &p("cert.pem"),
+        ],
+    ];
+    for step in steps {
+        let made = std::process::Command::new("openssl")
+            .args(step)
+            .output()
+            .expect("openssl");
+        assert!(
+            made.status.success(),
+            "openssl {step:?}: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    )
+}
+
+/// An operator hears of a new request through the webhook: over HTTPS (verified against the
+/// CA bundle in `SSL_CERT_FILE`), signed with HMAC-SHA256 under the shared secret, and retried
+/// when the receiver fails — while the agent was answered at once.
+#[test]
+fn a_new_request_is_posted_to_the_webhook_signed_and_retried_after_a_failure() {
+    const SECRET: &str = "webhook-secret-0123456789";
+    let s = scene();
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(dir.path());
+    let received = dir.path().join("received.jsonl");
+    let mut receiver = std::process::Command::new(peers().join(".env/py1/bin/python"))
+        .arg(peers().join("servers/webhook_receiver.py"))
+        .args(["--fail-first", "1", "--out"])
+        .arg(&received)
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(receiver.stdout.take().unwrap()),
+        &mut port,
+    )
+    .unwrap();
+    let url = format!("https://localhost:{}/hooks/tollgate", port.trim());
+    let mut command = s.command.clone();
+    let at = command.iter().position(|a| a == "--").unwrap();
+    command.splice(at..at, ["--approval-webhook".to_string(), url]);
+    let run = drive_with_env(
+        Client::Py1,
+        &command,
+        &json!({"steps": [call("bob", "hi"), {"op": "sleep", "seconds": 4}]}),
+        &[
+            ("TOLLGATE_APPROVAL_WEBHOOK_SECRET", SECRET),
+            ("SSL_CERT_FILE", ca.to_str().unwrap()),
+        ],
+    );
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+    let id = run.result(0)["_meta"]["dev.tollgate/denial"]["approvalId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{run}"))
+        .to_string();
+    let posts = executed(&received);
+    assert_eq!(
+        posts
+            .iter()
+            .map(|p| p["status"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [500, 204],
+        "one failure, then the retry is delivered\n{run}"
+    );
+    for post in &posts {
+        assert_eq!(post["path"], "/hooks/tollgate");
+        let body = post["body"].as_str().unwrap();
+        let event: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(event["event"], "approval_requested");
+        assert_eq!(event["approval"]["id"], id.as_str());
+        assert_eq!(event["approval"]["message"], "Send hi to bob?");
+        assert_eq!(event["decide"], format!("tollgate approvals approve {id}"));
+        let signature = post["headers"]["x-tollgate-signature"].as_str().unwrap();
+        let (stamp, mac) = signature
+            .strip_prefix("t=")
+            .and_then(|s| s.split_once(",v1="))
+            .unwrap_or_else(|| panic!("{signature}"));
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
+        let mac: Vec<u8> = (0..mac.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&mac[i..i + 2], 16).unwrap())
+            .collect();
+        ring::hmac::verify(&key, format!("{stamp}.{body}").as_bytes(), &mac)
+            .expect("the signature verifies under the shared secret");
+    }
+}

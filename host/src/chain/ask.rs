@@ -188,6 +188,9 @@ impl Chain {
             Ok(Answer::Pending { approval, new }) => {
                 if new {
                     tracing::warn!(id = %approval.id, tool = %call.tool, caller = %call.caller, %message, "approval requested: tollgate approvals approve {}", approval.id);
+                    if let Some(webhook) = &self.webhook {
+                        webhook.notify(&approval);
+                    }
                 }
                 let left = approval.expires_ms.saturating_sub(now).div_ceil(1000);
                 Err(deny(

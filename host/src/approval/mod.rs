@@ -11,6 +11,8 @@
 //! proxies (or a proxy and the CLI) never both use or decide one request.
 
 use crate::state::{ApprovalStore, StoreError};
+
+pub mod webhook;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
