@@ -50,6 +50,8 @@ start=$SECONDS
 
 # 1. node >= 20 (required by @hono/node-server in the SDK) at the stable path .env/bin/node.
 { command -v node && command -v npm; } >/dev/null || apt_install nodejs npm
+# The HTTPS tests make their certificates with openssl.
+command -v openssl >/dev/null || apt_install openssl
 sys_node=$(command -v node)
 if [ "$("$sys_node" -p 'process.versions.node.split(".")[0]')" -ge 20 ]; then
 	ln -sfn "$sys_node" "$ENVDIR/bin/node"

@@ -457,6 +457,73 @@ tools:
     );
 }
 
+/// In band, the answer must be for exactly this call: a request state naming another call's
+/// request (or none) is refused, and so is a client answer where the rule counts only operators.
+/// A dry run asks nobody.
+#[tokio::test]
+async fn an_answer_for_another_call_is_refused_and_a_dry_run_asks_nobody() {
+    use tollgate::chain::{ClientAnswer, InBand};
+    let store = Arc::new(MemoryStore::new());
+    let policy = r#"
+version: 1
+tools:
+  transfer:
+    rules:
+      - action: ask
+        message: "Transfer {args.amount}?"
+        channels: [client]
+"#;
+    let c = chain_on(policy, store.clone()).await;
+    let can_ask = InBand {
+        can_ask: true,
+        answer: None,
+    };
+    let asked = match c
+        .decide_in(call("transfer", r#"{"amount": 5}"#), &can_ask)
+        .await
+    {
+        Decision::AskClient(q) => q,
+        other => panic!("a client that can ask is asked, got {other:?}"),
+    };
+    assert_eq!(asked.message, "Transfer 5?");
+    let answering = |id: &str| InBand {
+        can_ask: true,
+        answer: Some(ClientAnswer::Approved(id.into())),
+    };
+    for (args, id) in [
+        (r#"{"amount": 500}"#, asked.approval.as_str()),
+        (r#"{"amount": 5}"#, "ap-forged"),
+    ] {
+        match c.decide_in(call("transfer", args), &answering(id)).await {
+            Decision::Deny(d) => assert_eq!(d.code, "approval_state_invalid", "{args} {id}"),
+            other => panic!("{args} {id}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        c.decide_in(
+            call("transfer", r#"{"amount": 5}"#),
+            &answering(&asked.approval)
+        )
+        .await,
+        Decision::Allow { .. }
+    ));
+    let d = denial(&c, "transfer", r#"{"amount": 5}"#).await;
+    assert_eq!(
+        d.code, "approval_required",
+        "a client that cannot ask, and no operator: {d:?}"
+    );
+
+    let mut dry = chain_on(policy, Arc::new(MemoryStore::new())).await;
+    dry.set_dry_run(true);
+    match dry.decide_in(call("transfer", "{}"), &can_ask).await {
+        Decision::Allow { would_deny, .. } => {
+            assert_eq!(would_deny[0].code, "approval_required");
+            assert_eq!(would_deny[0].reason, "would ask a person: Transfer (none)?");
+        }
+        other => panic!("a dry run asks nobody: {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_result_a_rule_withholds_reaches_the_agent_as_its_denial() {
     let c = chain(
