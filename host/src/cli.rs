@@ -101,7 +101,7 @@ enum Command {
     /// Restore the entries `tollgate wrap` changed, exactly as they were.
     Unwrap(wrap::Target),
     /// What `tollgate wrap` put behind Tollgate on this machine: each server, its policy (does
-    /// it load) and its pins.
+    /// it load) and its pins; and the calls waiting for a person's approval.
     Status,
 }
 
@@ -380,7 +380,7 @@ async fn dispatch(command: Command, threads: u16) -> Result<i32> {
         Command::Approvals(command) => approvals::dispatch(command).await,
         Command::Wrap(args) => wrap::wrap(args).await,
         Command::Unwrap(args) => wrap::unwrap(args).await,
-        Command::Status => status::status(),
+        Command::Status => status::status().await,
     }
 }
 

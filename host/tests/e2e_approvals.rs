@@ -617,3 +617,47 @@ fn a_new_request_is_posted_to_the_webhook_signed_and_retried_after_a_failure() {
             .expect("the signature verifies under the shared secret");
     }
 }
+
+/// `tollgate status` shows the calls waiting for a person in the machine's default store.
+#[test]
+fn status_shows_the_calls_waiting_for_approval_on_this_machine() {
+    let s = scene();
+    let state_home = tempfile::tempdir().unwrap();
+    let xdg = [("XDG_STATE_HOME", state_home.path().to_str().unwrap())];
+    let status = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .arg("status")
+            .envs(xdg)
+            .env("HOME", state_home.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(status().contains("no calls wait for approval (no state store yet)"));
+    let mut command = s.command.clone();
+    let at = command.iter().position(|a| a == "--state").unwrap();
+    command.drain(at..at + 2);
+    command.splice(2..2, ["--server-name".to_string(), "messages".to_string()]);
+    let run = drive_with_env(
+        Client::Py1,
+        &command,
+        &json!({"steps": [call("bob", "hi")]}),
+        &xdg,
+    );
+    let id = run.result(0)["_meta"]["dev.tollgate/denial"]["approvalId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{run}"))
+        .to_string();
+    let shown = status();
+    let line = shown
+        .lines()
+        .find(|l| l.contains(&id))
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(
+        line.starts_with(&format!(
+            "  {id}  messages/send_message  from tollgate-py-driver: Send hi to bob?  ("
+        )) && line.ends_with(&format!(" s left; tollgate approvals approve {id})")),
+        "{shown}"
+    );
+}
