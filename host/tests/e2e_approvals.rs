@@ -21,6 +21,11 @@ tools:
 
 const RULE: &str = "tools.send_message.rules[0]";
 
+/// [`POLICY`] counting only the client's answer.
+fn client_policy() -> String {
+    POLICY.replace("timeout: 120", "timeout: 120\n        channels: [client]")
+}
+
 /// `tollgate approvals ARGS… --state sqlite:STATE`: its stdout, or a panic with its stderr.
 fn approvals(state: &Path, args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
@@ -76,6 +81,7 @@ fn wait_for(flag: &Path) -> Value {
 
 struct Scene {
     _dir: tempfile::TempDir,
+    policy: PathBuf,
     state: PathBuf,
     audit: PathBuf,
     calls: PathBuf,
@@ -105,6 +111,7 @@ fn scene_with(policy: &str, server: Vec<String>) -> Scene {
     ];
     command.extend(server);
     Scene {
+        policy: p("policy.yaml"),
         state: p("state.sqlite"),
         audit: p("audit.jsonl"),
         calls: p("calls.jsonl"),
@@ -215,16 +222,13 @@ fn an_operator_approves_one_call_from_another_process_and_only_that_call_reaches
 /// Where the policy counts the client's answer, a 2026-07-28 client is asked in band: the
 /// Python SDK 2.x client gets an `input_required` result, puts the question to its user (the
 /// driver's elicitation callback) and retries with the answer. An approval lets that call
-/// through; a refusal or a dismissed question each get
-/// their own code. Clients of earlier revisions (the Python SDK 1.x and TypeScript clients) are
+/// through; a refusal or a dismissed question each get their own code. Clients of earlier
+/// revisions (the Python SDK 1.x and TypeScript clients) are
 /// asked with an `elicitation/create` request of Tollgate's while the call waits. The server ran
 /// only the approved calls.
 #[test]
 fn clients_ask_their_users_in_band_and_only_the_calls_they_approve_reach_the_server() {
-    let s = scene_with(
-        &POLICY.replace("timeout: 120", "timeout: 120\n        channels: [client]"),
-        fastmcp2(),
-    );
+    let s = scene_with(&client_policy(), fastmcp2());
     let calls = s.calls.to_str().unwrap().to_string();
     let env = [("TOLLGATE_TEST_CALL_LOG", calls.as_str())];
     let drive_as = |client: Client, elicitation: Value, body: &str| {
@@ -306,12 +310,9 @@ fn clients_ask_their_users_in_band_and_only_the_calls_they_approve_reach_the_ser
 /// A client of an earlier revision cannot be asked over HTTP, and is refused saying so.
 #[test]
 fn over_http_a_2026_client_is_asked_in_band_and_its_approved_retry_reaches_the_server() {
-    let s = scene_with(
-        &POLICY.replace("timeout: 120", "timeout: 120\n        channels: [client]"),
-        fastmcp2(),
-    );
+    let s = scene_with(&client_policy(), fastmcp2());
     let calls = s.calls.to_str().unwrap().to_string();
-    let policy = s.command[s.command.iter().position(|a| a == "--policy").unwrap() + 1].clone();
+    let policy = s.policy.to_str().unwrap().to_string();
     let listening = Listening::start(
         &policy,
         fastmcp2(),
@@ -359,7 +360,7 @@ fn an_approver_decides_over_http_and_the_agents_own_token_cannot() {
     const AGENT: &str = "agent-token-0123456789";
     const ALICE: &str = "alice-token-0123456789";
     let s = scene_with(POLICY, fastmcp1());
-    let policy = s.command[s.command.iter().position(|a| a == "--policy").unwrap() + 1].clone();
+    let policy = s.policy.to_str().unwrap().to_string();
     let calls = s.calls.to_str().unwrap().to_string();
     let listening = Listening::start(
         &policy,

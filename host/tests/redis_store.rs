@@ -694,28 +694,33 @@ fn a_hung_redis_is_the_stores_failure_not_the_plugins() {
     assert_ne!(again["result"]["isError"], true, "recovered: {again}");
 }
 
+/// Two handles on each kind of store, as two proxies have: one memory store twice, two
+/// connections to one sqlite `file`, two to `server`.
+fn store_pairs(server: &RedisServer, file: &Path) -> Vec<[std::sync::Arc<dyn CounterStore>; 2]> {
+    use tollgate::state::sqlite::SqliteStore;
+    let memory = std::sync::Arc::new(MemoryStore::new());
+    vec![
+        [memory.clone(), memory],
+        [
+            std::sync::Arc::new(SqliteStore::open(file).unwrap()),
+            std::sync::Arc::new(SqliteStore::open(file).unwrap()),
+        ],
+        [
+            std::sync::Arc::new(server.store()),
+            std::sync::Arc::new(server.store()),
+        ],
+    ]
+}
+
 /// `pins: tofu` keeps the first definition seen in the state store: two handles on one store
 /// (two proxies) agree on it whichever saw which definition first, and `tollgate unpin`'s
 /// forgetting lets the next definition in. The same for every store.
 #[test]
 fn every_store_keeps_the_first_definition_seen_for_every_proxy_until_it_is_forgotten() {
-    use tollgate::state::sqlite::SqliteStore;
     use tollgate::state::FirstSeen;
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("state.sqlite");
-    let memory = std::sync::Arc::new(MemoryStore::new());
-    let pairs: Vec<[std::sync::Arc<dyn CounterStore>; 2]> = vec![
-        [memory.clone(), memory],
-        [
-            std::sync::Arc::new(SqliteStore::open(&file).unwrap()),
-            std::sync::Arc::new(SqliteStore::open(&file).unwrap()),
-        ],
-        [
-            std::sync::Arc::new(server.store()),
-            std::sync::Arc::new(server.store()),
-        ],
-    ];
+    let pairs = store_pairs(&server, &dir.path().join("state.sqlite"));
     let seen = |digest: &str| FirstSeen {
         digest: digest.into(),
         definition: format!("{{\"description\":\"{digest}\"}}"),
@@ -798,22 +803,9 @@ fn first_use_pins_fail_closed_when_redis_is_down() {
 #[test]
 fn every_store_shares_approval_requests_and_uses_an_approval_exactly_once() {
     use tollgate::approval::{self, Answer, Ask};
-    use tollgate::state::sqlite::SqliteStore;
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("state.sqlite");
-    let memory = std::sync::Arc::new(MemoryStore::new());
-    let pairs: Vec<[std::sync::Arc<dyn CounterStore>; 2]> = vec![
-        [memory.clone(), memory],
-        [
-            std::sync::Arc::new(SqliteStore::open(&file).unwrap()),
-            std::sync::Arc::new(SqliteStore::open(&file).unwrap()),
-        ],
-        [
-            std::sync::Arc::new(server.store()),
-            std::sync::Arc::new(server.store()),
-        ],
-    ];
+    let pairs = store_pairs(&server, &dir.path().join("state.sqlite"));
     let ask = Ask {
         server: "bank",
         tool: "transfer",

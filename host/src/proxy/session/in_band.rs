@@ -58,16 +58,7 @@ pub fn read(params: &CallParams<'_>, stateless: bool) -> (InBand, bool) {
         .and_then(|r| r.get(INPUT_KEY));
     let answer = match response {
         None => ClientAnswer::Unreadable("the retry carries no answer to it".into()),
-        Some(r) => match r.get("action").and_then(Value::as_str) {
-            Some("accept") => match r.pointer("/content/approve") {
-                Some(Value::Bool(true)) => ClientAnswer::Approved(id.into()),
-                Some(Value::Bool(false)) => ClientAnswer::Declined(id.into()),
-                _ => ClientAnswer::Unreadable("an accepted answer without `approve`".into()),
-            },
-            Some("decline") => ClientAnswer::Declined(id.into()),
-            Some("cancel") => ClientAnswer::Cancelled(id.into()),
-            _ => ClientAnswer::Unreadable("an answer without a known `action`".into()),
-        },
+        Some(r) => answer_of(r, id),
     };
     (
         InBand {
