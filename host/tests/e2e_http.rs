@@ -7,9 +7,9 @@
 mod e2e;
 
 use e2e::{
-    allowed_cpus, assert_denial, assert_rate_limited, child_pids, drive, drive_with_env, fastmcp1,
-    fastmcp2, http_request, in_one_minute, in_one_window, one_cpu_allowed, server_everything,
-    setup, text, Client, Listening,
+    allowed_cpus, assert_denial, assert_rate_limited, certificates, child_pids, drive,
+    drive_with_env, fastmcp1, fastmcp2, http_request, in_one_minute, in_one_window,
+    one_cpu_allowed, server_everything, setup, text, Client, Listening,
 };
 use serde_json::{json, Value};
 
@@ -767,39 +767,12 @@ fn legacy_sse_clients_get_the_same_policy() {
 }
 
 /// HTTPS: with `--tls-cert`/`--tls-key` the listener speaks TLS (rustls), and the Python SDK
-/// client, trusting the certificate, works as over plain HTTP.
+/// client, trusting the certificate's authority, works as over plain HTTP.
 #[test]
 fn https_with_a_certificate_from_the_operator() {
     setup(POLICIES);
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .args([
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let (ca, cert, key) = certificates(dir.path());
     let listening = Listening::start(
         "everything.yaml",
         server_everything(),
@@ -824,7 +797,7 @@ fn https_with_a_certificate_from_the_operator() {
             call("echo", json!({"message": "over tls"})),
             call("get-env", json!({})),
         ]),
-        &[("SSL_CERT_FILE", cert.to_str().unwrap())],
+        &[("SSL_CERT_FILE", ca.to_str().unwrap())],
     );
     assert_eq!(text(run.result(0)), "Echo: over tls", "{run}");
     assert_eq!(

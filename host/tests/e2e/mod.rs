@@ -549,3 +549,76 @@ pub fn child_pids(pid: u32) -> Vec<u32> {
         })
         .collect()
 }
+
+/// A certificate authority, and a certificate for `localhost` (and 127.0.0.1) it signed with its key, made with
+/// `openssl`: (the CA's certificate, the leaf's certificate, the leaf's key).
+pub fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    std::fs::write(
+        p("leaf.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=tollgate test CA",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+        ],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &p("key.pem"),
+            "-out",
+            &p("leaf.csr"),
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &p("leaf.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &p("leaf.ext"),
+            "-out",
+            &p("cert.pem"),
+        ],
+    ];
+    for step in steps {
+        let made = std::process::Command::new("openssl")
+            .args(step)
+            .output()
+            .expect("openssl");
+        assert!(
+            made.status.success(),
+            "openssl {step:?}: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    )
+}
