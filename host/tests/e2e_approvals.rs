@@ -307,9 +307,9 @@ fn clients_ask_their_users_in_band_and_only_the_calls_they_approve_reach_the_ser
 
 /// The same round trip over Streamable HTTP: the `input_required` result and the retry each
 /// travel as a request of their own, and the server sees the retry without Tollgate's fields.
-/// A client of an earlier revision cannot be asked over HTTP, and is refused saying so.
+/// Clients of earlier revisions are asked on the call's POST stream, and answer with a POST.
 #[test]
-fn over_http_a_2026_client_is_asked_in_band_and_its_approved_retry_reaches_the_server() {
+fn over_http_clients_of_both_eras_are_asked_in_band_and_only_approved_calls_reach_the_server() {
     let s = scene_with(&client_policy(), fastmcp2());
     let calls = s.calls.to_str().unwrap().to_string();
     let policy = s.policy.to_str().unwrap().to_string();
@@ -332,22 +332,34 @@ fn over_http_a_2026_client_is_asked_in_band_and_its_approved_retry_reaches_the_s
         2,
         "each call is asked about on its own"
     );
+    // A 2025-11-25 session: the question rides the call's POST stream, the answer is a POST of
+    // its own, and the call's answer comes on the first stream.
     let legacy = drive(
         Client::Py1,
         &url,
-        &json!({"steps": [call("bob", "legacy over http")]}),
+        &json!({"steps": [call("bob", "legacy over http")], "elicitation": {"action": "accept"}}),
     );
-    assert_denial(
-        legacy.result(0),
-        "approval_required",
-        RULE,
-        "Denied by policy: Send legacy over http to bob? (this call needs the approval of the client's user, and this request cannot ask its user: its client did not declare elicitation, or it speaks a revision before 2026-07-28 over HTTP)",
+    assert_eq!(
+        text(legacy.result(0)),
+        "sent to bob: legacy over http",
+        "{legacy}"
+    );
+    let ts = drive(
+        Client::Ts,
+        &url,
+        &json!({"steps": [call("bob", "ts over http")], "elicitation": {"action": "decline"}}),
+    );
+    assert_eq!(
+        ts.result(0)["_meta"]["dev.tollgate/denial"]["code"],
+        "approval_denied",
+        "{ts}"
     );
     assert_eq!(
         executed(&s.calls),
         [
             json!({"tool": "send_message", "arguments": {"to": "bob", "body": "over http"}}),
             json!({"tool": "send_message", "arguments": {"to": "bob", "body": "a second one"}}),
+            json!({"tool": "send_message", "arguments": {"to": "bob", "body": "legacy over http"}}),
         ],
         "{run}"
     );

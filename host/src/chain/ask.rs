@@ -1,8 +1,8 @@
 //! A rule's `ask` verdict: the call goes on only with a person's approval of exactly this call,
 //! kept in the state store ([`crate::approval`]). Whose answer counts is the rule's choice
 //! (`channels`):
-//! - `client`: where the request can ask its user in band (its client declared elicitation, and
-//!   it speaks 2026-07-28 or comes over stdio), the agent's client is asked — through an
+//! - `client`: where the request can ask its user in band (its client declared elicitation),
+//!   the agent's client is asked — through an
 //!   `input_required` result whose retry carries the answer, or a request of Tollgate's own
 //!   while the call waits (see `proxy::session`);
 //! - `operator`: the agent is answered at once that the call waits (with the request's id and
@@ -34,8 +34,8 @@ pub const APPROVAL_STATE_INVALID: &str = "approval_state_invalid";
 /// What a request offers for asking in band.
 #[derive(Debug, Clone, Default)]
 pub struct InBand {
-    /// Its client can ask its user: it declared the `elicitation` capability, and the request
-    /// speaks 2026-07-28 (or later) or its session's transport carries Tollgate's own requests.
+    /// Its client can ask its user: it declared the `elicitation` capability (on the request in
+    /// 2026-07-28, at `initialize` before), and the transport can carry the question.
     pub can_ask: bool,
     /// The client's answer to a question Tollgate asked, carried by this retry.
     pub answer: Option<ClientAnswer>,
@@ -108,7 +108,7 @@ impl Chain {
         let in_band_now = channels.client && in_band.can_ask;
         if !in_band_now && !channels.operator {
             return Err(deny(
-                format!("{message} (this call needs the approval of the client's user, and this request cannot ask its user: its client did not declare elicitation, or it speaks a revision before 2026-07-28 over HTTP)"),
+                format!("{message} (this call needs the approval of the client's user, and this request cannot ask its user: its client did not declare elicitation)"),
                 APPROVAL_REQUIRED,
                 None,
             ));

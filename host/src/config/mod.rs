@@ -110,8 +110,7 @@ pub struct Rule {
 /// Whose answers count for an approval request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Channels {
-    /// The agent's client, asking its user in band (where it declared elicitation: 2026-07-28
-    /// requests, and sessions of earlier revisions over stdio).
+    /// The agent's client, asking its user in band (where it declared elicitation).
     pub client: bool,
     /// An operator, through `tollgate approvals`.
     pub operator: bool,

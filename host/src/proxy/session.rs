@@ -26,8 +26,14 @@ mod pinning;
 pub struct Routed {
     /// Bytes to send to the server (the original line unless a rule rewrote it).
     pub to_server: Option<Vec<u8>>,
-    /// Answers Tollgate gives the agent itself (denials, errors).
+    /// Answers Tollgate gives the agent itself (denials, errors), or a question it asks.
     pub to_client: Vec<Vec<u8>>,
+    /// The `tools/call` (its id, as JSON text) held until the client answers the question in
+    /// `to_client`: its own answer comes later, as if from the server.
+    pub held: Option<String>,
+    /// The message answered a question: `to_server` is the held call, released, and
+    /// `to_client` its answer — both belong to the held call's exchange, not this message's.
+    pub release: bool,
 }
 
 enum Pending {
@@ -226,23 +232,28 @@ impl Session {
     pub async fn from_client(&self, line: &[u8]) -> Routed {
         match jsonrpc::parse(line) {
             Err((code, message)) => Routed {
-                to_server: None,
                 to_client: vec![jsonrpc::error_response("null", code, &message, None)],
+                ..Routed::default()
             },
-            Ok(Parsed::Single(env)) => match self.client_message(&env, line).await {
-                Ok(None) => Routed {
-                    to_server: Some(line.to_vec()),
-                    to_client: vec![],
-                },
-                Ok(Some(rewritten)) => Routed {
-                    to_server: Some(rewritten),
-                    to_client: vec![],
-                },
-                Err(answer) => Routed {
-                    to_server: None,
-                    to_client: vec![answer],
-                },
-            },
+            Ok(Parsed::Single(env)) => {
+                let release = env.kind() == Kind::Response && self.questions.is_open(env.id_text());
+                let outcome = self.client_message(&env, line).await;
+                let held = (outcome.is_err()
+                    && env.kind() == Kind::Request
+                    && self.questions.holds(env.id_text()))
+                .then(|| env.id_text().to_string());
+                let (to_server, to_client) = match outcome {
+                    Ok(None) => (Some(line.to_vec()), vec![]),
+                    Ok(Some(rewritten)) => (Some(rewritten), vec![]),
+                    Err(answer) => (None, vec![answer]),
+                };
+                Routed {
+                    to_server,
+                    to_client,
+                    held,
+                    release,
+                }
+            }
             Ok(Parsed::Batch(items)) => self.client_batch(items).await,
         }
     }
@@ -469,7 +480,7 @@ impl Session {
                     .protocol_version
                     .as_deref()
                     .is_some_and(|v| v >= "2025-11-25");
-                Err(self.questions.ask(&question, line, with_mode))
+                Err(self.questions.ask(&question, id, line, with_mode))
             }
             Decision::Unknown => {
                 record("unknown", None, false, None);
@@ -511,6 +522,7 @@ impl Session {
         Routed {
             to_server: join(forward),
             to_client: join(answers).into_iter().collect(),
+            ..Routed::default()
         }
     }
 

@@ -179,13 +179,13 @@ async fn pump_agent(session: Arc<Session>, agent_out: Writer, max: usize, mut fo
                 let message = format!("Invalid Request: message of {n} bytes is over the limit of {max} bytes (--max-message-bytes)");
                 tracing::warn!("{message}");
                 super::Routed {
-                    to_server: None,
                     to_client: vec![jsonrpc::error_response(
                         "null",
                         codes::INVALID_REQUEST,
                         &message,
                         None,
                     )],
+                    ..super::Routed::default()
                 }
             }
         };

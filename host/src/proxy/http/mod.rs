@@ -435,6 +435,8 @@ impl Listener {
 
     fn new_entry(&self, caller: &Option<String>) -> Result<Arc<Entry>, Response<ResponseBody>> {
         let session = Arc::new(Session::shared(self.chain.clone()).with_audit(self.audit.clone()));
+        // A session's POST streams (and the legacy SSE stream) carry Tollgate's questions.
+        session.carry_questions();
         if let Some(c) = caller {
             session.set_authenticated_caller(c);
         }

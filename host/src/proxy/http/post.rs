@@ -271,6 +271,9 @@ impl Listener {
             }
         }
         let routed = entry.session.from_client(&message).await;
+        if routed.release {
+            return release(&entry, routed, new_session.as_deref()).await;
+        }
         let restore = |m: Bytes| match &swap {
             Some(s) => s.restore(m),
             None => m,
@@ -280,6 +283,27 @@ impl Listener {
             .into_iter()
             .map(|a| restore(a.into()))
             .collect();
+        if let Some(held) = routed.held {
+            // The call waits for the client's answer to the question in `answers`: the stream
+            // stays open for the call's own answer, which comes once the client has answered.
+            let (raw_tx, raw_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+            entry
+                .upstream
+                .expect(std::slice::from_ref(&held), &[], &raw_tx);
+            drop(raw_tx);
+            let awaiting = Awaiting {
+                entry: entry.clone(),
+                ids: vec![held],
+                shared,
+            };
+            let (tx, body) = event_stream();
+            let sink = Sink::Resumable(entry.replay.open(tx));
+            for a in &answers {
+                sink.send(a);
+            }
+            tokio::spawn(stream_answers(awaiting, raw_rx, sink, swap));
+            return sse_response(body, new_session.as_deref());
+        }
         let Some(to_server) = routed.to_server else {
             return answer_json(answers, new_session.as_deref());
         };
@@ -404,6 +428,32 @@ fn set_session(r: &mut Response<ResponseBody>, id: Option<&str>) {
     if let Some(v) = id.and_then(|id| HeaderValue::from_str(id).ok()) {
         r.headers_mut().insert("mcp-session-id", v);
     }
+}
+
+/// The client answered a question that held a call: the call goes to the server, or its
+/// refusal to the stream that holds it (its route was set when it was held); this POST, a
+/// response, is accepted.
+async fn release(
+    entry: &Arc<Entry>,
+    routed: crate::proxy::Routed,
+    session: Option<&str>,
+) -> Response<ResponseBody> {
+    for answer in routed.to_client {
+        entry.upstream.deliver(answer.into());
+    }
+    if let Some(call) = routed.to_server {
+        if let Err(e) = entry.upstream.send(&call).await {
+            for id in requests_in(&call).0 {
+                let gone = format!("the MCP server is gone: {e}");
+                entry
+                    .upstream
+                    .deliver(jsonrpc::error_response(&id, -32603, &gone, None).into());
+            }
+        }
+    }
+    let mut r = json_response(StatusCode::ACCEPTED, "");
+    set_session(&mut r, session);
+    r
 }
 
 /// Answer with JSON: one message, or several as an array.

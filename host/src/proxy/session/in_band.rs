@@ -5,8 +5,9 @@
 //!   round-trip fields are removed from the retry before the server sees it (the server never
 //!   asked anything); a server's own `requestState` and input responses pass through untouched.
 //! - In sessions of earlier revisions (2025-06-18, 2025-11-25) whose client declared
-//!   `elicitation`, on a transport that carries Tollgate's own requests to the client (stdio),
-//!   Tollgate sends the client an `elicitation/create` request with an id of its own
+//!   `elicitation`, Tollgate sends the client an `elicitation/create` request with an id of its
+//!   own (over stdio; over HTTP on the call's POST stream, which stays open for the call's
+//!   answer)
 //!   (`"dev.tollgate/approval/N:ID"`, a string no server numbering produces) and holds the call;
 //!   the client's answer decides it, and the call then goes to the server or is refused. Other
 //!   messages keep flowing meanwhile.
@@ -83,18 +84,29 @@ fn answer_of(result: &Value, id: &str) -> ClientAnswer {
     }
 }
 
+/// A call held for the answer to a question.
+struct Held {
+    /// Its id, as JSON text.
+    call: String,
+    /// The call, as the client sent it.
+    line: Vec<u8>,
+    /// The approval request the question is for.
+    approval: String,
+}
+
 /// The questions of one session put to its client as requests of Tollgate's own.
 #[derive(Default)]
 pub struct Questions {
     /// The transport carries Tollgate's requests to the client and its answers back.
     carried: AtomicBool,
-    /// Request id (JSON text) -> the held `tools/call` (its line) and the approval request.
-    open: Mutex<HashMap<String, (Vec<u8>, String)>>,
+    /// Question id (JSON text) -> the held `tools/call` (its id and line) and the approval
+    /// request.
+    open: Mutex<HashMap<String, Held>>,
     next: AtomicU64,
 }
 
 impl Questions {
-    /// Say that the transport carries Tollgate's own requests to the client (stdio).
+    /// Say that the transport carries Tollgate's own requests to the client.
     pub fn carry(&self) {
         self.carried.store(true, Ordering::Relaxed);
     }
@@ -106,15 +118,25 @@ impl Questions {
 
     /// The `elicitation/create` request that asks `question` about the held call `line`;
     /// `with_mode`: the session speaks 2025-11-25 or later (which names the form mode).
-    pub fn ask(&self, question: &ClientQuestion, line: &[u8], with_mode: bool) -> Vec<u8> {
+    pub fn ask(
+        &self,
+        question: &ClientQuestion,
+        call: &str,
+        line: &[u8],
+        with_mode: bool,
+    ) -> Vec<u8> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let id = Value::String(format!("{INPUT_KEY}/{n}:{}", question.approval));
         let mut params = elicitation(question);
         if !with_mode {
             params.as_object_mut().map(|p| p.remove("mode"));
         }
-        self.open()
-            .insert(id.to_string(), (line.to_vec(), question.approval.clone()));
+        let held = Held {
+            call: call.into(),
+            line: line.to_vec(),
+            approval: question.approval.clone(),
+        };
+        self.open().insert(id.to_string(), held);
         let request =
             json!({"jsonrpc": "2.0", "id": id, "method": "elicitation/create", "params": params});
         request.to_string().into_bytes()
@@ -125,9 +147,14 @@ impl Questions {
         self.open().contains_key(id)
     }
 
+    /// Whether the call with id `call` (JSON text) is held for an answer.
+    pub fn holds(&self, call: &str) -> bool {
+        self.open().values().any(|h| h.call == call)
+    }
+
     /// The held call a response to one of the questions answers, and the answer.
     pub fn answered(&self, response: &Envelope<'_>) -> Option<(Vec<u8>, ClientAnswer)> {
-        let (line, approval) = self.open().remove(response.id_text())?;
+        let Held { line, approval, .. } = self.open().remove(response.id_text())?;
         let answer = match (response.result, response.error) {
             (Some(result), _) => match serde_json::from_str::<Value>(result.get()) {
                 Ok(result) => answer_of(&result, &approval),
@@ -141,7 +168,7 @@ impl Questions {
         Some((line, answer))
     }
 
-    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Vec<u8>, String)>> {
+    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
