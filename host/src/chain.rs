@@ -410,7 +410,7 @@ impl Chain {
                             timeout_ms,
                         } => match self.ask(&call, rule, &message, timeout_ms, in_band).await {
                             Ok(approval) => {
-                                approvals.push(approval);
+                                approvals.push((approval, rule));
                                 continue;
                             }
                             Err(ask::Held::Denied(denial)) => denial,
@@ -442,6 +442,15 @@ impl Chain {
                 .await;
             return Decision::Deny(denial);
         }
+        // Approvals are used up only now that every rule lets the call through.
+        let approvals = match self.use_approvals(approvals).await {
+            Ok(used) => used,
+            Err(denial) => {
+                self.refund(ticket.reservations.into_iter().map(|(r, _)| r))
+                    .await;
+                return Decision::Deny(denial);
+            }
+        };
         Decision::Allow {
             arguments: rewritten.then_some(call.arguments),
             ticket,

@@ -457,6 +457,55 @@ tools:
     );
 }
 
+/// An approval is used only when the whole chain lets the call through: a later rule's
+/// refusal leaves it for the call that does go through.
+#[tokio::test]
+async fn a_later_rules_refusal_does_not_use_up_an_approval() {
+    let store = Arc::new(MemoryStore::new());
+    let c = chain_on(
+        r#"
+version: 1
+tools:
+  transfer:
+    rules:
+      - action: ask
+        message: "Transfer?"
+      - rate_limit: "1/minute"
+"#,
+        store.clone(),
+    )
+    .await;
+    let id = denial(&c, "transfer", "{}").await.approval.unwrap();
+    tollgate::approval::decide(&*store, &id, true, "ops", "operator", now_ms())
+        .await
+        .unwrap();
+    let other = denial(&c, "transfer", r#"{"other": 1}"#).await;
+    assert_eq!(
+        other.code, "approval_pending",
+        "another call's approval is not this one's"
+    );
+    // Use the only unit of the rate limit with another approved call first.
+    let spend = denial(&c, "transfer", r#"{"spend": 1}"#)
+        .await
+        .approval
+        .unwrap();
+    tollgate::approval::decide(&*store, &spend, true, "ops", "operator", now_ms())
+        .await
+        .unwrap();
+    assert!(allowed(&c, "transfer", r#"{"spend": 1}"#).await);
+    let limited = denial(&c, "transfer", "{}").await;
+    assert_eq!(limited.code, "rate_limited");
+    let kept = tollgate::approval::get(&*store, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        kept.state.name(),
+        "approved",
+        "the refused call did not use the approval"
+    );
+}
+
 /// In band, the answer must be for exactly this call: a request state naming another call's
 /// request (or none) is refused, and so is a client answer where the rule counts only operators.
 /// A dry run asks nobody.

@@ -366,11 +366,13 @@ fn over_http_clients_of_both_eras_are_asked_in_band_and_only_approved_calls_reac
 }
 
 /// The operator channel over HTTP: an approver's token lists and decides requests at
-/// `/approvals` on the listener; the agent's own token may not, so it cannot approve itself.
+/// `/approvals` on the listener; other tokens may not, and an approver never decides a request
+/// for a call of its own.
 #[test]
-fn an_approver_decides_over_http_and_the_agents_own_token_cannot() {
+fn an_approver_decides_over_http_and_nobody_approves_their_own_call() {
     const AGENT: &str = "agent-token-0123456789";
     const ALICE: &str = "alice-token-0123456789";
+    const BOB: &str = "bob-token-0123456789";
     let s = scene_with(POLICY, fastmcp1());
     let policy = s.policy.to_str().unwrap().to_string();
     let calls = s.calls.to_str().unwrap().to_string();
@@ -382,12 +384,17 @@ fn an_approver_decides_over_http_and_the_agents_own_token_cannot() {
             "agent=TG_AGENT",
             "--auth-token",
             "alice=TG_ALICE",
+            "--auth-token",
+            "bob=TG_BOB",
             "--approver",
             "alice",
+            "--approver",
+            "agent",
         ],
         &[
             ("TG_AGENT", AGENT),
             ("TG_ALICE", ALICE),
+            ("TG_BOB", BOB),
             ("TOLLGATE_TEST_CALL_LOG", calls.as_str()),
         ],
     );
@@ -425,21 +432,22 @@ fn an_approver_decides_over_http_and_the_agents_own_token_cannot() {
     assert_eq!(pending["caller"], "agent");
     let id = pending["id"].as_str().unwrap();
     let approve = format!("/approvals/{id}/approve");
-    let agents = as_(AGENT);
-    let (status, _, body) = http_request_to(
-        &authority,
-        "POST",
-        &approve,
-        &[("authorization", &agents)],
-        "",
-    );
-    assert_eq!(
-        (
-            status,
-            body.contains("only the callers named with --approver")
-        ),
-        (403, true),
-        "{body}"
+    let refused = |token: &str| {
+        let bearer = as_(token);
+        let (status, _, body) = http_request_to(
+            &authority,
+            "POST",
+            &approve,
+            &[("authorization", &bearer)],
+            "",
+        );
+        assert_eq!(status, 403, "{body}");
+        body
+    };
+    assert!(refused(BOB).contains("only the callers named with --approver"));
+    assert!(
+        refused(AGENT).contains(&format!("`{id}` is for a call of agent's own")),
+        "an approver never decides its own calls"
     );
     let (status, _, body) = http_request_to(
         &authority,

@@ -152,7 +152,8 @@ pub struct Ask<'a> {
 /// Where a call that needs approval stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// Approved: the call goes through, and the approval is used up.
+    /// Approved: the call may go through once the rest of the chain allows it, and then the
+    /// approval is used up ([`consume`]).
     Granted(Approval),
     /// Waiting for a person; `new` when this call raised the request.
     Pending {
@@ -234,7 +235,7 @@ fn new_id(binding: &str, now_ms: u64) -> String {
     h.update(now_ms.to_be_bytes());
     h.update(std::process::id().to_be_bytes());
     h.update(n.to_be_bytes());
-    format!("ap-{}", &hex(&h.finalize())[..10])
+    format!("ap-{}", &hex(&h.finalize())[..16])
 }
 
 /// `arguments`, cut at a character boundary after [`SHOWN_ARGUMENTS`] bytes.
@@ -289,6 +290,13 @@ pub async fn ask(
             .open_approval(&binding, &id, &fresh_json, now_ms)
             .await?;
         let open = read(&json)?;
+        if open.binding != binding {
+            // Another call's record under this call's binding (an id collision): never use it.
+            return Err(StoreError(format!(
+                "approval record `{}` is not for this call",
+                open.id
+            )));
+        }
         let expired = now_ms >= open.expires_ms;
         let (next, answer) = match &open.state {
             State::Pending if !expired => {
@@ -303,14 +311,8 @@ pub async fn ask(
                 next.state = State::Expired { at_ms: now_ms };
                 (next.clone(), Answer::Expired(next))
             }
-            State::Approved(decided) => {
-                let mut next = open.clone();
-                next.state = State::Used {
-                    decided: decided.clone(),
-                    used_ms: now_ms,
-                };
-                (next.clone(), Answer::Granted(next))
-            }
+            // Used only once the whole chain lets the call through (`consume`).
+            State::Approved(_) => return Ok(Answer::Granted(open)),
             State::Denied(_) => (open.clone(), Answer::Denied(open.clone())),
             // Closed states are never left open; close it if one was.
             State::Used { .. } | State::Expired { .. } | State::Pending => {
@@ -329,6 +331,26 @@ pub async fn ask(
         "approval request for `{}` kept changing under {ATTEMPTS} attempts",
         ask.tool
     )))
+}
+
+/// Use up `approval` (granted by [`ask`]) for the call that goes through now. `false`: another
+/// call used it first, or it was decided otherwise meanwhile; this call must not go through.
+pub async fn consume(
+    store: &dyn ApprovalStore,
+    approval: &Approval,
+    now_ms: u64,
+) -> Result<bool, StoreError> {
+    let State::Approved(decided) = &approval.state else {
+        return Ok(false);
+    };
+    let mut used = approval.clone();
+    used.state = State::Used {
+        decided: decided.clone(),
+        used_ms: now_ms,
+    };
+    store
+        .swap_approval(&approval.id, &write(approval), &write(&used), true)
+        .await
 }
 
 /// Approve (`approve`) or refuse request `id` as `by` through `channel`. An approval stays
@@ -405,15 +427,34 @@ pub async fn answered(
     by: &str,
     now_ms: u64,
 ) -> Result<Answer, InBandError> {
-    let expected = binding(ask_, &arguments_sha256(ask_.arguments));
+    let arguments_sha256 = arguments_sha256(ask_.arguments);
+    let expected = binding(ask_, &arguments_sha256);
     match get(store, id).await? {
         Some(a) if a.binding == expected => {}
+        // The same call, asked about by another rule: this rule asks on its own.
+        Some(a)
+            if (a.server.as_str(), a.tool.as_str(), a.caller.as_str())
+                == (ask_.server, ask_.tool, ask_.caller)
+                && a.arguments_sha256 == arguments_sha256 =>
+        {
+            return Ok(ask(store, ask_, now_ms).await?)
+        }
         _ => return Err(InBandError::Mismatch),
     }
     match decide(store, id, approve, by, "client", now_ms).await {
         Ok(_) | Err(DecideError::NotPending { .. }) => {}
         Err(DecideError::NotFound(_)) => return Err(InBandError::Mismatch),
         Err(DecideError::Store(e)) => return Err(e.into()),
+    }
+    if !approve {
+        // The user said no: this call does not go through, whatever else was decided.
+        let json = store.approval(id).await?.ok_or(InBandError::Mismatch)?;
+        let refused = read(&json)?;
+        if matches!(refused.state, State::Denied(_)) {
+            // Told now: calling again asks again.
+            store.swap_approval(id, &json, &json, true).await?;
+        }
+        return Ok(Answer::Denied(refused));
     }
     Ok(ask(store, ask_, now_ms).await?)
 }
@@ -485,12 +526,21 @@ mod tests {
             ),
             "other arguments are another request"
         );
+        let Answer::Granted(granted) = ask(&store, &asking(reordered), 4_000).await.unwrap() else {
+            panic!("the same arguments in another key order are the same call")
+        };
+        assert_eq!(granted.id, approval.id);
         assert!(
             matches!(
-                ask(&store, &asking(reordered), 4_000).await.unwrap(),
-                Answer::Granted(a) if a.id == approval.id
+                ask(&store, &asking(&args), 4_000).await.unwrap(),
+                Answer::Granted(_)
             ),
-            "the same arguments in another key order are the same call"
+            "granted until it is used"
+        );
+        assert!(consume(&store, &granted, 4_500).await.unwrap());
+        assert!(
+            !consume(&store, &granted, 4_600).await.unwrap(),
+            "used once"
         );
         assert!(
             matches!(
@@ -562,13 +612,11 @@ mod tests {
         decide(&store, &approval.id, true, "ops", "operator", 50_000)
             .await
             .unwrap();
-        assert!(
-            matches!(
-                ask(&store, &asking(&args), 50_000 + 59_999).await.unwrap(),
-                Answer::Granted(_)
-            ),
-            "usable for the timeout from the decision"
-        );
+        let Answer::Granted(granted) = ask(&store, &asking(&args), 50_000 + 59_999).await.unwrap()
+        else {
+            panic!("usable for the timeout from the decision")
+        };
+        assert!(consume(&store, &granted, 50_000 + 59_999).await.unwrap());
         let Answer::Pending { approval, .. } = ask(&store, &asking(&args), 200_000).await.unwrap()
         else {
             panic!()

@@ -9,7 +9,8 @@
 //!   when to try again); an operator decides with `tollgate approvals`, and the retry with the
 //!   same arguments goes through once.
 //!
-//! No call hangs past a client's timeout. Every failure denies, each with its own code: no
+//! An operator's decision is never waited for: the agent is answered at once. Every failure
+//! denies, each with its own code: no
 //! store, a store that cannot be reached, a refusal, a cancelled question, an expired request,
 //! an answer for another call.
 
@@ -160,7 +161,7 @@ impl Chain {
             }
         };
         let outcome = match &answer {
-            Ok(Answer::Granted(_)) => "used",
+            Ok(Answer::Granted(_)) => "granted",
             Ok(Answer::Pending { new: true, .. }) => "requested",
             Ok(Answer::Pending { new: false, .. }) => "waiting",
             Ok(Answer::Denied(_)) => "denied",
@@ -172,7 +173,10 @@ impl Chain {
             _ if in_band_now => "client",
             _ => "operator",
         };
-        crate::metrics::approval(outcome, channel);
+        // A granted approval is counted when it is used (`use_approvals`).
+        if outcome != "granted" {
+            crate::metrics::approval(outcome, channel);
+        }
         match answer {
             Ok(Answer::Granted(approval)) => {
                 tracing::info!(id = %approval.id, tool = %call.tool, "approved call goes through");
@@ -231,6 +235,51 @@ impl Chain {
                 None,
             )),
         }
+    }
+
+    /// Use up the approvals `granted` for a call every rule lets through. One that another call
+    /// used first (two retries at once), or that changed meanwhile, stops this call.
+    pub(super) async fn use_approvals(
+        &self,
+        granted: Vec<(Approval, &ChainRule)>,
+    ) -> Result<Vec<Approval>, Denial> {
+        let mut used = Vec::with_capacity(granted.len());
+        for (approval, rule) in granted {
+            let denial = |reason: String, code: &str| Denial {
+                reason,
+                code: code.into(),
+                rule: rule.label.clone(),
+                plugin: rule.bound.name().to_string(),
+                retry_after_ms: None,
+                deny_as: rule.deny_as,
+                approval: Some(approval.id.clone()),
+            };
+            let Some(store) = self.counters.approvals() else {
+                return Err(denial(
+                    "the approval store is gone".into(),
+                    "state_unavailable",
+                ));
+            };
+            match approval::consume(store, &approval, self.counters.now_ms()).await {
+                Ok(true) => {
+                    crate::metrics::approval("used", approval.channel());
+                    used.push(approval);
+                }
+                Ok(false) => {
+                    return Err(denial(
+                        format!("{} The approval (request {}) was used by another call with the same arguments; calling again asks again.", approval.message, approval.id),
+                        APPROVAL_PENDING,
+                    ))
+                }
+                Err(e) => {
+                    return Err(denial(
+                        format!("{} The approval store failed: {e}", approval.message),
+                        "state_unavailable",
+                    ))
+                }
+            }
+        }
+        Ok(used)
     }
 
     /// What a dry run reports for an `ask`: the call would have waited for a person.

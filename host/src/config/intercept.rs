@@ -286,7 +286,7 @@ fn compile_rule(
         if let Some(t) = &r.approval_timeout {
             rule.ask_timeout_ms = super::parse_duration_secs(t)
                 .map_err(|e| err(&format!("approval_timeout: {e}")))?
-                * 1000;
+                .saturating_mul(1000);
         }
         return Ok(vec![rule]);
     }

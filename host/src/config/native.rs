@@ -338,7 +338,11 @@ fn compile_rule(
     }
     let timeout_ms = match &r.timeout {
         None => None,
-        Some(t) => Some(parse_duration_secs(t).map_err(|e| at(format!("timeout: {e}")))? * 1000),
+        Some(t) => Some(
+            parse_duration_secs(t)
+                .map_err(|e| at(format!("timeout: {e}")))?
+                .saturating_mul(1000),
+        ),
     };
     let channels = match &r.channels {
         Some(channels) => channels_of(channels).map_err(at)?,

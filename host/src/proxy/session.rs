@@ -235,6 +235,7 @@ impl Session {
                 to_client: vec![jsonrpc::error_response("null", code, &message, None)],
                 ..Routed::default()
             },
+            Ok(Parsed::Single(env)) if self.cancels_a_held_call(&env) => Routed::default(),
             Ok(Parsed::Single(env)) => {
                 let release = env.kind() == Kind::Response && self.questions.is_open(env.id_text());
                 let outcome = self.client_message(&env, line).await;
@@ -256,6 +257,22 @@ impl Session {
             }
             Ok(Parsed::Batch(items)) => self.client_batch(items).await,
         }
+    }
+
+    /// A `notifications/cancelled` for a call held for the client's answer: the call is dropped
+    /// (it never reached the server, which has nothing to cancel), and a late answer finds
+    /// nothing to release.
+    fn cancels_a_held_call(&self, env: &Envelope<'_>) -> bool {
+        if env.kind() != Kind::Notification
+            || env.method.as_deref() != Some("notifications/cancelled")
+        {
+            return false;
+        }
+        let id = env
+            .params
+            .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+            .and_then(|p| p.get("requestId").map(Value::to_string));
+        id.is_some_and(|id| self.questions.drop_call(&id))
     }
 
     /// One message: `Ok(None)` forward as is, `Ok(Some)` forward these bytes, `Err` answer the

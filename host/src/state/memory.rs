@@ -144,9 +144,11 @@ impl ApprovalStore for MemoryStore {
             return Ok(record.1.clone());
         }
         let Approvals { records, open } = &mut *a;
-        records.retain(|id, (_, _, made)| {
-            now_ms.saturating_sub(*made) < KEEP_MS || open.values().any(|o| o == id)
-        });
+        records.retain(|_, (_, _, made)| now_ms.saturating_sub(*made) < KEEP_MS);
+        open.retain(|_, id| records.contains_key(id));
+        if records.contains_key(id) {
+            return Err(StoreError(format!("approval id {id} is taken")));
+        }
         records.insert(id.into(), (binding.into(), fresh.into(), now_ms));
         open.insert(binding.into(), id.into());
         Ok(fresh.into())

@@ -1,6 +1,6 @@
 //! `/approvals` on the listener: the operator channel of human approval over HTTP, for the
-//! callers named with `--approver` (each authenticated by its own `--auth-token`, so an agent's
-//! token can never decide its own calls).
+//! callers named with `--approver` (each authenticated by its own `--auth-token`), who never
+//! decide a request for a call of their own.
 //!
 //! - `GET /approvals` (`?pending` for the open ones only): the most recent requests, newest
 //!   first, as a JSON array of records;
@@ -81,6 +81,17 @@ impl Listener {
             },
             (&Method::POST, [id, verb @ ("approve" | "deny")]) => {
                 let approve = *verb == "approve";
+                match approval::get(store, id).await {
+                    Ok(Some(a)) if a.caller == caller => {
+                        return refuse(
+                            StatusCode::FORBIDDEN,
+                            -32600,
+                            &format!("Forbidden: approval request `{id}` is for a call of {caller}'s own; another approver decides it"),
+                        )
+                    }
+                    Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, -32603, &e.to_string()),
+                    _ => {}
+                }
                 match approval::decide(store, id, approve, &caller, "http", now).await {
                     Ok(a) => {
                         tracing::info!(id = %a.id, by = %caller, approve, "approval request decided over HTTP");

@@ -152,6 +152,14 @@ impl Questions {
         self.open().values().any(|h| h.call == call)
     }
 
+    /// Drop the held call with id `call` (JSON text), if there is one.
+    pub fn drop_call(&self, call: &str) -> bool {
+        let mut open = self.open();
+        let before = open.len();
+        open.retain(|_, h| h.call != call);
+        open.len() < before
+    }
+
     /// The held call a response to one of the questions answers, and the answer.
     pub fn answered(&self, response: &Envelope<'_>) -> Option<(Vec<u8>, ClientAnswer)> {
         let Held { line, approval, .. } = self.open().remove(response.id_text())?;
@@ -234,6 +242,45 @@ mod tests {
 
     fn params(text: &str) -> CallParams<'_> {
         serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_held_call_is_released_by_its_answer_once_or_dropped_when_cancelled() {
+        let questions = Questions::default();
+        let question = ClientQuestion {
+            approval: "ap-1".into(),
+            message: "Send?".into(),
+            rule: "r".into(),
+        };
+        let call = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"t"}}"#;
+        let asked: Value =
+            serde_json::from_slice(&questions.ask(&question, "7", call, false)).unwrap();
+        assert!(
+            asked["params"].get("mode").is_none(),
+            "2025-06-18 has no mode"
+        );
+        assert!(questions.holds("7"));
+        let answer = format!(
+            r#"{{"jsonrpc":"2.0","id":{},"result":{{"action":"accept","content":{{"approve":true}}}}}}"#,
+            asked["id"]
+        );
+        let env: Envelope = serde_json::from_str(&answer).unwrap();
+        assert_eq!(
+            questions.answered(&env),
+            Some((call.to_vec(), ClientAnswer::Approved("ap-1".into())))
+        );
+        assert_eq!(questions.answered(&env), None, "released once");
+        let asked: Value =
+            serde_json::from_slice(&questions.ask(&question, "8", call, true)).unwrap();
+        assert!(questions.drop_call("8") && !questions.holds("8"));
+        let late = format!(
+            r#"{{"jsonrpc":"2.0","id":{},"result":{{"action":"accept"}}}}"#,
+            asked["id"]
+        );
+        assert_eq!(
+            questions.answered(&serde_json::from_str(&late).unwrap()),
+            None
+        );
     }
 
     #[test]

@@ -21,6 +21,9 @@ if id then
   if open then return open end
 end
 local key = ARGV[5] .. ARGV[1]
+if redis.call('EXISTS', key) == 1 then
+  return redis.error_reply('tollgate: approval id ' .. ARGV[1] .. ' is taken')
+end
 redis.call('HSET', key, 'binding', ARGV[6], 'record', ARGV[2])
 redis.call('PEXPIRE', key, ARGV[4])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
