@@ -343,13 +343,13 @@ impl Session {
             .map_err(|m| jsonrpc::error_response(id, codes::INVALID_PARAMS, &m, None))?;
         let stateless = is_stateless(params.meta.as_ref());
         let (mut in_band, answered) = in_band::read(&params, stateless);
-        let client = self
-            .client
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
         if !stateless {
-            in_band.can_ask = self.questions.carried() && client.elicitation;
+            let elicits = self
+                .client
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .elicitation;
+            in_band.can_ask = self.questions.carried() && elicits;
             in_band.answer = answer;
         }
         // Tollgate's own round-trip fields never reach the server, which asked nothing.
@@ -493,7 +493,10 @@ impl Session {
                 if stateless {
                     return Err(in_band::question(id, &question));
                 }
-                let with_mode = client
+                let with_mode = self
+                    .client
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
                     .protocol_version
                     .as_deref()
                     .is_some_and(|v| v >= "2025-11-25");
