@@ -16,7 +16,12 @@ pub enum Line {
 pub struct LineReader<R> {
     inner: R,
     max: usize,
+    /// The line read so far (kept across a cancelled `next`).
     buf: Vec<u8>,
+    /// Its length so far, counting what an overlong line dropped.
+    total: usize,
+    /// Whether it is over `max`.
+    overflow: bool,
 }
 
 impl<R: AsyncBufRead + Unpin> LineReader<R> {
@@ -26,20 +31,20 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
             inner,
             max,
             buf: Vec::new(),
+            total: 0,
+            overflow: false,
         }
     }
 
     /// The next line; `None` at end of stream. Blank lines are skipped. A last line without a
-    /// newline is still returned.
+    /// newline is still returned. Cancel-safe: a line partly read when the future is dropped is
+    /// completed by the next call (nothing read is lost), so `next` can race other events.
     pub async fn next(&mut self) -> std::io::Result<Option<Line>> {
         loop {
-            self.buf.clear();
-            let mut total = 0usize;
-            let mut overflow = false;
             loop {
                 let available = self.inner.fill_buf().await?;
                 if available.is_empty() {
-                    if total == 0 {
+                    if self.total == 0 {
                         return Ok(None);
                     }
                     break;
@@ -48,11 +53,11 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                     Some(i) => (&available[..i], Some(i)),
                     None => (available, None),
                 };
-                total += chunk.len();
-                if !overflow && total <= self.max {
+                self.total += chunk.len();
+                if !self.overflow && self.total <= self.max {
                     self.buf.extend_from_slice(chunk);
                 } else {
-                    overflow = true;
+                    self.overflow = true;
                     self.buf.clear();
                 }
                 let used = found.map(|i| i + 1).unwrap_or(chunk.len());
@@ -61,13 +66,19 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                     break;
                 }
             }
+            let (total, overflow) = (
+                std::mem::take(&mut self.total),
+                std::mem::take(&mut self.overflow),
+            );
             if overflow {
+                self.buf.clear();
                 return Ok(Some(Line::TooLong(total)));
             }
             if self.buf.last() == Some(&b'\r') {
                 self.buf.pop();
             }
             if self.buf.iter().all(u8::is_ascii_whitespace) {
+                self.buf.clear();
                 continue;
             }
             return Ok(Some(Line::Message(std::mem::take(&mut self.buf))));
@@ -109,5 +120,20 @@ mod tests {
     async fn overlong_lines_are_skipped_and_reported() {
         let got = lines(b"0123456789\nok\n", 5).await;
         assert_eq!(got, vec![Line::TooLong(10), Line::Message(b"ok".to_vec())]);
+    }
+
+    #[tokio::test]
+    async fn a_line_half_read_when_next_is_cancelled_is_completed_by_the_next_call() {
+        use tokio::io::AsyncWriteExt;
+        let (mut tx, rx) = tokio::io::duplex(64);
+        let mut r = LineReader::new(tokio::io::BufReader::new(rx), 100);
+        tx.write_all(b"{\"half\":").await.unwrap();
+        let cancelled = tokio::time::timeout(std::time::Duration::from_millis(20), r.next()).await;
+        assert!(cancelled.is_err(), "no whole line yet");
+        tx.write_all(b"1}\n").await.unwrap();
+        assert_eq!(
+            r.next().await.unwrap(),
+            Some(Line::Message(b"{\"half\":1}".to_vec()))
+        );
     }
 }
