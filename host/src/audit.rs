@@ -42,7 +42,8 @@ pub struct AuditRecord<'a> {
     pub server: &'a str,
     /// The tool.
     pub tool: &'a str,
-    /// `allow`, `deny`, `rewrite` or `unknown` (hidden).
+    /// `allow`, `deny`, `rewrite`, `unknown` (hidden), `ask` (the client was asked), `wait` (the
+    /// call is held while an operator decides) or `pin_mismatch`.
     pub verdict: &'a str,
     /// The denial code (`denied`, `rate_limited`, …), for denials.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -15,8 +15,8 @@ use load::{load_rule, Loaded};
 use select::Sections;
 
 pub use ask::{
-    ClientAnswer, ClientQuestion, InBand, APPROVAL_CANCELLED, APPROVAL_DENIED, APPROVAL_EXPIRED,
-    APPROVAL_PENDING, APPROVAL_REQUIRED, APPROVAL_STATE_INVALID,
+    ClientAnswer, ClientQuestion, InBand, WaitFor, APPROVAL_CANCELLED, APPROVAL_DENIED,
+    APPROVAL_EXPIRED, APPROVAL_PENDING, APPROVAL_REQUIRED, APPROVAL_STATE_INVALID,
 };
 
 /// A rule ready to run.
@@ -36,6 +36,8 @@ struct ChainRule {
     ask_timeout_ms: u64,
     /// Whose answers approve its requests.
     ask_channels: crate::config::Channels,
+    /// How long its calls wait for an operator (ms; 0: not at all).
+    ask_wait_ms: u64,
     /// A digest of its plugin and configuration: approvals are bound to it.
     version: String,
 }
@@ -107,6 +109,8 @@ pub enum Decision {
     /// Ask the agent's client to ask its user (a 2026-07-28 `input_required` result); the
     /// client's retry carries the answer.
     AskClient(ClientQuestion),
+    /// Hold the call while an operator decides (the rule's `wait`), then decide it again.
+    Wait(WaitFor),
     /// The tool is hidden: answer as if it did not exist.
     Unknown,
 }
@@ -418,6 +422,11 @@ impl Chain {
                                 self.refund(ticket.reservations.into_iter().map(|(r, _)| r))
                                     .await;
                                 return Decision::AskClient(question);
+                            }
+                            Err(ask::Held::Wait(wait)) => {
+                                self.refund(ticket.reservations.into_iter().map(|(r, _)| r))
+                                    .await;
+                                return Decision::Wait(wait);
                             }
                         },
                     }

@@ -467,6 +467,15 @@ pub async fn run(chain: &Chain, clock: &ReplayStore, cases: &[Case]) -> Vec<Outc
                 result: None,
                 asked,
             },
+            // Replayed calls are never held: `decide` never answers this.
+            Decision::Wait(w) => Actual {
+                decision: Expect::Deny,
+                code: Some(crate::chain::APPROVAL_PENDING.into()),
+                reason: Some(w.message),
+                rule: None,
+                result: None,
+                asked,
+            },
             // Replayed calls cannot ask in band: `decide` never answers this.
             Decision::AskClient(q) => Actual {
                 decision: Expect::Deny,

@@ -525,7 +525,7 @@ tools:
     let c = chain_on(policy, store.clone()).await;
     let can_ask = InBand {
         can_ask: true,
-        answer: None,
+        ..InBand::default()
     };
     let asked = match c
         .decide_in(call("transfer", r#"{"amount": 5}"#), &can_ask)
@@ -538,6 +538,7 @@ tools:
     let answering = |id: &str| InBand {
         can_ask: true,
         answer: Some(ClientAnswer::Approved(id.into())),
+        ..InBand::default()
     };
     for (args, id) in [
         (r#"{"amount": 500}"#, asked.approval.as_str()),

@@ -57,7 +57,9 @@ async fn decide_as(chain: &Chain, tool: &str, args: &str, caller: &str) -> Resul
             Ok(())
         }
         Decision::Deny(d) => Err(d),
-        other @ Decision::AskClient(_) => panic!("decide never asks in band: {other:?}"),
+        other @ (Decision::AskClient(_) | Decision::Wait(_)) => {
+            panic!("decide never asks in band or holds a call: {other:?}")
+        }
         Decision::Unknown => Err(Denial {
             reason: "unknown tool".into(),
             code: "unknown".into(),

@@ -609,3 +609,71 @@ fn status_shows_the_calls_waiting_for_approval_on_this_machine() {
         "{shown}"
     );
 }
+
+/// With `wait`, the call is held while an operator decides: the client gets progress
+/// notifications meanwhile (it asked for progress), and the call goes through as soon as it is
+/// approved; a call nobody decides within the wait is answered that it is pending. Over stdio
+/// and over HTTP.
+#[test]
+fn with_wait_a_call_is_held_until_an_operator_decides_and_goes_through() {
+    let s = scene_with(
+        &POLICY.replace("timeout: 120", "timeout: 120\n        wait: 7"),
+        fastmcp1(),
+    );
+    let calls = s.calls.to_str().unwrap().to_string();
+    let mut progress = call("bob", "hi");
+    progress["progress"] = json!(true);
+    let scenario = json!({"steps": [progress, call("bob", "nobody decides")], "timeout": 30});
+    let command = s.command.clone();
+    let env_calls = calls.clone();
+    let agent = std::thread::spawn(move || {
+        drive_with_env(
+            Client::Py1,
+            &command,
+            &scenario,
+            &[("TOLLGATE_TEST_CALL_LOG", &env_calls)],
+        )
+    });
+    let held = pending_with(&s.state, r#""hi""#);
+    std::thread::sleep(Duration::from_millis(5_500));
+    assert!(executed(&s.calls).is_empty(), "held, not forwarded");
+    approvals(
+        &s.state,
+        &["approve", held["id"].as_str().unwrap(), "--as", "alice"],
+    );
+    let run = agent.join().unwrap();
+    assert_eq!(text(run.result(0)), "sent to bob: hi", "{run}");
+    assert!(
+        run.step(0)["progress_count"].as_u64().unwrap() >= 1,
+        "progress while held: {run}"
+    );
+    let pending = &run.result(1)["_meta"]["dev.tollgate/denial"];
+    assert_eq!(pending["code"], "approval_pending", "{run}");
+
+    // Over HTTP the held call's POST stream stays open until the decision.
+    let listening = Listening::start(
+        s.policy.to_str().unwrap(),
+        fastmcp1(),
+        &["--state", &format!("sqlite:{}", s.state.display())],
+        &[("TOLLGATE_TEST_CALL_LOG", calls.as_str())],
+    );
+    let url = vec!["--url".to_string(), listening.url.clone()];
+    let agent = std::thread::spawn(move || {
+        drive(
+            Client::Py1,
+            &url,
+            &json!({"steps": [call("bob", "over http")]}),
+        )
+    });
+    let held = pending_with(&s.state, "over http");
+    approvals(&s.state, &["approve", held["id"].as_str().unwrap()]);
+    let run = agent.join().unwrap();
+    assert_eq!(text(run.result(0)), "sent to bob: over http", "{run}");
+    assert_eq!(
+        executed(&s.calls),
+        [
+            json!({"tool": "send_message", "arguments": {"to": "bob", "body": "hi"}}),
+            json!({"tool": "send_message", "arguments": {"to": "bob", "body": "over http"}}),
+        ]
+    );
+}

@@ -256,6 +256,7 @@ fn every_parser_field_and_enum_is_in_the_schema_and_nothing_else() {
                 "message",
                 "timeout",
                 "channels",
+                "wait",
                 "code",
                 "when",
                 "conditions",

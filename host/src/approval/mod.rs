@@ -23,6 +23,12 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 15 * 60 * 1000;
 /// When an agent told that a call waits for approval should try again.
 pub const RETRY_AFTER_MS: u64 = 10_000;
 
+/// How long a call waits for an operator with `wait: true`.
+pub const DEFAULT_WAIT_MS: u64 = 25_000;
+
+/// The longest a call may wait for an operator: clients give up on a call after about 60 s.
+pub const MAX_WAIT_SECS: u64 = 50;
+
 /// How much of a call's arguments a request keeps to show the person deciding.
 pub const SHOWN_ARGUMENTS: usize = 4096;
 

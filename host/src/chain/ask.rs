@@ -40,6 +40,9 @@ pub struct InBand {
     pub can_ask: bool,
     /// The client's answer to a question Tollgate asked, carried by this retry.
     pub answer: Option<ClientAnswer>,
+    /// The transport can hold the call while an operator decides (and this is not the call
+    /// decided again after such a wait).
+    pub can_wait: bool,
 }
 
 /// The client's answer to an approval question, as its retry carries it.
@@ -66,12 +69,25 @@ pub struct ClientQuestion {
     pub rule: String,
 }
 
+/// A call to hold while an operator decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitFor {
+    /// The approval request decided.
+    pub approval: String,
+    /// When to stop waiting (ms since the epoch) and decide the call again.
+    pub until_ms: u64,
+    /// What the person is asked.
+    pub message: String,
+}
+
 /// Why an ask did not let the call through.
 pub(super) enum Held {
     /// Answer the agent with this denial.
     Denied(Denial),
     /// Ask the client's user.
     AskClient(ClientQuestion),
+    /// Wait for an operator.
+    Wait(WaitFor),
 }
 
 impl Chain {
@@ -195,6 +211,13 @@ impl Chain {
                     if let Some(webhook) = &self.webhook {
                         webhook.notify(&approval);
                     }
+                }
+                if rule.ask_wait_ms > 0 && in_band.can_wait {
+                    return Err(Held::Wait(WaitFor {
+                        until_ms: approval.expires_ms.min(now.saturating_add(rule.ask_wait_ms)),
+                        approval: approval.id,
+                        message: message.into(),
+                    }));
                 }
                 let left = approval.expires_ms.saturating_sub(now).div_ceil(1000);
                 Err(deny(

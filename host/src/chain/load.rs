@@ -96,6 +96,7 @@ pub(super) async fn load_rule(
         checks_results: rule.plugin == "redact" || matches!(rule.source, PluginSource::File { .. }),
         ask_timeout_ms: rule.ask_timeout_ms,
         ask_channels: rule.ask_channels,
+        ask_wait_ms: rule.ask_wait_ms,
         version: version(rule),
     })
 }

@@ -564,6 +564,7 @@ pub(super) fn builtin_rule(label: &str, plugin: &str, config: Value) -> Rule {
         dry_run: false,
         ask_timeout_ms: crate::approval::DEFAULT_TIMEOUT_MS,
         ask_channels: super::Channels::default(),
+        ask_wait_ms: 0,
         limits: LimitSpec::default(),
     }
 }

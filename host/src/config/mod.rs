@@ -105,6 +105,9 @@ pub struct Rule {
     pub ask_timeout_ms: u64,
     /// Whose answers approve this rule's requests.
     pub ask_channels: Channels,
+    /// How long a call waits for an operator's decision before it is answered that it is
+    /// pending, in milliseconds (0: answered at once).
+    pub ask_wait_ms: u64,
 }
 
 /// Whose answers count for an approval request.

@@ -190,6 +190,9 @@ struct RuleFile {
     /// Which answers count for an `ask` rule.
     #[serde(default)]
     channels: Option<Vec<String>>,
+    /// How long an `ask` rule's call waits for an operator (seconds, or `true`).
+    #[serde(default)]
+    wait: Option<Value>,
     #[serde(default)]
     code: Option<String>,
     #[serde(default, alias = "conditions")]
@@ -333,9 +336,24 @@ fn compile_rule(
     if asks && r.code.is_some() {
         return Err(at("an `action: ask` rule has no `code`: its answers have codes of their own (approval_pending, approval_denied, approval_expired)".into()));
     }
-    if !(asks || r.plugin.is_some()) && (r.timeout.is_some() || r.channels.is_some()) {
-        return Err(at("`timeout` and `channels` belong to a rule that can ask for approval (action: ask, or plugin)".into()));
+    if !(asks || r.plugin.is_some())
+        && (r.timeout.is_some() || r.channels.is_some() || r.wait.is_some())
+    {
+        return Err(at("`timeout`, `channels` and `wait` belong to a rule that can ask for approval (action: ask, or plugin)".into()));
     }
+    let wait_ms = match &r.wait {
+        None | Some(Value::Bool(false)) => 0,
+        Some(Value::Bool(true)) => crate::approval::DEFAULT_WAIT_MS,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(secs @ 1..=crate::approval::MAX_WAIT_SECS) => secs * 1000,
+            _ => return Err(at(format!(
+                "wait: {n} seconds is not allowed: at most {} (clients give up on a call after about 60 s), or true for {} s",
+                crate::approval::MAX_WAIT_SECS,
+                crate::approval::DEFAULT_WAIT_MS / 1000
+            ))),
+        },
+        Some(other) => return Err(at(format!("wait: expected seconds or true, got {other}"))),
+    };
     let timeout_ms = match &r.timeout {
         None => None,
         Some(t) => Some(
@@ -452,6 +470,7 @@ fn compile_rule(
         dry_run: r.dry_run.unwrap_or(false),
         ask_timeout_ms: timeout_ms.unwrap_or(crate::approval::DEFAULT_TIMEOUT_MS),
         ask_channels: channels,
+        ask_wait_ms: wait_ms,
     }))
 }
 
@@ -605,6 +624,20 @@ tools:
                 .starts_with("tools.x: unknown field `rulez`, expected `rules` at line 4 column 5"),
             "{unknown}"
         );
+        let ask = |extra: &str| {
+            parse(&format!("version: 1\ntools:\n  x:\n    rules:\n      - action: ask\n        message: ok?\n{extra}"))
+        };
+        assert_eq!(
+            ask("        wait: true\n").unwrap().tools[0].rules[0].ask_wait_ms,
+            25_000
+        );
+        assert_eq!(ask("        wait: 90\n").unwrap_err(), "rule tools.x.rules[0]: wait: 90 seconds is not allowed: at most 50 (clients give up on a call after about 60 s), or true for 25 s");
+        assert_eq!(
+            ask("        channels: [operator, pager]\n").unwrap_err(),
+            "rule tools.x.rules[0]: unknown approval channel `pager`; expected client or operator"
+        );
+        assert_eq!(ask("        code: nope\n").unwrap_err(), "rule tools.x.rules[0]: an `action: ask` rule has no `code`: its answers have codes of their own (approval_pending, approval_denied, approval_expired)");
+        assert!(parse("version: 1\ntools:\n  x:\n    rules:\n      - action: deny\n        reason: no\n        wait: 5\n").unwrap_err().contains("`timeout`, `channels` and `wait` belong to a rule that can ask"));
         let both = parse("version: 1\ntools:\n  x:\n    rules:\n      - action: deny\n        rate_limit: 1/minute\n").unwrap_err();
         assert_eq!(both, "rule tools.x.rules[0]: a rule does one thing, but this one has action: deny and rate_limit; split it into several rules");
         let window =

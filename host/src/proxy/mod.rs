@@ -6,4 +6,4 @@ pub mod http;
 pub mod session;
 pub mod stdio;
 
-pub use session::{denial_response, Routed, Session};
+pub use session::{denial_response, Release, Routed, Session};

@@ -20,6 +20,9 @@ use std::time::Instant;
 
 mod in_band;
 mod pinning;
+mod waiting;
+
+pub use waiting::Release;
 
 /// Where a message from the agent goes.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -66,8 +69,11 @@ pub struct Session {
     /// The tools the server listed in this session and how each compares with its pin (kept
     /// only when the policy pins the server; emptied when the server says its list changed).
     listed: Mutex<HashMap<String, crate::pins::Status>>,
-    /// Approval questions put to the client in this session, awaiting its answer.
+    /// Approval questions put to the client in this session, awaiting its answer (and calls
+    /// held while an operator decides).
     questions: in_band::Questions,
+    /// Where held calls' waiters hand their releases, once a transport takes them.
+    releases: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Release>>>,
 }
 
 /// What a client says of itself, handed to plugins as `call.metadata`.
@@ -155,7 +161,17 @@ impl Session {
             client: Mutex::default(),
             listed: Mutex::default(),
             questions: in_band::Questions::default(),
+            releases: Mutex::default(),
         }
+    }
+
+    /// Take the releases of calls held while an operator decides (the rules' `wait`): the
+    /// transport passes each [`Release::Again`] through [`Session::from_client`] and sends each
+    /// [`Release::ToClient`] to the agent. Until a transport takes them, no call waits.
+    pub fn take_releases(&self) -> tokio::sync::mpsc::UnboundedReceiver<Release> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *self.releases.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        rx
     }
 
     /// Say that the transport carries Tollgate's own requests to the client and its answers
@@ -246,6 +262,7 @@ impl Session {
                 let (to_server, to_client) = match outcome {
                     Ok(None) => (Some(line.to_vec()), vec![]),
                     Ok(Some(rewritten)) => (Some(rewritten), vec![]),
+                    Err(answer) if answer.is_empty() => (None, vec![]),
                     Err(answer) => (None, vec![answer]),
                 };
                 Routed {
@@ -283,7 +300,7 @@ impl Session {
         line: &[u8],
     ) -> Result<Option<Vec<u8>>, Vec<u8>> {
         match (env.kind(), env.method.as_deref()) {
-            (Kind::Request, Some("tools/call")) => self.call(env, line, None).await,
+            (Kind::Request, Some("tools/call")) => self.call(env, line, None, true).await,
             (Kind::Response, _) if self.questions.is_open(env.id_text()) => {
                 self.answered(env).await
             }
@@ -323,18 +340,20 @@ impl Session {
             return Ok(None);
         };
         let env: Envelope = serde_json::from_slice(&line).expect("the held call was parsed before");
-        match self.call(&env, &line, Some(answer)).await {
+        match self.call(&env, &line, answer, false).await {
             Ok(None) => Ok(Some(line.clone())),
             other => other,
         }
     }
 
-    /// Decide a `tools/call`; `answer`: the client's answer to the question this call raised.
+    /// Decide a `tools/call`; `answer`: the client's answer to the question this call raised;
+    /// `may_wait`: it may be held while an operator decides (not when it is decided again).
     async fn call(
         &self,
         env: &Envelope<'_>,
         line: &[u8],
         answer: Option<crate::chain::ClientAnswer>,
+        may_wait: bool,
     ) -> Result<Option<Vec<u8>>, Vec<u8>> {
         let id = env.id_text();
         // One policy for the whole call, even if a reload swaps it meanwhile.
@@ -352,6 +371,13 @@ impl Session {
             in_band.can_ask = self.questions.carried() && elicits;
             in_band.answer = answer;
         }
+        let releases = self
+            .releases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .filter(|_| may_wait);
+        in_band.can_wait = releases.is_some();
         // Tollgate's own round-trip fields never reach the server, which asked nothing.
         let stripped = answered.then(|| in_band::strip(line));
         let line = stripped.as_deref().unwrap_or(line);
@@ -501,6 +527,27 @@ impl Session {
                     .as_deref()
                     .is_some_and(|v| v >= "2025-11-25");
                 Err(self.questions.ask(&question, id, line, with_mode))
+            }
+            Decision::Wait(wait) => {
+                let approval = crate::audit::ApprovalFacts {
+                    id: &wait.approval,
+                    by: None,
+                    channel: Some("operator"),
+                    waited_ms: None,
+                };
+                record("wait", None, false, Some(approval));
+                tracing::info!(tool = %params.name, approval = %wait.approval, "holding the call while an operator decides");
+                let again = self.questions.wait(id, line, &wait.approval);
+                let progress = params
+                    .meta
+                    .as_ref()
+                    .and_then(|m| m.get("progressToken"))
+                    .cloned();
+                if let Some(out) = releases {
+                    waiting::spawn(chain.clone(), wait, again, progress, out);
+                }
+                // Nothing to answer now: the call's answer comes when the wait is over.
+                Err(Vec::new())
             }
             Decision::Unknown => {
                 record("unknown", None, false, None);

@@ -159,35 +159,44 @@ impl Forward {
     }
 }
 
-/// Read the agent's messages until it closes stdin; decide, answer or forward each.
+/// Read the agent's messages until it closes stdin; decide, answer or forward each — and the
+/// calls held while an operator decides, when their wait is over.
 async fn pump_agent(session: Arc<Session>, agent_out: Writer, max: usize, mut forward: Forward) {
     // The agent's stdout carries Tollgate's own questions, and its stdin brings the answers.
     session.carry_questions();
+    let mut releases = session.take_releases();
     let mut lines = LineReader::new(BufReader::with_capacity(64 << 10, stdio::stdin()), max);
     loop {
-        let line = match lines.next().await {
-            Ok(Some(line)) => line,
-            Ok(None) => break,
-            Err(e) => {
-                tracing::error!(error = %e, "reading from the agent failed");
-                break;
-            }
-        };
-        let routed = match line {
-            Line::Message(bytes) => session.from_client(&bytes).await,
-            Line::TooLong(n) => {
-                let message = format!("Invalid Request: message of {n} bytes is over the limit of {max} bytes (--max-message-bytes)");
-                tracing::warn!("{message}");
-                super::Routed {
-                    to_client: vec![jsonrpc::error_response(
-                        "null",
-                        codes::INVALID_REQUEST,
-                        &message,
-                        None,
-                    )],
-                    ..super::Routed::default()
+        // `next` keeps a partly read line when a release wins the race.
+        let routed = tokio::select! {
+            line = lines.next() => match line {
+                Ok(Some(Line::Message(bytes))) => session.from_client(&bytes).await,
+                Ok(Some(Line::TooLong(n))) => {
+                    let message = format!("Invalid Request: message of {n} bytes is over the limit of {max} bytes (--max-message-bytes)");
+                    tracing::warn!("{message}");
+                    super::Routed {
+                        to_client: vec![jsonrpc::error_response(
+                            "null",
+                            codes::INVALID_REQUEST,
+                            &message,
+                            None,
+                        )],
+                        ..super::Routed::default()
+                    }
                 }
-            }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading from the agent failed");
+                    break;
+                }
+            },
+            Some(release) = releases.recv() => match release {
+                super::Release::Again(bytes) => session.from_client(&bytes).await,
+                super::Release::ToClient(bytes) => super::Routed {
+                    to_client: vec![bytes],
+                    ..super::Routed::default()
+                },
+            },
         };
         for answer in &routed.to_client {
             if send(&agent_out, answer).await.is_err() {

@@ -340,7 +340,8 @@ pub struct Listening {
 
 impl Listening {
     /// Start Tollgate on a free loopback port with `policy` (under tests/policies/) in front of
-    /// `server`, with `extra` arguments and environment; waits until it listens.
+    /// `server`, with `extra` arguments and environment (memory counters unless `extra` says
+    /// `--state`); waits until it listens.
     pub fn start(
         policy: &str,
         server: Vec<String>,
@@ -348,15 +349,16 @@ impl Listening {
         env: &[(&str, &str)],
     ) -> Listening {
         use std::io::BufRead;
+        // Memory counters unless `extra` names a store.
+        let state = if extra.contains(&"--state") {
+            &[][..]
+        } else {
+            &["--state", "memory"][..]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args([
-                "run",
-                "--listen",
-                "127.0.0.1:0",
-                "--state",
-                "memory",
-                "--policy",
-            ])
+            .args(["run", "--listen", "127.0.0.1:0"])
+            .args(state)
+            .arg("--policy")
             .arg(policy_path(policy))
             .args(extra)
             .arg("--")

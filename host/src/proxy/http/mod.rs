@@ -452,13 +452,16 @@ impl Listener {
             tracing::error!("{e}");
             refuse(StatusCode::BAD_GATEWAY, -32603, &e)
         })?;
-        Ok(Arc::new(Entry {
+        let releases = session.take_releases();
+        let entry = Arc::new(Entry {
             session,
             upstream,
             owner: caller.clone(),
             last_used: Mutex::new(Instant::now()),
             replay: resume::Replay::default(),
-        }))
+        });
+        tokio::spawn(post::serve_releases(Arc::downgrade(&entry), releases));
+        Ok(entry)
     }
 
     /// The child shared by this caller's stateless requests.

@@ -287,9 +287,11 @@ impl Listener {
             // The call waits for the client's answer to the question in `answers`: the stream
             // stays open for the call's own answer, which comes once the client has answered.
             let (raw_tx, raw_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+            // Progress for the held call (a wait for an operator) goes to its stream too.
+            let (_, tokens) = requests_in(&message);
             entry
                 .upstream
-                .expect(std::slice::from_ref(&held), &[], &raw_tx);
+                .expect(std::slice::from_ref(&held), &tokens, &raw_tx);
             drop(raw_tx);
             let awaiting = Awaiting {
                 entry: entry.clone(),
@@ -297,7 +299,11 @@ impl Listener {
                 shared,
             };
             let (tx, body) = event_stream();
-            let sink = Sink::Resumable(entry.replay.open(tx));
+            let sink = if shared {
+                Sink::Plain(tx)
+            } else {
+                Sink::Resumable(entry.replay.open(tx))
+            };
             for a in &answers {
                 sink.send(a);
             }
@@ -438,6 +444,34 @@ async fn release(
     routed: crate::proxy::Routed,
     session: Option<&str>,
 ) -> Response<ResponseBody> {
+    release_held(entry, routed).await;
+    let mut r = json_response(StatusCode::ACCEPTED, "");
+    set_session(&mut r, session);
+    r
+}
+
+/// Pass the releases of the session's held calls (waits for an operator that are over, and
+/// progress while they last) to the streams that hold those calls, until the session ends.
+pub(super) async fn serve_releases(
+    entry: std::sync::Weak<Entry>,
+    mut releases: tokio::sync::mpsc::UnboundedReceiver<crate::proxy::Release>,
+) {
+    while let Some(release) = releases.recv().await {
+        let Some(entry) = entry.upgrade() else {
+            return;
+        };
+        match release {
+            crate::proxy::Release::Again(bytes) => {
+                let routed = entry.session.from_client(&bytes).await;
+                release_held(&entry, routed).await;
+            }
+            crate::proxy::Release::ToClient(bytes) => entry.upstream.deliver(bytes.into()),
+        }
+    }
+}
+
+/// Send a released call to the server, or its answer to the stream that holds it.
+async fn release_held(entry: &Arc<Entry>, routed: crate::proxy::Routed) {
     for answer in routed.to_client {
         entry.upstream.deliver(answer.into());
     }
@@ -451,9 +485,6 @@ async fn release(
             }
         }
     }
-    let mut r = json_response(StatusCode::ACCEPTED, "");
-    set_session(&mut r, session);
-    r
 }
 
 /// Answer with JSON: one message, or several as an array.

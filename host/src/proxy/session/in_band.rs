@@ -23,6 +23,9 @@ use std::sync::Mutex;
 /// the retry's `inputResponses`).
 pub const INPUT_KEY: &str = "dev.tollgate/approval";
 
+/// The id prefix of the message that ends a wait for an operator.
+const WAIT_KEY: &str = "dev.tollgate/wait";
+
 /// How Tollgate's request state starts; the approval request's id follows.
 pub const STATE_PREFIX: &str = "dev.tollgate/approval:";
 
@@ -49,6 +52,7 @@ pub fn read(params: &CallParams<'_>, stateless: bool) -> (InBand, bool) {
             InBand {
                 can_ask,
                 answer: None,
+                can_wait: false,
             },
             false,
         );
@@ -65,6 +69,7 @@ pub fn read(params: &CallParams<'_>, stateless: bool) -> (InBand, bool) {
         InBand {
             can_ask,
             answer: Some(answer),
+            can_wait: false,
         },
         true,
     )
@@ -92,6 +97,9 @@ struct Held {
     line: Vec<u8>,
     /// The approval request the question is for.
     approval: String,
+    /// Held while an operator decides (the "answer" is the end of the wait), not for the
+    /// client's answer.
+    waiting: bool,
 }
 
 /// The questions of one session put to its client as requests of Tollgate's own.
@@ -135,11 +143,29 @@ impl Questions {
             call: call.into(),
             line: line.to_vec(),
             approval: question.approval.clone(),
+            waiting: false,
         };
         self.open().insert(id.to_string(), held);
         let request =
             json!({"jsonrpc": "2.0", "id": id, "method": "elicitation/create", "params": params});
         request.to_string().into_bytes()
+    }
+
+    /// Hold the call `line` (id `call`) while an operator decides `approval`; the message that
+    /// ends the wait, to come back through the session when it is over.
+    pub fn wait(&self, call: &str, line: &[u8], approval: &str) -> Vec<u8> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let id = Value::String(format!("{WAIT_KEY}/{n}:{approval}"));
+        let held = Held {
+            call: call.into(),
+            line: line.to_vec(),
+            approval: approval.into(),
+            waiting: true,
+        };
+        self.open().insert(id.to_string(), held);
+        json!({"jsonrpc": "2.0", "id": id, "result": {}})
+            .to_string()
+            .into_bytes()
     }
 
     /// Whether `id` (JSON text) is one of the questions awaiting an answer.
@@ -161,8 +187,17 @@ impl Questions {
     }
 
     /// The held call a response to one of the questions answers, and the answer.
-    pub fn answered(&self, response: &Envelope<'_>) -> Option<(Vec<u8>, ClientAnswer)> {
-        let Held { line, approval, .. } = self.open().remove(response.id_text())?;
+    /// `None` for the answer: a wait for an operator ended (the call is decided again as it is).
+    pub fn answered(&self, response: &Envelope<'_>) -> Option<(Vec<u8>, Option<ClientAnswer>)> {
+        let Held {
+            line,
+            approval,
+            waiting,
+            ..
+        } = self.open().remove(response.id_text())?;
+        if waiting {
+            return Some((line, None));
+        }
         let answer = match (response.result, response.error) {
             (Some(result), _) => match serde_json::from_str::<Value>(result.get()) {
                 Ok(result) => answer_of(&result, &approval),
@@ -173,7 +208,7 @@ impl Questions {
             }
             (None, None) => ClientAnswer::Unreadable("an empty answer".into()),
         };
-        Some((line, answer))
+        Some((line, Some(answer)))
     }
 
     fn open(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
@@ -267,7 +302,7 @@ mod tests {
         let env: Envelope = serde_json::from_str(&answer).unwrap();
         assert_eq!(
             questions.answered(&env),
-            Some((call.to_vec(), ClientAnswer::Approved("ap-1".into())))
+            Some((call.to_vec(), Some(ClientAnswer::Approved("ap-1".into()))))
         );
         assert_eq!(questions.answered(&env), None, "released once");
         let asked: Value =
