@@ -169,6 +169,8 @@ async fn pump_agent(session: Arc<Session>, agent_out: Writer, max: usize, mut fo
     loop {
         // `next` keeps a partly read line when a release wins the race.
         let routed = tokio::select! {
+            // The agent's messages first: a release is never urgent to the microsecond.
+            biased;
             line = lines.next() => match line {
                 Ok(Some(Line::Message(bytes))) => session.from_client(&bytes).await,
                 Ok(Some(Line::TooLong(n))) => {
