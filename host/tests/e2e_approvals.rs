@@ -274,6 +274,12 @@ fn clients_ask_their_users_in_band_and_only_the_calls_they_approve_reach_the_ser
         asked.starts_with("Send legacy to bob? (An approval"),
         "{legacy}"
     );
+    let cancelled = drive_as(Client::Py1, json!({"action": "cancel"}), "dismissed");
+    assert_eq!(
+        cancelled.result(0)["_meta"]["dev.tollgate/denial"]["code"],
+        "approval_cancelled",
+        "{cancelled}"
+    );
     let ts = drive_as(Client::Ts, json!({"action": "decline"}), "from ts");
     assert_eq!(
         ts.result(0)["_meta"]["dev.tollgate/denial"]["code"],
@@ -675,5 +681,47 @@ fn with_wait_a_call_is_held_until_an_operator_decides_and_goes_through() {
             json!({"tool": "send_message", "arguments": {"to": "bob", "body": "hi"}}),
             json!({"tool": "send_message", "arguments": {"to": "bob", "body": "over http"}}),
         ]
+    );
+}
+
+/// A request raised through one proxy is approved from the CLI and used through another proxy
+/// process on the same sqlite file: the store, not the process, holds approvals.
+#[test]
+fn an_approval_given_for_one_proxys_call_is_used_through_another_proxy() {
+    let s = scene();
+    let calls = s.calls.to_str().unwrap().to_string();
+    let env = [("TOLLGATE_TEST_CALL_LOG", calls.as_str())];
+    let first = drive_with_env(
+        Client::Py1,
+        &s.command,
+        &json!({"steps": [call("bob", "hi")]}),
+        &env,
+    );
+    let id = first.result(0)["_meta"]["dev.tollgate/denial"]["approvalId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_string();
+    approvals(&s.state, &["approve", &id]);
+    let second = drive_with_env(
+        Client::Ts,
+        &s.command,
+        &json!({"steps": [call("bob", "hi")]}),
+        &env,
+    );
+    assert_eq!(
+        second.result(0)["_meta"]["dev.tollgate/denial"]["code"],
+        "approval_pending",
+        "the TypeScript client is another caller: the approval was for the Python client's call\n{second}"
+    );
+    let again = drive_with_env(
+        Client::Py1,
+        &s.command,
+        &json!({"steps": [call("bob", "hi")]}),
+        &env,
+    );
+    assert_eq!(text(again.result(0)), "sent to bob: hi", "{again}");
+    assert_eq!(
+        executed(&s.calls),
+        [json!({"tool": "send_message", "arguments": {"to": "bob", "body": "hi"}})]
     );
 }
