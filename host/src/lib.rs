@@ -9,9 +9,11 @@
 //! - [`chain`] turns a `tools/call` into a decision: rules in order, rewrites, refunds;
 //! - [`config`] reads policy files into one normalised [`config::Policy`];
 //! - [`engine`] runs plugins in wasmtime under limits; [`builtin`] holds the embedded plugins;
-//! - [`state`] keeps counters and first-use pins; [`jsonrpc`] reads the JSON-RPC envelope and
-//!   nothing more;
+//! - [`state`] keeps counters, first-use pins and approval requests; [`jsonrpc`] reads the
+//!   JSON-RPC envelope and nothing more;
 //! - [`pins`] holds each server's tools to reviewed definitions (the session checks lists);
+//! - [`approval`] holds a call for a person's approval of exactly that call (requests kept in
+//!   the state store, decided by an operator or asked of the client's user);
 //! - [`audit`] and [`metrics`] record what was decided.
 //!
 //! Beside the data path, for the command line: [`pack`] (third-party plugin packs), [`scan`]
