@@ -90,6 +90,41 @@ struct Scene {
     denied: PathBuf,
 }
 
+impl Scene {
+    /// `client` drives `scenario` through this scene's proxy, the server logging its calls.
+    fn drive(&self, client: Client, scenario: &Value) -> Run {
+        let calls = self.calls.to_str().unwrap();
+        drive_with_env(
+            client,
+            &self.command,
+            scenario,
+            &[("TOLLGATE_TEST_CALL_LOG", calls)],
+        )
+    }
+
+    /// [`Scene::drive`] on a thread of its own (while the test plays the operator).
+    fn agent(&self, client: Client, scenario: Value) -> std::thread::JoinHandle<Run> {
+        let (command, calls) = (self.command.clone(), self.calls.clone());
+        std::thread::spawn(move || {
+            let calls = calls.to_str().unwrap().to_string();
+            drive_with_env(
+                client,
+                &command,
+                &scenario,
+                &[("TOLLGATE_TEST_CALL_LOG", &calls)],
+            )
+        })
+    }
+}
+
+/// The approval request a denial names (`_meta."dev.tollgate/denial".approvalId`) of step `i`.
+fn approval_id(run: &Run, i: usize) -> String {
+    run.result(i)["_meta"]["dev.tollgate/denial"]["approvalId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("step {i} names no approval request\n{run}"))
+        .to_string()
+}
+
 fn scene() -> Scene {
     scene_with(POLICY, fastmcp1())
 }
@@ -137,16 +172,7 @@ fn an_operator_approves_one_call_from_another_process_and_only_that_call_reaches
         call("bob", "hi!"),
         call("self", "note"),
     ]});
-    let command = s.command.clone();
-    let calls = s.calls.to_str().unwrap().to_string();
-    let agent = std::thread::spawn(move || {
-        drive_with_env(
-            Client::Py1,
-            &command,
-            &scenario,
-            &[("TOLLGATE_TEST_CALL_LOG", &calls)],
-        )
-    });
+    let agent = s.agent(Client::Py1, scenario);
 
     let first = pending_with(&s.state, r#""hi""#);
     assert_eq!(first["message"], "Send hi to bob?");
@@ -229,11 +255,11 @@ fn an_operator_approves_one_call_from_another_process_and_only_that_call_reaches
 #[test]
 fn clients_ask_their_users_in_band_and_only_the_calls_they_approve_reach_the_server() {
     let s = scene_with(&client_policy(), fastmcp2());
-    let calls = s.calls.to_str().unwrap().to_string();
-    let env = [("TOLLGATE_TEST_CALL_LOG", calls.as_str())];
     let drive_as = |client: Client, elicitation: Value, body: &str| {
-        let scenario = json!({"steps": [call("bob", body)], "elicitation": elicitation});
-        drive_with_env(client, &s.command, &scenario, &env)
+        s.drive(
+            client,
+            &json!({"steps": [call("bob", body)], "elicitation": elicitation}),
+        )
     };
 
     let approved = drive_as(Client::Py2, json!({"action": "accept"}), "hi");
@@ -536,10 +562,7 @@ fn a_new_request_is_posted_to_the_webhook_signed_and_retried_after_a_failure() {
     );
     let _ = receiver.kill();
     let _ = receiver.wait();
-    let id = run.result(0)["_meta"]["dev.tollgate/denial"]["approvalId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{run}"))
-        .to_string();
+    let id = approval_id(&run, 0);
     let posts = executed(&received);
     assert_eq!(
         posts
@@ -599,10 +622,7 @@ fn status_shows_the_calls_waiting_for_approval_on_this_machine() {
         &json!({"steps": [call("bob", "hi")]}),
         &xdg,
     );
-    let id = run.result(0)["_meta"]["dev.tollgate/denial"]["approvalId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{run}"))
-        .to_string();
+    let id = approval_id(&run, 0);
     let shown = status();
     let line = shown
         .lines()
@@ -630,16 +650,7 @@ fn with_wait_a_call_is_held_until_an_operator_decides_and_goes_through() {
     let mut progress = call("bob", "hi");
     progress["progress"] = json!(true);
     let scenario = json!({"steps": [progress, call("bob", "nobody decides")], "timeout": 30});
-    let command = s.command.clone();
-    let env_calls = calls.clone();
-    let agent = std::thread::spawn(move || {
-        drive_with_env(
-            Client::Py1,
-            &command,
-            &scenario,
-            &[("TOLLGATE_TEST_CALL_LOG", &env_calls)],
-        )
-    });
+    let agent = s.agent(Client::Py1, scenario);
     let held = pending_with(&s.state, r#""hi""#);
     std::thread::sleep(Duration::from_millis(5_500));
     assert!(executed(&s.calls).is_empty(), "held, not forwarded");
@@ -689,36 +700,16 @@ fn with_wait_a_call_is_held_until_an_operator_decides_and_goes_through() {
 #[test]
 fn an_approval_given_for_one_proxys_call_is_used_through_another_proxy() {
     let s = scene();
-    let calls = s.calls.to_str().unwrap().to_string();
-    let env = [("TOLLGATE_TEST_CALL_LOG", calls.as_str())];
-    let first = drive_with_env(
-        Client::Py1,
-        &s.command,
-        &json!({"steps": [call("bob", "hi")]}),
-        &env,
-    );
-    let id = first.result(0)["_meta"]["dev.tollgate/denial"]["approvalId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{first}"))
-        .to_string();
-    approvals(&s.state, &["approve", &id]);
-    let second = drive_with_env(
-        Client::Ts,
-        &s.command,
-        &json!({"steps": [call("bob", "hi")]}),
-        &env,
-    );
+    let once = json!({"steps": [call("bob", "hi")]});
+    let first = s.drive(Client::Py1, &once);
+    approvals(&s.state, &["approve", &approval_id(&first, 0)]);
+    let second = s.drive(Client::Ts, &once);
     assert_eq!(
         second.result(0)["_meta"]["dev.tollgate/denial"]["code"],
         "approval_pending",
         "the TypeScript client is another caller: the approval was for the Python client's call\n{second}"
     );
-    let again = drive_with_env(
-        Client::Py1,
-        &s.command,
-        &json!({"steps": [call("bob", "hi")]}),
-        &env,
-    );
+    let again = s.drive(Client::Py1, &once);
     assert_eq!(text(again.result(0)), "sent to bob: hi", "{again}");
     assert_eq!(
         executed(&s.calls),

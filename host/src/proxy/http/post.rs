@@ -298,15 +298,7 @@ impl Listener {
                 ids: vec![held],
                 shared,
             };
-            let (tx, body) = event_stream();
-            let sink = if shared {
-                Sink::Plain(tx)
-            } else {
-                Sink::Resumable(entry.replay.open(tx))
-            };
-            for a in &answers {
-                sink.send(a);
-            }
+            let (sink, body) = open_stream(&entry, shared, &answers);
             tokio::spawn(stream_answers(awaiting, raw_rx, sink, swap));
             return sse_response(body, new_session.as_deref());
         }
@@ -360,16 +352,7 @@ impl Listener {
                     return answer_json(vec![m], new_session.as_deref());
                 }
             }
-            let (tx, body) = event_stream();
-            // A session's stream can be resumed; a stateless one ends (and cancels) on close.
-            let sink = if shared {
-                Sink::Plain(tx)
-            } else {
-                Sink::Resumable(entry.replay.open(tx))
-            };
-            for a in &answers {
-                sink.send(a);
-            }
+            let (sink, body) = open_stream(&entry, shared, &answers);
             if let Some(m) = first {
                 awaiting.answered(&m);
                 let m = match &swap {
@@ -514,6 +497,21 @@ fn answers_one(m: &[u8], ids: &mut Vec<String>) -> bool {
         }
         _ => false,
     }
+}
+
+/// A POST's SSE stream, `first` sent on it at once. A session's stream can be resumed; a
+/// stateless request's (`shared`) ends, and cancels it, when the client closes it.
+fn open_stream(entry: &Entry, shared: bool, first: &[Bytes]) -> (Sink, ResponseBody) {
+    let (tx, body) = event_stream();
+    let sink = if shared {
+        Sink::Plain(tx)
+    } else {
+        Sink::Resumable(entry.replay.open(tx))
+    };
+    for m in first {
+        sink.send(m);
+    }
+    (sink, body)
 }
 
 /// Where a POST's SSE events go.
