@@ -557,6 +557,18 @@ tools:
         .await,
         Decision::Allow { .. }
     ));
+    let unanswered = InBand {
+        can_ask: true,
+        answer: Some(ClientAnswer::TimedOut(asked.approval.clone())),
+        ..InBand::default()
+    };
+    match c
+        .decide_in(call("transfer", r#"{"amount": 5}"#), &unanswered)
+        .await
+    {
+        Decision::Deny(d) => assert_eq!(d.code, "approval_expired"),
+        other => panic!("a question nobody answered: {other:?}"),
+    }
     let d = denial(&c, "transfer", r#"{"amount": 5}"#).await;
     assert_eq!(
         d.code, "approval_required",

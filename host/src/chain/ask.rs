@@ -54,6 +54,8 @@ pub enum ClientAnswer {
     Declined(String),
     /// The user dismissed the question for request `0`.
     Cancelled(String),
+    /// Nobody answered the question for request `0` before the request expired.
+    TimedOut(String),
     /// The state or the answer could not be read.
     Unreadable(String),
 }
@@ -67,6 +69,9 @@ pub struct ClientQuestion {
     pub message: String,
     /// The asking rule.
     pub rule: String,
+    /// When the request expires (ms since the epoch): a call held for the answer is answered
+    /// then.
+    pub expires_ms: u64,
 }
 
 /// A call to hold while an operator decides.
@@ -151,6 +156,14 @@ impl Chain {
                     None,
                 ));
             }
+            Some(ClientAnswer::TimedOut(id)) => {
+                crate::metrics::approval("expired", "client");
+                return Err(deny(
+                    format!("{message} Nobody answered the question in time (request {id}); call again to be asked again."),
+                    APPROVAL_EXPIRED,
+                    Some(id),
+                ));
+            }
             Some(ClientAnswer::Cancelled(id)) => {
                 crate::metrics::approval("cancelled", "client");
                 return Err(deny(
@@ -203,6 +216,7 @@ impl Chain {
                     approval: approval.id,
                     message: message.into(),
                     rule: rule.label.clone(),
+                    expires_ms: approval.expires_ms,
                 }))
             }
             Ok(Answer::Pending { approval, new }) => {

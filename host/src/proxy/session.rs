@@ -526,7 +526,17 @@ impl Session {
                     .protocol_version
                     .as_deref()
                     .is_some_and(|v| v >= "2025-11-25");
-                Err(self.questions.ask(&question, id, line, with_mode))
+                let asked = self.questions.ask(&question, id, line, with_mode);
+                if let Some(out) = releases {
+                    // A question nobody answers ends with its request.
+                    let unanswered = in_band::Questions::unanswered(&asked);
+                    let left = question.expires_ms.saturating_sub(crate::state::now_ms());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(std::time::Duration::from_millis(left)).await;
+                        let _ = out.send(Release::Again(unanswered));
+                    });
+                }
+                Err(asked)
             }
             Decision::Wait(wait) => {
                 let approval = crate::audit::ApprovalFacts {

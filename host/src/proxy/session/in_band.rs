@@ -23,6 +23,10 @@ use std::sync::Mutex;
 /// the retry's `inputResponses`).
 pub const INPUT_KEY: &str = "dev.tollgate/approval";
 
+/// The error code of the message that tells the session a question went unanswered until its
+/// request expired (a client sending it only expires its own question).
+const UNANSWERED: i64 = -32099;
+
 /// The id prefix of the message that ends a wait for an operator.
 const WAIT_KEY: &str = "dev.tollgate/wait";
 
@@ -168,6 +172,18 @@ impl Questions {
             .into_bytes()
     }
 
+    /// The message that, passed through the session, ends the question `asked` (the request
+    /// [`Questions::ask`] returned) unanswered.
+    pub fn unanswered(asked: &[u8]) -> Vec<u8> {
+        let id = serde_json::from_slice::<Value>(asked)
+            .ok()
+            .and_then(|m| m.get("id").cloned())
+            .unwrap_or(Value::Null);
+        json!({"jsonrpc": "2.0", "id": id, "error": {"code": UNANSWERED, "message": "no answer before the approval request expired"}})
+            .to_string()
+            .into_bytes()
+    }
+
     /// Whether `id` (JSON text) is one of the questions awaiting an answer.
     pub fn is_open(&self, id: &str) -> bool {
         self.open().contains_key(id)
@@ -203,6 +219,12 @@ impl Questions {
                 Ok(result) => answer_of(&result, &approval),
                 Err(e) => ClientAnswer::Unreadable(format!("an answer that is not JSON: {e}")),
             },
+            (None, Some(error))
+                if serde_json::from_str::<Value>(error.get())
+                    .is_ok_and(|e| e["code"] == json!(UNANSWERED)) =>
+            {
+                ClientAnswer::TimedOut(approval)
+            }
             (None, Some(error)) => {
                 ClientAnswer::Unreadable(format!("the client could not ask: {}", error.get()))
             }
@@ -286,6 +308,7 @@ mod tests {
             approval: "ap-1".into(),
             message: "Send?".into(),
             rule: "r".into(),
+            expires_ms: 0,
         };
         let call = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"t"}}"#;
         let asked: Value =
@@ -307,6 +330,11 @@ mod tests {
         assert_eq!(questions.answered(&env), None, "released once");
         let asked: Value =
             serde_json::from_slice(&questions.ask(&question, "8", call, true)).unwrap();
+        let unanswered = Questions::unanswered(&questions.ask(&question, "9", call, true));
+        assert_eq!(
+            questions.answered(&serde_json::from_slice(&unanswered).unwrap()),
+            Some((call.to_vec(), Some(ClientAnswer::TimedOut("ap-1".into()))))
+        );
         assert!(questions.drop_call("8") && !questions.holds("8"));
         let late = format!(
             r#"{{"jsonrpc":"2.0","id":{},"result":{{"action":"accept"}}}}"#,
