@@ -276,22 +276,6 @@ impl Session {
         }
     }
 
-    /// A `notifications/cancelled` for a call held for the client's answer: the call is dropped
-    /// (it never reached the server, which has nothing to cancel), and a late answer finds
-    /// nothing to release.
-    fn cancels_a_held_call(&self, env: &Envelope<'_>) -> bool {
-        if env.kind() != Kind::Notification
-            || env.method.as_deref() != Some("notifications/cancelled")
-        {
-            return false;
-        }
-        let id = env
-            .params
-            .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
-            .and_then(|p| p.get("requestId").map(Value::to_string));
-        id.is_some_and(|id| self.questions.drop_call(&id))
-    }
-
     /// One message: `Ok(None)` forward as is, `Ok(Some)` forward these bytes, `Err` answer the
     /// agent instead.
     async fn client_message(
@@ -333,19 +317,6 @@ impl Session {
         }
     }
 
-    /// The client answered one of Tollgate's questions: decide the call it held, which then
-    /// goes to the server (`Ok`) or is answered (`Err`); the answer itself goes nowhere.
-    async fn answered(&self, response: &Envelope<'_>) -> Result<Option<Vec<u8>>, Vec<u8>> {
-        let Some((line, answer)) = self.questions.answered(response) else {
-            return Ok(None);
-        };
-        let env: Envelope = serde_json::from_slice(&line).expect("the held call was parsed before");
-        match self.call(&env, &line, answer, false).await {
-            Ok(None) => Ok(Some(line.clone())),
-            other => other,
-        }
-    }
-
     /// Decide a `tools/call`; `answer`: the client's answer to the question this call raised;
     /// `may_wait`: it may be held while an operator decides (not when it is decided again).
     async fn call(
@@ -361,23 +332,7 @@ impl Session {
         let params = jsonrpc::call_params(env.params)
             .map_err(|m| jsonrpc::error_response(id, codes::INVALID_PARAMS, &m, None))?;
         let stateless = is_stateless(params.meta.as_ref());
-        let (mut in_band, answered) = in_band::read(&params, stateless);
-        if !stateless {
-            let elicits = self
-                .client
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .elicitation;
-            in_band.can_ask = self.questions.carried() && elicits;
-            in_band.answer = answer;
-        }
-        let releases = self
-            .releases
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .filter(|_| may_wait);
-        in_band.can_wait = releases.is_some();
+        let (in_band, answered, releases) = self.in_band(&params, stateless, answer, may_wait);
         // Tollgate's own round-trip fields never reach the server, which asked nothing.
         let stripped = answered.then(|| in_band::strip(line));
         let line = stripped.as_deref().unwrap_or(line);
@@ -516,27 +471,7 @@ impl Session {
                 };
                 record("ask", None, false, Some(approval));
                 tracing::info!(tool = %params.name, rule = %question.rule, approval = %question.approval, "asking the client's user");
-                if stateless {
-                    return Err(in_band::question(id, &question));
-                }
-                let with_mode = self
-                    .client
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .protocol_version
-                    .as_deref()
-                    .is_some_and(|v| v >= "2025-11-25");
-                let asked = self.questions.ask(&question, id, line, with_mode);
-                if let Some(out) = releases {
-                    // A question nobody answers ends with its request.
-                    let unanswered = in_band::Questions::unanswered(&asked);
-                    let left = question.expires_ms.saturating_sub(crate::state::now_ms());
-                    tokio::spawn(async move {
-                        tokio::time::sleep(std::time::Duration::from_millis(left)).await;
-                        let _ = out.send(Release::Again(unanswered));
-                    });
-                }
-                Err(asked)
+                Err(self.ask_client(id, line, &question, stateless, releases))
             }
             Decision::Wait(wait) => {
                 let approval = crate::audit::ApprovalFacts {
@@ -547,15 +482,8 @@ impl Session {
                 };
                 record("wait", None, false, Some(approval));
                 tracing::info!(tool = %params.name, approval = %wait.approval, "holding the call while an operator decides");
-                let again = self.questions.wait(id, line, &wait.approval);
-                let progress = params
-                    .meta
-                    .as_ref()
-                    .and_then(|m| m.get("progressToken"))
-                    .cloned();
-                if let Some(out) = releases {
-                    waiting::spawn(chain.clone(), wait, again, progress, out);
-                }
+                let progress = params.meta.as_ref().and_then(|m| m.get("progressToken"));
+                self.hold(id, line, &chain, wait, progress.cloned(), releases);
                 // Nothing to answer now: the call's answer comes when the wait is over.
                 Err(Vec::new())
             }

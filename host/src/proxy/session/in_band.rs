@@ -13,11 +13,12 @@
 //!   messages keep flowing meanwhile.
 
 use crate::chain::{ClientAnswer, ClientQuestion, InBand};
-use crate::jsonrpc::{self, CallParams, Envelope};
+use crate::jsonrpc::{self, CallParams, Envelope, Kind};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+use tokio::sync::mpsc::UnboundedSender;
 
 /// The key of Tollgate's question among a result's `inputRequests` (and of the answer among
 /// the retry's `inputResponses`).
@@ -291,6 +292,103 @@ pub fn question(id: &str, question: &ClientQuestion) -> Vec<u8> {
         "requestState": format!("{STATE_PREFIX}{}", question.approval),
     });
     jsonrpc::result_response(id, &result)
+}
+
+impl super::Session {
+    /// What this request offers for asking in band, whether it carries Tollgate's own
+    /// round-trip fields (to strip), and where a held call's release goes (when it may wait).
+    pub(super) fn in_band(
+        &self,
+        params: &CallParams<'_>,
+        stateless: bool,
+        answer: Option<ClientAnswer>,
+        may_wait: bool,
+    ) -> (InBand, bool, Option<UnboundedSender<super::Release>>) {
+        let (mut in_band, answered) = read(params, stateless);
+        if !stateless {
+            let elicits = self
+                .client
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .elicitation;
+            in_band.can_ask = self.questions.carried() && elicits;
+            in_band.answer = answer;
+        }
+        let releases = self
+            .releases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .filter(|_| may_wait);
+        in_band.can_wait = releases.is_some();
+        (in_band, answered, releases)
+    }
+
+    /// What asks the client's user `question` about the call `line` (id `id`): an
+    /// `input_required` answer (stateless revision), or a request of Tollgate's own that holds
+    /// the call until the answer — or until the request expires, when `releases` can say so.
+    pub(super) fn ask_client(
+        &self,
+        id: &str,
+        line: &[u8],
+        question: &ClientQuestion,
+        stateless: bool,
+        releases: Option<UnboundedSender<super::Release>>,
+    ) -> Vec<u8> {
+        if stateless {
+            return self::question(id, question);
+        }
+        let with_mode = self
+            .client
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .protocol_version
+            .as_deref()
+            .is_some_and(|v| v >= "2025-11-25");
+        let asked = self.questions.ask(question, id, line, with_mode);
+        if let Some(out) = releases {
+            // A question nobody answers ends with its request.
+            let unanswered = Questions::unanswered(&asked);
+            let left = question.expires_ms.saturating_sub(crate::state::now_ms());
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(left)).await;
+                let _ = out.send(super::Release::Again(unanswered));
+            });
+        }
+        asked
+    }
+
+    /// A `notifications/cancelled` for a call held for the client's answer: the call is dropped
+    /// (it never reached the server, which has nothing to cancel), and a late answer finds
+    /// nothing to release.
+    pub(super) fn cancels_a_held_call(&self, env: &Envelope<'_>) -> bool {
+        if env.kind() != Kind::Notification
+            || env.method.as_deref() != Some("notifications/cancelled")
+        {
+            return false;
+        }
+        let id = env
+            .params
+            .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+            .and_then(|p| p.get("requestId").map(Value::to_string));
+        id.is_some_and(|id| self.questions.drop_call(&id))
+    }
+
+    /// The client answered one of Tollgate's questions: decide the call it held, which then
+    /// goes to the server (`Ok`) or is answered (`Err`); the answer itself goes nowhere.
+    pub(super) async fn answered(
+        &self,
+        response: &Envelope<'_>,
+    ) -> Result<Option<Vec<u8>>, Vec<u8>> {
+        let Some((line, answer)) = self.questions.answered(response) else {
+            return Ok(None);
+        };
+        let env: Envelope = serde_json::from_slice(&line).expect("the held call was parsed before");
+        match self.call(&env, &line, answer, false).await {
+            Ok(None) => Ok(Some(line.clone())),
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]

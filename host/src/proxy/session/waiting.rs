@@ -26,8 +26,27 @@ pub enum Release {
     ToClient(Vec<u8>),
 }
 
+impl super::Session {
+    /// Hold the call `line` (id `id`) while an operator decides `wait`'s request; its waiter
+    /// sends progress (when `progress` names a token) and the release to `releases`.
+    pub(super) fn hold(
+        &self,
+        id: &str,
+        line: &[u8],
+        chain: &Arc<Chain>,
+        wait: WaitFor,
+        progress: Option<Value>,
+        releases: Option<UnboundedSender<Release>>,
+    ) {
+        let again = self.questions.wait(id, line, &wait.approval);
+        if let Some(out) = releases {
+            spawn(chain.clone(), wait, again, progress, out);
+        }
+    }
+}
+
 /// Wait for `wait`'s request to be decided (or its time to run out), then send `again`.
-pub fn spawn(
+fn spawn(
     chain: Arc<Chain>,
     wait: WaitFor,
     again: Vec<u8>,
