@@ -106,15 +106,7 @@ impl Chain {
         in_band: &InBand,
     ) -> Result<Approval, Held> {
         let deny = |reason: String, code: &str, approval: Option<&str>| {
-            Held::Denied(Denial {
-                reason,
-                code: code.into(),
-                rule: rule.label.clone(),
-                plugin: rule.bound.name().to_string(),
-                retry_after_ms: (code == APPROVAL_PENDING).then_some(approval::RETRY_AFTER_MS),
-                deny_as: rule.deny_as,
-                approval: approval.map(str::to_string),
-            })
+            Held::Denied(denial(rule, reason, code, approval))
         };
         let channels = rule.ask_channels;
         let Some(store) = self.counters.approvals() else {
@@ -282,15 +274,8 @@ impl Chain {
     ) -> Result<Vec<Approval>, Denial> {
         let mut used = Vec::with_capacity(granted.len());
         for (approval, rule) in granted {
-            let denial = |reason: String, code: &str| Denial {
-                reason,
-                code: code.into(),
-                rule: rule.label.clone(),
-                plugin: rule.bound.name().to_string(),
-                retry_after_ms: None,
-                deny_as: rule.deny_as,
-                approval: Some(approval.id.clone()),
-            };
+            let denial =
+                |reason: String, code: &str| denial(rule, reason, code, Some(&approval.id));
             let Some(store) = self.counters.approvals() else {
                 return Err(denial(
                     "the approval store is gone".into(),
@@ -321,14 +306,25 @@ impl Chain {
 
     /// What a dry run reports for an `ask`: the call would have waited for a person.
     pub(super) fn would_ask(&self, rule: &ChainRule, message: &str) -> Denial {
-        Denial {
-            reason: format!("would ask a person: {message}"),
-            code: APPROVAL_REQUIRED.into(),
-            rule: rule.label.clone(),
-            plugin: rule.bound.name().to_string(),
-            retry_after_ms: None,
-            deny_as: rule.deny_as,
-            approval: None,
-        }
+        denial(
+            rule,
+            format!("would ask a person: {message}"),
+            APPROVAL_REQUIRED,
+            None,
+        )
+    }
+}
+
+/// `rule`'s denial of a call that needs approval: code `code`, about request `approval`; a
+/// pending one says when to try again.
+fn denial(rule: &ChainRule, reason: String, code: &str, approval: Option<&str>) -> Denial {
+    Denial {
+        reason,
+        code: code.into(),
+        rule: rule.label.clone(),
+        plugin: rule.bound.name().to_string(),
+        retry_after_ms: (code == APPROVAL_PENDING).then_some(approval::RETRY_AFTER_MS),
+        deny_as: rule.deny_as,
+        approval: approval.map(str::to_string),
     }
 }

@@ -5,7 +5,10 @@
 //! forwarded as the original bytes.
 
 use crate::audit::{AuditLog, AuditRecord};
-use crate::chain::{Chain, ChainCell, Decision, Denial, Ticket, UpstreamOutcome};
+use crate::chain::{
+    Chain, ChainCell, Decision, Denial, Ticket, UpstreamOutcome, APPROVAL_CANCELLED,
+    APPROVAL_DENIED, APPROVAL_EXPIRED, APPROVAL_PENDING, APPROVAL_REQUIRED, APPROVAL_STATE_INVALID,
+};
 use crate::config::DenyAs;
 use crate::engine::CallInput;
 use crate::jsonrpc::{
@@ -95,12 +98,12 @@ fn error_code(code: &str) -> i64 {
         "invalid_arguments" => -32003,
         "policy_error" => -32004,
         "state_unavailable" => -32005,
-        "approval_required" => -32006,
-        "approval_pending" => -32007,
-        "approval_denied" => -32008,
-        "approval_expired" => -32009,
-        "approval_cancelled" => -32010,
-        "approval_state_invalid" => -32011,
+        APPROVAL_REQUIRED => -32006,
+        APPROVAL_PENDING => -32007,
+        APPROVAL_DENIED => -32008,
+        APPROVAL_EXPIRED => -32009,
+        APPROVAL_CANCELLED => -32010,
+        APPROVAL_STATE_INVALID => -32011,
         _ => -32000,
     }
 }
