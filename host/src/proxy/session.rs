@@ -361,7 +361,7 @@ impl Session {
         };
         let mut review = chain
             .checks_results(&call.tool)
-            .then(|| (call.clone(), is_stateless(params.meta.as_ref())));
+            .then(|| (call.clone(), stateless));
         metrics::call();
         let started = Instant::now();
         let pinned = match chain
@@ -458,12 +458,7 @@ impl Session {
                 });
                 record("deny", Some(&d), false, approval);
                 tracing::info!(tool = %params.name, code = %d.code, rule = %d.rule, reason = %d.reason, "denied");
-                Err(denial_response(
-                    id,
-                    &d,
-                    chain.denial_prefix(),
-                    is_stateless(params.meta.as_ref()),
-                ))
+                Err(denial_response(id, &d, chain.denial_prefix(), stateless))
             }
             Decision::AskClient(question) => {
                 let approval = crate::audit::ApprovalFacts {
