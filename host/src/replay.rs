@@ -100,6 +100,12 @@ impl CounterStore for ReplayStore {
     fn now_ms(&self) -> u64 {
         self.now_ms.load(Ordering::SeqCst)
     }
+
+    async fn counters(&self, limit: usize) -> Result<Vec<crate::state::CounterView>, StoreError> {
+        Ok(self
+            .inner
+            .counters_at(limit, self.now_ms.load(Ordering::SeqCst)))
+    }
 }
 
 /// A file of cases.

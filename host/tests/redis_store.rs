@@ -903,3 +903,43 @@ fn approvals_fail_closed_when_redis_is_down() {
         .unwrap_err();
     assert!(err.to_string().contains("cannot connect"), "{err}");
 }
+
+/// `tollgate status` and the console list the counters in use: every store, through another
+/// handle (another proxy), shows each counter's use with the limit, window and algorithm of its
+/// last take, the busiest first, and leaves out counters whose window has passed.
+#[test]
+fn every_store_lists_the_counters_in_use_with_their_limits() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = store_pairs(&server, &dir.path().join("state.sqlite"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        for [one, other] in pairs {
+            let store = one.describe();
+            let hour = request("srv/busy/alice", 1, 10, 3_600_000, Algorithm::FixedWindow);
+            for _ in 0..3 {
+                assert!(one.take(&hour).await.unwrap().0.granted, "{store}");
+            }
+            let bucket = request("srv/bucket/bob", 2, 5, 3_600_000, Algorithm::TokenBucket);
+            one.take(&bucket).await.unwrap();
+            let gone = request("srv/gone/carol", 1, 9, 1, Algorithm::FixedWindow);
+            one.take(&gone).await.unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            let listed = other.counters(10).await.unwrap();
+            let seen: Vec<_> = listed
+                .iter()
+                .map(|c| (c.key.as_str(), c.used, c.limit, c.window_ms, c.algorithm))
+                .collect();
+            assert_eq!(
+                seen,
+                [
+                    ("srv/busy/alice", 3, 10, 3_600_000, "fixed"),
+                    ("srv/bucket/bob", 2, 5, 3_600_000, "bucket"),
+                ],
+                "{store}"
+            );
+            assert!(listed[0].resets_in_ms <= 3_600_000, "{store}");
+            assert_eq!(other.counters(1).await.unwrap().len(), 1, "{store}");
+        }
+    });
+}

@@ -61,10 +61,7 @@ fn target(t: &Target) -> Result<(PathBuf, Syntax, Option<Client>)> {
 }
 
 pub(crate) fn state_dir() -> Result<PathBuf> {
-    dirs::state_dir()
-        .or_else(dirs::data_local_dir)
-        .map(|d| d.join("tollgate"))
-        .context("no state directory to keep the record of wrapped entries in")
+    tollgate::state::home().context("no state directory to keep the record of wrapped entries in")
 }
 
 /// Write `text` over the file (after a backup) or, under --dry-run, print the diff.

@@ -15,6 +15,81 @@ pub enum Algorithm {
     TokenBucket,
 }
 
+impl Algorithm {
+    /// The word stores keep (`fixed`, `sliding`, `bucket`).
+    pub fn word(self) -> &'static str {
+        match self {
+            Algorithm::FixedWindow => "fixed",
+            Algorithm::SlidingWindow => "sliding",
+            Algorithm::TokenBucket => "bucket",
+        }
+    }
+
+    /// The algorithm a stored word names.
+    pub fn from_word(word: &str) -> Option<Self> {
+        [
+            Algorithm::FixedWindow,
+            Algorithm::SlidingWindow,
+            Algorithm::TokenBucket,
+        ]
+        .into_iter()
+        .find(|a| a.word() == word)
+    }
+}
+
+/// A counter as `tollgate status` and the console show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CounterView {
+    /// The counter's key (the rule's namespace, then the caller or the key it counts by).
+    pub key: String,
+    /// Units in use now.
+    pub used: u64,
+    /// The limit of its last take.
+    pub limit: u64,
+    /// Its window (a token bucket: the time it takes to refill).
+    pub window_ms: u64,
+    /// `fixed`, `sliding` or `bucket`.
+    pub algorithm: &'static str,
+    /// Milliseconds until the window ends (a token bucket: until it is full again).
+    pub resets_in_ms: u64,
+}
+
+/// What a counter holds at `now`, counted by the same arithmetic as a take of nothing; `None`
+/// for a counter with nothing in use.
+pub fn view(
+    key: &str,
+    state: &CounterState,
+    now: u64,
+    limit: u64,
+    window_ms: u64,
+    algorithm: Algorithm,
+) -> Option<CounterView> {
+    let window = window_ms.max(1);
+    let mut copy = *state;
+    let used = take(&mut copy, now, 0, limit, window, algorithm).used;
+    let resets_in_ms = match algorithm {
+        Algorithm::FixedWindow | Algorithm::SlidingWindow => window - now % window,
+        Algorithm::TokenBucket => {
+            (copy.used as u128 * window as u128).div_ceil((limit * MILLI).max(1) as u128) as u64
+        }
+    };
+    (used > 0).then(|| CounterView {
+        key: key.to_string(),
+        used,
+        limit,
+        window_ms,
+        algorithm: algorithm.word(),
+        resets_in_ms,
+    })
+}
+
+/// The `limit` counters with the most in use, most first (then by key).
+pub fn busiest(mut views: Vec<CounterView>, limit: usize) -> Vec<CounterView> {
+    views.sort_by(|a, b| b.used.cmp(&a.used).then_with(|| a.key.cmp(&b.key)));
+    views.truncate(limit);
+    views
+}
+
 /// Token-bucket arithmetic works in thousandths of a token.
 const MILLI: u64 = 1000;
 
@@ -179,6 +254,30 @@ mod tests {
     use super::*;
 
     const MIN: u64 = 60_000;
+
+    #[test]
+    fn a_view_counts_what_is_in_use_now_and_when_it_resets() {
+        let mut s = CounterState::default();
+        let t0 = 10 * MIN + 15_000;
+        take(&mut s, t0, 2, 5, MIN, Algorithm::FixedWindow);
+        let v = view("k", &s, t0 + 5_000, 5, MIN, Algorithm::FixedWindow).unwrap();
+        assert_eq!(
+            (v.used, v.limit, v.resets_in_ms, v.algorithm),
+            (2, 5, 40_000, "fixed")
+        );
+        assert_eq!(
+            view("k", &s, 11 * MIN, 5, MIN, Algorithm::FixedWindow),
+            None
+        );
+        let mut b = CounterState::default();
+        take(&mut b, t0, 3, 6, MIN, Algorithm::TokenBucket);
+        let v = view("b", &b, t0, 6, MIN, Algorithm::TokenBucket).unwrap();
+        assert_eq!((v.used, v.resets_in_ms), (3, 30_000));
+        assert_eq!(
+            Algorithm::from_word("sliding"),
+            Some(Algorithm::SlidingWindow)
+        );
+    }
 
     #[test]
     fn fixed_window_allows_limit_then_refuses_until_the_aligned_reset() {

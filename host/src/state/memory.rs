@@ -13,11 +13,15 @@ use std::sync::Mutex;
 /// Counters in a hash map behind one lock (a take is a few hundred nanoseconds).
 #[derive(Default)]
 pub struct MemoryStore {
-    counters: Mutex<HashMap<String, CounterState>>,
+    /// Each counter's state and its last take's limit, window and algorithm.
+    counters: Mutex<HashMap<String, (CounterState, Limits)>>,
     /// First-seen tool definitions by server, then tool.
     pins: Mutex<HashMap<String, HashMap<String, FirstSeen>>>,
     approvals: Mutex<Approvals>,
 }
+
+/// What a counter's last take counted against: limit, window (ms), algorithm.
+type Limits = (u64, u64, algorithm::Algorithm);
 
 /// Approval records and the one open per binding.
 #[derive(Default)]
@@ -37,8 +41,12 @@ impl MemoryStore {
     /// Take at an explicit time (ms), for tests of window behaviour.
     pub fn take_at(&self, request: &TakeRequest, now: u64) -> (Taken, Option<Reservation>) {
         let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        let state = counters.entry(request.key.clone()).or_default();
         let window_ms = request.window.as_millis() as u64;
+        let limits = (request.limit, window_ms, request.algorithm);
+        let (state, kept) = counters
+            .entry(request.key.clone())
+            .or_insert_with(|| (CounterState::default(), limits));
+        *kept = limits;
         let o = algorithm::take(
             state,
             now,
@@ -72,7 +80,7 @@ impl CounterStore for MemoryStore {
 
     async fn refund(&self, r: &Reservation) -> Result<(), StoreError> {
         let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(state) = counters.get_mut(&r.request.key) {
+        if let Some((state, _)) = counters.get_mut(&r.request.key) {
             let window_ms = r.request.window.as_millis() as u64;
             algorithm::refund(
                 state,
@@ -95,6 +103,22 @@ impl CounterStore for MemoryStore {
 
     fn approvals(&self) -> Option<&dyn ApprovalStore> {
         Some(self)
+    }
+
+    async fn counters(&self, limit: usize) -> Result<Vec<super::CounterView>, StoreError> {
+        Ok(self.counters_at(limit, now_ms()))
+    }
+}
+
+impl MemoryStore {
+    /// The counters in use at an explicit time (ms), busiest first.
+    pub fn counters_at(&self, limit: usize, now: u64) -> Vec<super::CounterView> {
+        let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let views = counters
+            .iter()
+            .filter_map(|(key, (state, (l, w, a)))| algorithm::view(key, state, now, *l, *w, *a))
+            .collect();
+        algorithm::busiest(views, limit)
     }
 }
 

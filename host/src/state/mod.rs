@@ -10,7 +10,7 @@ pub mod memory;
 pub mod redis;
 pub mod sqlite;
 
-pub use algorithm::Algorithm;
+pub use algorithm::{Algorithm, CounterView};
 pub use approvals::ApprovalStore;
 use async_trait::async_trait;
 use std::time::Duration;
@@ -86,6 +86,10 @@ pub trait CounterStore: Send + Sync + 'static {
     fn approvals(&self) -> Option<&dyn ApprovalStore> {
         None
     }
+
+    /// The counters with units in use now (at most `limit`, the most used first), each with
+    /// the limit and window of its last take, for `tollgate status` and the console.
+    async fn counters(&self, limit: usize) -> Result<Vec<CounterView>, StoreError>;
 }
 
 /// The definition of a tool that a server listed first, as `pins: tofu` keeps it.
@@ -112,6 +116,14 @@ pub trait PinStore: Send + Sync {
     /// Forget `server`'s baselines (of the tools named, or all when none are), so the next
     /// listing is trusted again; how many were forgotten.
     async fn forget_pins(&self, server: &str, tools: &[String]) -> Result<u64, StoreError>;
+}
+
+/// Tollgate's directory in the user's state home (`$XDG_STATE_HOME/tollgate` or the platform's
+/// equivalent): the default sqlite store, the decision log, the record of wrapped entries.
+pub fn home() -> Option<std::path::PathBuf> {
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .map(|d| d.join("tollgate"))
 }
 
 /// Milliseconds since the Unix epoch, the time base of every store.

@@ -115,6 +115,7 @@ now = math.max(now, state.start_ms)
 -- A granted take writes the state back and keeps the key for two more windows.
 local function commit(next)
   save(next)
+  redis.call('HSET', key, 'limit', int(limit), 'window_ms', int(window), 'algorithm', algorithm)
   redis.call('PEXPIRE', key, int(ttl))
 end
 
@@ -221,13 +222,26 @@ end
 return redis.call('HDEL', KEYS[1], unpack(ARGV))
 "#;
 
-fn algorithm_name(algorithm: Algorithm) -> &'static str {
-    match algorithm {
-        Algorithm::FixedWindow => "fixed",
-        Algorithm::SlidingWindow => "sliding",
-        Algorithm::TokenBucket => "bucket",
-    }
-}
+/// Every counter (a hash with a known algorithm) under ARGV[1] (`tollgate:*`), until ARGV[2]
+/// are found: {key, start_ms, used, prev_used, limit, window_ms, algorithm} each.
+const LUA_COUNTERS: &str = r#"
+local out = {}
+local cursor = '0'
+repeat
+  local page = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000)
+  cursor = page[1]
+  for _, k in ipairs(page[2]) do
+    if redis.call('TYPE', k).ok == 'hash' then
+      local h = redis.call('HMGET', k, 'start_ms', 'used', 'prev_used', 'limit', 'window_ms', 'algorithm')
+      local a = h[6]
+      if h[1] and h[4] and (a == 'fixed' or a == 'sliding' or a == 'bucket') then
+        table.insert(out, { k, h[1], h[2], h[3], h[4], h[5], a })
+      end
+    end
+  end
+until cursor == '0' or #out >= tonumber(ARGV[2])
+return out
+"#;
 
 /// Counters in Redis, shared by every Tollgate that uses the same server and database.
 #[derive(Clone)]
@@ -245,6 +259,7 @@ struct Inner {
     refund: Script,
     pin_first: Script,
     forget_pins: Script,
+    counters: Script,
 }
 
 /// `redis://user:secret@host:6379/0` → `redis://user:***@host:6379/0`.
@@ -291,6 +306,7 @@ impl RedisStore {
                 refund: Script::new(&format!("{LUA_PRELUDE}\n{LUA_REFUND}")),
                 pin_first: Script::new(LUA_PIN_FIRST),
                 forget_pins: Script::new(LUA_FORGET_PINS),
+                counters: Script::new(LUA_COUNTERS),
             }),
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -365,7 +381,7 @@ impl RedisStore {
             .arg(request.cost)
             .arg(request.limit)
             .arg(window_ms)
-            .arg(algorithm_name(request.algorithm))
+            .arg(request.algorithm.word())
             .arg(ttl_ms);
         let (granted, used, resets_in_ms, window_start_ms): (u8, u64, u64, u64) =
             self.run("take failed", invocation).await?;
@@ -399,7 +415,7 @@ impl CounterStore for RedisStore {
             .arg(r.request.cost)
             .arg(r.request.window.as_millis() as u64)
             .arg(r.window_start_ms)
-            .arg(algorithm_name(r.request.algorithm));
+            .arg(r.request.algorithm.word());
         let _: u8 = self.run("refund failed", invocation).await?;
         Ok(())
     }
@@ -414,6 +430,31 @@ impl CounterStore for RedisStore {
 
     fn approvals(&self) -> Option<&dyn crate::state::ApprovalStore> {
         Some(self)
+    }
+
+    async fn counters(&self, limit: usize) -> Result<Vec<super::CounterView>, StoreError> {
+        let mut invocation = self.inner.counters.prepare_invoke();
+        // Scanning stops after a page holding `limit` counters; with more, the busiest of
+        // those found are shown.
+        invocation
+            .arg(format!("{KEY_PREFIX}*"))
+            .arg(limit.max(1) * 4);
+        type Row = (String, u64, u64, u64, u64, u64, String);
+        let rows: Vec<Row> = self.run("listing counters failed", invocation).await?;
+        let now = now_ms();
+        let views = rows
+            .into_iter()
+            .filter_map(|(key, start_ms, used, prev_used, l, w, a)| {
+                let state = super::algorithm::CounterState {
+                    start_ms,
+                    used,
+                    prev_used,
+                };
+                let key = key.strip_prefix(KEY_PREFIX).unwrap_or(&key);
+                super::algorithm::view(key, &state, now, l, w, Algorithm::from_word(&a)?)
+            })
+            .collect();
+        Ok(super::algorithm::busiest(views, limit))
     }
 }
 

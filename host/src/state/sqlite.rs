@@ -79,15 +79,41 @@ fn set_up_once(conn: &Connection) -> rusqlite::Result<()> {
              ) WITHOUT ROWID",
     )?;
     conn.execute_batch(approvals::SCHEMA)?;
-    Ok(())
+    add_counter_limits(conn)
+}
+
+/// Counters keep their last take's limit, window and algorithm (for `tollgate status`); files
+/// made before that get the columns once, in a write transaction so processes agree.
+fn add_counter_limits(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let added = (|| {
+        let has: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('counters') WHERE name = 'limit_units'",
+            [],
+            |row| row.get(0),
+        )?;
+        if has == 0 {
+            conn.execute_batch(
+                "ALTER TABLE counters ADD COLUMN limit_units INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE counters ADD COLUMN window_ms INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE counters ADD COLUMN algorithm TEXT NOT NULL DEFAULT 'fixed';",
+            )?;
+        }
+        Ok(())
+    })();
+    match added {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
 }
 
 impl SqliteStore {
     /// `$XDG_STATE_HOME/tollgate/counters.sqlite` (or the platform's equivalent).
     pub fn default_path() -> Option<PathBuf> {
-        dirs::state_dir()
-            .or_else(dirs::data_local_dir)
-            .map(|d| d.join("tollgate").join("counters.sqlite"))
+        super::home().map(|h| h.join("counters.sqlite"))
     }
 
     /// Open (creating if needed) the store at `path`.
@@ -113,9 +139,12 @@ impl SqliteStore {
     }
 
     /// Read-modify-write one counter in a write transaction.
+    /// `limits` (a take's limit, window and algorithm) are kept with the counter; a refund
+    /// leaves them as they are.
     fn update<T>(
         &self,
         key: &str,
+        limits: Option<&TakeRequest>,
         f: impl FnOnce(&mut CounterState) -> T,
     ) -> Result<T, StoreError> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
@@ -141,15 +170,21 @@ impl SqliteStore {
         let wrote = state != before;
         if wrote {
             tx.prepare_cached(
-                "INSERT INTO counters (key, start_ms, used, prev_used) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(key) DO UPDATE SET start_ms = ?2, used = ?3, prev_used = ?4",
+                "INSERT INTO counters (key, start_ms, used, prev_used, limit_units, window_ms, algorithm)
+                 VALUES (?1, ?2, ?3, ?4, COALESCE(?5, 0), COALESCE(?6, 0), COALESCE(?7, 'fixed'))
+                 ON CONFLICT(key) DO UPDATE SET start_ms = ?2, used = ?3, prev_used = ?4,
+                   limit_units = COALESCE(?5, limit_units), window_ms = COALESCE(?6, window_ms),
+                   algorithm = COALESCE(?7, algorithm)",
             )
             .map_err(error)?
             .execute(params![
                 key,
                 state.start_ms as i64,
                 state.used as i64,
-                state.prev_used as i64
+                state.prev_used as i64,
+                limits.map(|r| r.limit as i64),
+                limits.map(|r| r.window.as_millis() as i64),
+                limits.map(|r| r.algorithm.word()),
             ])
             .map_err(error)?;
         }
@@ -167,7 +202,7 @@ impl SqliteStore {
         now: u64,
     ) -> Result<(Taken, Option<Reservation>), StoreError> {
         let window_ms = request.window.as_millis() as u64;
-        let o = self.update(&request.key, |s| {
+        let o = self.update(&request.key, Some(request), |s| {
             algorithm::take(
                 s,
                 now,
@@ -204,7 +239,7 @@ impl CounterStore for SqliteStore {
 
     async fn refund(&self, r: &Reservation) -> Result<(), StoreError> {
         let window_ms = r.request.window.as_millis() as u64;
-        self.update(&r.request.key, |s| {
+        self.update(&r.request.key, None, |s| {
             algorithm::refund(
                 s,
                 r.request.cost,
@@ -225,6 +260,36 @@ impl CounterStore for SqliteStore {
 
     fn approvals(&self) -> Option<&dyn crate::state::ApprovalStore> {
         Some(self)
+    }
+
+    async fn counters(&self, limit: usize) -> Result<Vec<super::CounterView>, StoreError> {
+        let now = now_ms();
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut statement = conn
+            .prepare(
+                "SELECT key, start_ms, used, prev_used, limit_units, window_ms, algorithm
+                 FROM counters WHERE limit_units > 0",
+            )
+            .map_err(error)?;
+        let rows = statement
+            .query_map([], |row| {
+                let state = CounterState {
+                    start_ms: row.get::<_, i64>(1)? as u64,
+                    used: row.get::<_, i64>(2)? as u64,
+                    prev_used: row.get::<_, i64>(3)? as u64,
+                };
+                let key: String = row.get(0)?;
+                let (limit, window) = (row.get::<_, i64>(4)? as u64, row.get::<_, i64>(5)? as u64);
+                let algorithm: String = row.get(6)?;
+                Ok(algorithm::Algorithm::from_word(&algorithm)
+                    .and_then(|a| algorithm::view(&key, &state, now, limit, window, a)))
+            })
+            .map_err(error)?;
+        let mut views = Vec::new();
+        for row in rows {
+            views.extend(row.map_err(error)?);
+        }
+        Ok(algorithm::busiest(views, limit))
     }
 }
 
@@ -301,6 +366,34 @@ mod tests {
             window: Duration::from_secs(60),
             algorithm: Algorithm::FixedWindow,
         }
+    }
+
+    #[tokio::test]
+    async fn a_file_made_before_counters_kept_their_limits_is_brought_up_to_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE counters (key TEXT PRIMARY KEY, start_ms INTEGER NOT NULL,
+                   used INTEGER NOT NULL, prev_used INTEGER NOT NULL) WITHOUT ROWID;
+                 INSERT INTO counters VALUES ('old', 0, 5, 0);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let again = SqliteStore::open(&path).unwrap();
+        store.take(&request(7)).await.unwrap();
+        let listed = again.counters(10).await.unwrap();
+        assert_eq!(
+            listed.len(),
+            1,
+            "the old row has no limit and is not listed: {listed:?}"
+        );
+        assert_eq!(
+            (listed[0].key.as_str(), listed[0].used, listed[0].limit),
+            ("k", 1, 7)
+        );
     }
 
     #[test]
