@@ -2,13 +2,18 @@
 //! the decision takes effect, so a crash loses nothing already decided. Arguments are recorded
 //! as a sha256 unless raw arguments are asked for. The file rotates by size: `FILE` becomes
 //! `FILE.1` (and `FILE.1` becomes `FILE.2`, …), keeping a fixed number of old files.
+//!
+//! Beside it, [`decisions`] keeps the machine's recent decisions by default, and a [`Recorder`]
+//! writes each decision to whichever of the two a proxy has.
+
+pub mod decisions;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The audit log could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +37,7 @@ pub struct AuditOptions {
 }
 
 /// One decision.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct AuditRecord<'a> {
     /// RFC 3339 time, UTC.
     pub time: String,
@@ -71,10 +76,45 @@ pub struct AuditRecord<'a> {
     /// The approval request the call used, waits on, or was refused or expired under.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalFacts<'a>>,
+    /// For a pin mismatch: each changed field, as pinned and as the server lists it now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<serde_json::Value>,
+}
+
+/// Where a proxy writes its decisions: the operator's audit log and the machine's decision log,
+/// each when there is one.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    /// `--audit-log`.
+    pub audit: Option<Arc<AuditLog>>,
+    /// The decision log (on unless `--no-decision-log`).
+    pub decisions: Option<Arc<decisions::DecisionLog>>,
+}
+
+impl Recorder {
+    /// Whether decisions go anywhere.
+    pub fn is_on(&self) -> bool {
+        self.audit.is_some() || self.decisions.is_some()
+    }
+
+    /// The audit log, which alone records arguments (as a sha256, or raw).
+    pub fn audit(&self) -> Option<&AuditLog> {
+        self.audit.as_deref()
+    }
+
+    /// Write one decision to each log.
+    pub fn record(&self, record: &AuditRecord<'_>) {
+        if let Some(audit) = &self.audit {
+            audit.record(record);
+        }
+        if let Some(decisions) = &self.decisions {
+            decisions.record(record);
+        }
+    }
 }
 
 /// An approval, as an audit record names it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ApprovalFacts<'a> {
     /// The request's id.
     pub id: &'a str,
@@ -252,6 +292,7 @@ mod tests {
             arguments: None,
             dry_run: false,
             approval: None,
+            changes: None,
         }
     }
 

@@ -1,8 +1,9 @@
 //! Command-line interface: `run` here; `check` and `test`, `scan`, `pack`, `pin` and `unpin`,
-//! `wrap` and `unwrap`, and `status` in modules of their own.
+//! `wrap` and `unwrap`, `approvals`, `status` and `console` in modules of their own.
 
 mod approvals;
 mod check;
+mod console;
 mod pack;
 mod pin;
 mod scan;
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use tollgate::audit::{AuditLog, AuditOptions};
+use tollgate::audit::{decisions::DecisionLog, AuditLog, AuditOptions, Recorder};
 use tollgate::chain::{Chain, ChainCell};
 use tollgate::config::{self, LimitSpec, Policy};
 use tollgate::engine::{CodeCache, EngineConfig, LimitsSpecExt, PolicyEngine};
@@ -94,6 +95,9 @@ enum Command {
     /// store every proxy shares).
     #[command(subcommand)]
     Approvals(approvals::ApprovalsCommand),
+    /// Serve the operator's page for this machine's proxies on loopback: live decisions,
+    /// counters, pin mismatches, pending approvals to approve or deny, the policies in force.
+    Console(console::ConsoleArgs),
     /// Put Tollgate in front of every MCP server of a client's configuration (--client NAME or
     /// --config FILE), each with a policy: a reviewed one for its package, else a starter policy
     /// from its tools. Keeps every other field, writes a backup; --dry-run prints the diff.
@@ -101,8 +105,9 @@ enum Command {
     /// Restore the entries `tollgate wrap` changed, exactly as they were.
     Unwrap(wrap::Target),
     /// What `tollgate wrap` put behind Tollgate on this machine: each server, its policy (does
-    /// it load) and its pins; and the calls waiting for a person's approval.
-    Status,
+    /// it load) and its pins; the counters in use and their limits, the calls waiting for a
+    /// person's approval, and the last decisions of every proxy of the machine.
+    Status(status::StatusArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -164,6 +169,10 @@ struct OpsArgs {
     /// Rotated audit files kept (FILE.1 … FILE.N).
     #[arg(long, default_value_t = 5)]
     audit_keep: usize,
+    /// Keep no decision log (by default each proxy keeps its recent decisions, without
+    /// arguments, under the state directory for `tollgate status` and `tollgate console`).
+    #[arg(long)]
+    no_decision_log: bool,
     /// Enforce nothing: would-be denials are logged, audited and counted, and calls pass.
     #[arg(long)]
     dry_run: bool,
@@ -378,9 +387,10 @@ async fn dispatch(command: Command, threads: u16) -> Result<i32> {
         Command::Pin(args) => pin::pin(args).await,
         Command::Unpin(args) => pin::unpin(args).await,
         Command::Approvals(command) => approvals::dispatch(command).await,
+        Command::Console(args) => console::console(args).await,
         Command::Wrap(args) => wrap::wrap(args).await,
         Command::Unwrap(args) => wrap::unwrap(args).await,
-        Command::Status => status::status().await,
+        Command::Status(args) => status::status(args).await,
     }
 }
 
@@ -456,6 +466,7 @@ async fn run(args: RunArgs, threads: u16) -> Result<i32> {
                 .unwrap_or_else(|| "server".into()),
         });
     let state = open_state(&args.state)?;
+    let console_store = state.clone();
     let (policy, mut chain) =
         load_chain(&args.policy, state.clone(), &server, args.cache_dir.clone()).await?;
     chain.set_dry_run(args.ops.dry_run);
@@ -509,6 +520,22 @@ async fn run(args: RunArgs, threads: u16) -> Result<i32> {
         })?)),
         None => None,
     };
+    let decisions = match tollgate::audit::decisions::default_dir() {
+        _ if args.ops.no_decision_log => None,
+        None => {
+            tracing::warn!("no state directory: no decision log is kept");
+            None
+        }
+        // Status and the console need it, but a proxy runs without: a failure is a warning.
+        Some(dir) => match DecisionLog::open(&dir, &server) {
+            Ok(log) => Some(Arc::new(log)),
+            Err(e) => {
+                tracing::warn!(error = %e, "no decision log is kept");
+                None
+            }
+        },
+    };
+    let recorder = Recorder { audit, decisions };
     let remote = match &args.upstream {
         Some(url) => Some(UpstreamOptions {
             url: url.clone(),
@@ -550,14 +577,22 @@ async fn run(args: RunArgs, threads: u16) -> Result<i32> {
                 _ => None,
             },
             colocate,
+            console: Some(tollgate::console::Console::new(
+                console_store,
+                tollgate::audit::decisions::default_dir(),
+                {
+                    let (server, policy) = (server.clone(), args.policy.clone());
+                    Arc::new(move || vec![(server.clone(), policy.clone())])
+                },
+            )),
         };
-        return Ok(http::run(cell, audit, options).await?);
+        return Ok(http::run(cell, recorder, options).await?);
     }
     if let Some(addr) = args.ops.metrics {
         let bound = http::serve_metrics(addr).await?;
         eprintln!("tollgate: metrics on http://{bound}/metrics");
     }
-    let session = Arc::new(Session::shared(cell).with_audit(audit));
+    let session = Arc::new(Session::shared(cell).with_recorder(recorder));
     if let Some(upstream) = remote {
         return Ok(stdio::run_remote(session, &upstream, args.max_message_bytes).await?);
     }

@@ -17,14 +17,16 @@
 //! - [`audit`] and [`metrics`] record what was decided.
 //!
 //! Beside the data path, for the command line: [`pack`] (third-party plugin packs), [`scan`]
-//! (a server's tools), [`replay`] (`tollgate test`), [`reload`] (hot reload) and [`wrap`] (MCP
-//! clients' configurations).
+//! (a server's tools), [`replay`] (`tollgate test`), [`reload`] (hot reload), [`wrap`] (MCP
+//! clients' configurations) and [`console`] (what the operator's page and `tollgate status`
+//! show, read from the decision log and the state store).
 
 pub mod approval;
 pub mod audit;
 pub mod builtin;
 pub mod chain;
 pub mod config;
+pub mod console;
 pub mod engine;
 pub mod jsonrpc;
 pub mod metrics;

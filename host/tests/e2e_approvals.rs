@@ -399,13 +399,15 @@ fn over_http_clients_of_both_eras_are_asked_in_band_and_only_approved_calls_reac
 
 /// The operator channel over HTTP: an approver's token lists and decides requests at
 /// `/approvals` on the listener; other tokens may not, and an approver never decides a request
-/// for a call of its own.
+/// for a call of its own. The listener's console page is served behind the Host/Origin checks,
+/// and its data only to approvers.
 #[test]
 fn an_approver_decides_over_http_and_nobody_approves_their_own_call() {
     const AGENT: &str = "agent-token-0123456789";
     const ALICE: &str = "alice-token-0123456789";
     const BOB: &str = "bob-token-0123456789";
     let s = scene_with(POLICY, fastmcp1());
+    let home = tempfile::tempdir().unwrap();
     let policy = s.policy.to_str().unwrap().to_string();
     let calls = s.calls.to_str().unwrap().to_string();
     let listening = Listening::start(
@@ -428,6 +430,7 @@ fn an_approver_decides_over_http_and_nobody_approves_their_own_call() {
             ("TG_ALICE", ALICE),
             ("TG_BOB", BOB),
             ("TOLLGATE_TEST_CALL_LOG", calls.as_str()),
+            ("XDG_STATE_HOME", home.path().to_str().unwrap()),
         ],
     );
     let authority = listening.authority();
@@ -518,6 +521,64 @@ fn an_approver_decides_over_http_and_nobody_approves_their_own_call() {
         executed(&s.calls),
         [json!({"tool": "send_message", "arguments": {"to": "bob", "body": "hi"}})]
     );
+
+    // The console: the page for any request that passes the Host/Origin checks (it holds no
+    // data), the data for approvers only.
+    let (status, headers, page) = http_request_to(&authority, "GET", "/console", &[], "");
+    assert_eq!(status, 200, "{page}");
+    assert!(headers
+        .iter()
+        .any(|(k, v)| k == "content-type" && v.starts_with("text/html")));
+    assert!(page.contains("<title>Tollgate console</title>"));
+    let (status, _, body) = http_request_to(
+        &authority,
+        "GET",
+        "/console",
+        &[("origin", "https://evil.example")],
+        "",
+    );
+    assert_eq!(status, 403, "{body}");
+    let state = |token: Option<&str>| {
+        let bearer = token.map(as_);
+        let headers: Vec<(&str, &str)> = bearer
+            .iter()
+            .map(|b| ("authorization", b.as_str()))
+            .collect();
+        http_request_to(&authority, "GET", "/console/api/state", &headers, "")
+    };
+    assert_eq!(state(None).0, 401);
+    let (status, _, body) = state(Some(BOB));
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("Forbidden: only the callers named with --approver may use the console"));
+    let (status, _, body) = state(Some(ALICE));
+    assert_eq!(status, 200, "{body}");
+    let snapshot: Value = serde_json::from_str(&body).unwrap();
+    let verdicts: Vec<_> = snapshot["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["caller"].as_str().unwrap(),
+                d["verdict"].as_str().unwrap(),
+                d["code"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("agent", "deny", Some("approval_pending")),
+            ("agent", "allow", None)
+        ],
+        "{body}"
+    );
+    assert_eq!(snapshot["approvals"], json!([]), "nothing waits any more");
+    assert_eq!(snapshot["policies"][0]["path"], json!(policy));
+    assert!(snapshot["policies"][0]["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("loads; default allow, 1 tool section"));
 }
 
 /// An operator hears of a new request through the webhook: over HTTPS (verified against the
@@ -595,9 +656,11 @@ fn a_new_request_is_posted_to_the_webhook_signed_and_retried_after_a_failure() {
     }
 }
 
-/// `tollgate status` shows the calls waiting for a person in the machine's default store.
+/// `tollgate status` after real calls through two proxies of the machine (the default store and
+/// decision log): the counters in use with their limits, the calls waiting for a person, and
+/// the last decisions of both.
 #[test]
-fn status_shows_the_calls_waiting_for_approval_on_this_machine() {
+fn status_shows_counters_waiting_calls_and_the_last_decisions_of_the_machines_proxies() {
     let s = scene();
     let state_home = tempfile::tempdir().unwrap();
     let xdg = [("XDG_STATE_HOME", state_home.path().to_str().unwrap())];
@@ -611,18 +674,47 @@ fn status_shows_the_calls_waiting_for_approval_on_this_machine() {
         assert!(out.status.success());
         String::from_utf8(out.stdout).unwrap()
     };
-    assert!(status().contains("no calls wait for approval (no state store yet)"));
-    let mut command = s.command.clone();
-    let at = command.iter().position(|a| a == "--state").unwrap();
-    command.drain(at..at + 2);
-    command.splice(2..2, ["--server-name".to_string(), "messages".to_string()]);
+    let shown = status();
+    assert!(
+        shown.contains("no counters in use and no calls wait for approval (no state store yet)")
+            && shown.contains("no decisions yet in "),
+        "{shown}"
+    );
+    assert!(
+        !state_home.path().join("tollgate/counters.sqlite").exists(),
+        "status makes no store"
+    );
+    let default_store = |policy: &Path, server: &str| {
+        let mut command = s.command.clone();
+        let at = command.iter().position(|a| a == "--state").unwrap();
+        command.drain(at..at + 2);
+        let at = command.iter().position(|a| a == "--policy").unwrap();
+        command[at + 1] = policy.to_str().unwrap().to_string();
+        command.splice(2..2, ["--server-name".to_string(), server.to_string()]);
+        command
+    };
     let run = drive_with_env(
         Client::Py1,
-        &command,
+        &default_store(&s.policy, "messages"),
         &json!({"steps": [call("bob", "hi")]}),
         &xdg,
     );
     let id = approval_id(&run, 0);
+    let limited = s.policy.with_file_name("limited.yaml");
+    std::fs::write(
+        &limited,
+        "version: 1\ntools:\n  add:\n    rules:\n      - rate_limit: { max: 5, window: 3600 }\n",
+    )
+    .unwrap();
+    let add = json!({"op": "call_tool", "name": "add", "arguments": {"a": 2, "b": 3}});
+    let run = drive_with_env(
+        Client::Py1,
+        &default_store(&limited, "adder"),
+        &json!({"steps": [add, add]}),
+        &xdg,
+    );
+    assert_eq!(text(run.result(1)), "5", "{run}");
+
     let shown = status();
     let line = shown
         .lines()
@@ -632,6 +724,30 @@ fn status_shows_the_calls_waiting_for_approval_on_this_machine() {
         line.starts_with(&format!(
             "  {id}  messages/send_message  from tollgate-py-driver: Send hi to bob?  ("
         )) && line.ends_with(&format!(" s left; tollgate approvals approve {id})")),
+        "{shown}"
+    );
+    let counter = shown
+        .lines()
+        .find(|l| l.contains("adder"))
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(
+        counter.contains("  2/5 per 60 min (fixed; ") && counter.ends_with(" left)"),
+        "{shown}"
+    );
+    let pending = format!("messages/send_message  deny (approval_pending)  by tollgate-py-driver  rule tools.send_message.rules[0]: Send hi to bob? This call waits for a person's approval (request {id}, open for 120 more seconds). Call again with the same arguments once it is approved; other arguments need an approval of their own.");
+    let decisions: Vec<_> = shown
+        .lines()
+        .skip_while(|l| !l.starts_with("last decisions (from "))
+        .skip(1)
+        .map(|l| l.split_once("Z  ").map_or(l, |(_, rest)| rest))
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            pending.as_str(),
+            "adder/add  allow  by tollgate-py-driver",
+            "adder/add  allow  by tollgate-py-driver",
+        ],
         "{shown}"
     );
 }
@@ -715,4 +831,99 @@ fn an_approval_given_for_one_proxys_call_is_used_through_another_proxy() {
         executed(&s.calls),
         [json!({"tool": "send_message", "arguments": {"to": "bob", "body": "hi"}})]
     );
+}
+
+/// The console, in a real browser: `tollgate console` serves this machine's proxies; headless
+/// Chromium opens the address it printed, sees a denial appear after a real call, and approves
+/// a held call, which then reaches the server.
+#[test]
+fn the_console_shows_a_denial_and_approves_a_waiting_call_in_a_real_browser() {
+    let policy = r#"version: 1
+tools:
+  send_message:
+    rules:
+      - action: deny
+        reason: "secrets stay here"
+        when: [{ path: args.body, op: eq, value: secret }]
+      - action: ask
+        message: "Send {args.body} to {args.to}?"
+        timeout: 120
+        wait: 45
+"#;
+    let s = scene_with(policy, fastmcp1());
+    let home = tempfile::tempdir().unwrap();
+    let xdg = home.path().to_str().unwrap().to_string();
+    let mut console = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args([
+            "console",
+            "--listen",
+            "127.0.0.1:0",
+            "--as",
+            "alice",
+            "--state",
+        ])
+        .arg(format!("sqlite:{}", s.state.display()))
+        .env("XDG_STATE_HOME", &xdg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut printed = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(console.stdout.take().unwrap()),
+        &mut printed,
+    )
+    .unwrap();
+    let url = printed
+        .trim()
+        .strip_prefix("tollgate: console on ")
+        .unwrap_or_else(|| panic!("{printed}"))
+        .to_string();
+    assert!(url.contains("/console#token="), "{url}");
+
+    let (command, calls) = (s.command.clone(), s.calls.clone());
+    let scenario = json!({"steps": [call("bob", "secret"), call("bob", "hi")], "timeout": 90});
+    let agent = std::thread::spawn(move || {
+        let calls = calls.to_str().unwrap().to_string();
+        let env = [
+            ("TOLLGATE_TEST_CALL_LOG", calls.as_str()),
+            ("XDG_STATE_HOME", &xdg),
+        ];
+        drive_with_env(Client::Py1, &command, &scenario, &env)
+    });
+    let browser = std::process::Command::new(peers().join(".env/bin/node"))
+        .arg(peers().join("clients/console_browser.mjs"))
+        .arg(&url)
+        .output()
+        .unwrap();
+    let _ = console.kill();
+    let _ = console.wait();
+    let run = agent.join().unwrap();
+    assert!(
+        browser.status.success(),
+        "{}",
+        String::from_utf8_lossy(&browser.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&browser.stdout).unwrap();
+    let denial = seen["denial"].as_str().unwrap();
+    assert!(
+        denial.contains("send_message")
+            && denial.contains("deny (denied)")
+            && denial.contains("secrets stay here"),
+        "{denial}"
+    );
+    assert_denial(
+        run.result(0),
+        "denied",
+        "tools.send_message.rules[0]",
+        "Denied by policy: secrets stay here",
+    );
+    assert_eq!(text(run.result(1)), "sent to bob: hi", "{run}");
+    assert_eq!(
+        executed(&s.calls),
+        [json!({"tool": "send_message", "arguments": {"to": "bob", "body": "hi"}})],
+        "only the approved call ran"
+    );
+    let decided = approvals(&s.state, &["show", seen["approved"].as_str().unwrap()]);
+    assert!(decided.contains("alice"), "{decided}");
 }

@@ -190,6 +190,16 @@ pub enum DecideError {
         /// Where it stands.
         state: &'static str,
     },
+    /// Nobody decides a request for a call of their own.
+    #[error(
+        "approval request `{id}` is for a call of {caller}'s own; another approver decides it"
+    )]
+    OwnCall {
+        /// The request.
+        id: String,
+        /// Its caller, who tried to decide it.
+        caller: String,
+    },
     /// The store failed, or keeps a record this Tollgate cannot read.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -375,6 +385,14 @@ pub async fn decide(
             .await?
             .ok_or_else(|| DecideError::NotFound(id.into()))?;
         let mut next = read(&json)?;
+        // An operator never decides a call of their own; the client channel, by design, asks
+        // the caller's own user.
+        if channel != "client" && next.caller == by {
+            return Err(DecideError::OwnCall {
+                id: id.into(),
+                caller: by.into(),
+            });
+        }
         match next.state {
             State::Pending if now_ms < next.expires_ms => {}
             State::Pending => {
@@ -449,7 +467,9 @@ pub async fn answered(
     }
     match decide(store, id, approve, by, "client", now_ms).await {
         Ok(_) | Err(DecideError::NotPending { .. }) => {}
-        Err(DecideError::NotFound(_)) => return Err(InBandError::Mismatch),
+        Err(DecideError::NotFound(_) | DecideError::OwnCall { .. }) => {
+            return Err(InBandError::Mismatch)
+        }
         Err(DecideError::Store(e)) => return Err(e.into()),
     }
     if !approve {

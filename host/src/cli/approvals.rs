@@ -42,7 +42,7 @@ pub(crate) enum ApprovalsCommand {
 pub(crate) struct StoreArg {
     /// The state store the proxies share (as `tollgate run --state`).
     #[arg(long, env = "TOLLGATE_STATE", default_value = "sqlite")]
-    state: String,
+    pub(crate) state: String,
 }
 
 /// A decision on one request.

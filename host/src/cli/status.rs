@@ -1,45 +1,99 @@
 //! `tollgate status`: what `tollgate wrap` put behind Tollgate on this machine, with each
-//! server's policy and pins as they stand now, and the calls waiting for a person's approval in
-//! the machine's state store.
+//! server's policy and pins as they stand now; the counters in use and the calls waiting for a
+//! person's approval in the state store the proxies share; the last decisions of every proxy of
+//! the machine, from the decision log.
 
 use anyhow::Result;
-use std::path::Path;
-use tollgate::pins::{Baseline, Lock};
+use tollgate::approval::{self, State};
+use tollgate::audit::decisions;
+use tollgate::state::CounterStore;
 use tollgate::wrap::{self, ConfigFile, Record};
 
-/// Print every wrapped configuration (each server, whether its entry is still the wrapped
-/// one, whether its policy loads, and what pins it), then the pending approval requests.
-pub(crate) async fn status() -> Result<i32> {
+/// `tollgate status`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    store: super::approvals::StoreArg,
+    /// How many of the last decisions to show.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    decisions: usize,
+}
+
+/// Print every wrapped configuration, then what the state store holds, then the last decisions.
+pub(crate) async fn status(args: StatusArgs) -> Result<i32> {
     wrapped()?;
-    pending_approvals().await;
+    println!();
+    let default = tollgate::state::sqlite::SqliteStore::default_path();
+    if args.store.state == "sqlite" && !default.as_ref().is_some_and(|p| p.exists()) {
+        // Reading must not make a store: none yet means nothing counted or asked yet.
+        println!("no counters in use and no calls wait for approval (no state store yet)");
+    } else {
+        match super::open_state(&args.store.state) {
+            Ok(store) => {
+                counters(&*store).await;
+                pending_approvals(&*store).await;
+            }
+            Err(e) => println!(
+                "the state store {} cannot be opened: {e:#}",
+                args.store.state
+            ),
+        }
+    }
+    println!();
+    last_decisions(args.decisions);
     Ok(0)
 }
 
-/// The calls waiting for a person in the default state store (the one `tollgate run` uses
-/// without `--state`), if there is one.
-async fn pending_approvals() {
-    let Some(path) = tollgate::state::sqlite::SqliteStore::default_path().filter(|p| p.exists())
-    else {
-        println!("no calls wait for approval (no state store yet)");
-        return;
+/// The counters in use, with their limits and windows.
+async fn counters(store: &dyn CounterStore) {
+    match store.counters(50).await {
+        Err(e) => println!("counters cannot be read: {e}"),
+        Ok(listed) if listed.is_empty() => {
+            println!("no counters in use in {}", store.describe())
+        }
+        Ok(listed) => {
+            println!("counters in use in {}:", store.describe());
+            for c in listed {
+                println!(
+                    "  {}  {}/{} per {} ({}; {} left)",
+                    c.key,
+                    c.used,
+                    c.limit,
+                    duration(c.window_ms),
+                    c.algorithm,
+                    duration(c.resets_in_ms)
+                );
+            }
+        }
+    }
+}
+
+/// `90 s`, `15 min`, `2 h` (rounded up).
+fn duration(ms: u64) -> String {
+    match ms {
+        ms if ms < 120_000 => format!("{} s", ms.div_ceil(1000)),
+        ms if ms < 7_200_000 => format!("{} min", ms.div_ceil(60_000)),
+        ms => format!("{} h", ms.div_ceil(3_600_000)),
+    }
+}
+
+/// The calls waiting for a person in the state store.
+async fn pending_approvals(store: &dyn CounterStore) {
+    let Some(approvals) = store.approvals() else {
+        return println!("{} keeps no approval requests", store.describe());
     };
-    let listed = match tollgate::state::sqlite::SqliteStore::open(&path) {
-        Ok(store) => tollgate::approval::list(&store, 200).await,
-        Err(e) => Err(e),
-    };
-    let now = tollgate::state::now_ms();
-    match listed {
+    let now = store.now_ms();
+    match approval::list(approvals, 200).await {
         Err(e) => println!("approval requests cannot be read: {e}"),
         Ok(all) => {
             let pending: Vec<_> = all
                 .iter()
-                .filter(|a| a.state == tollgate::approval::State::Pending && now < a.expires_ms)
+                .filter(|a| a.state == State::Pending && now < a.expires_ms)
                 .collect();
             if pending.is_empty() {
-                println!("no calls wait for approval in {}", path.display());
-                return;
+                return println!("no calls wait for approval in {}", store.describe());
             }
-            println!("calls waiting for approval in {}:", path.display());
+            println!("calls waiting for approval in {}:", store.describe());
             for a in pending {
                 println!(
                     "  {}  {}/{}  from {}: {}  ({} s left; tollgate approvals approve {})",
@@ -53,6 +107,35 @@ async fn pending_approvals() {
                 );
             }
         }
+    }
+}
+
+/// The last decisions of every proxy of the machine.
+fn last_decisions(limit: usize) {
+    let Some(dir) = decisions::default_dir() else {
+        return println!("no state directory, so no decision log");
+    };
+    let recent = decisions::recent(&dir, limit);
+    if recent.is_empty() {
+        return println!("no decisions yet in {}", dir.display());
+    }
+    println!("last decisions (from {}):", dir.display());
+    for d in recent {
+        let mut line = format!("  {}  {}/{}  {}", d.time, d.server, d.tool, d.verdict);
+        if let Some(code) = &d.code {
+            line.push_str(&format!(" ({code})"));
+        }
+        line.push_str(&format!("  by {}", d.caller));
+        if let Some(rule) = &d.rule {
+            line.push_str(&format!("  rule {rule}"));
+        }
+        if let Some(reason) = &d.reason {
+            line.push_str(&format!(": {reason}"));
+        }
+        if d.dry_run {
+            line.push_str("  [dry run]");
+        }
+        println!("{line}");
     }
 }
 
@@ -88,34 +171,9 @@ fn wrapped() -> Result<()> {
             println!(
                 "    policy {}: {}",
                 wrapped.policy.display(),
-                policy(&wrapped.policy)
+                tollgate::console::summary(&wrapped.policy)
             );
         }
     }
     Ok(())
-}
-
-/// A policy file as it stands: whether it loads, its default and sections, and its pins.
-fn policy(path: &Path) -> String {
-    let policy = match tollgate::config::load(path) {
-        Ok(p) => p,
-        Err(e) => return format!("does not load: {e}"),
-    };
-    let default = match policy.default {
-        tollgate::config::DefaultAction::Allow => "allow",
-        tollgate::config::DefaultAction::Deny => "deny",
-    };
-    let pins = match policy.pins.as_ref().map(|p| &p.baseline) {
-        None => "no pins".to_string(),
-        Some(Baseline::FirstUse) => "pins: tofu (first-seen definitions in the state store)".into(),
-        Some(Baseline::File(lock)) => match Lock::read(lock) {
-            Ok(l) => format!("pins: {} tools in {}", l.tools.len(), lock.display()),
-            Err(e) => format!("pins: {e}"),
-        },
-    };
-    format!(
-        "loads; default {default}, {} tool section{}, {pins}",
-        policy.tools.len(),
-        if policy.tools.len() == 1 { "" } else { "s" }
-    )
 }

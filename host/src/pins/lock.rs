@@ -176,15 +176,7 @@ impl Lock {
 /// when nothing did): changed tools with each differing field's old and new value, new tools,
 /// and tools no longer listed.
 pub fn diff(reviewed: &Lock, now: &Lock) -> String {
-    let show = |v: Option<&Value>| match v {
-        None => "(absent)".to_string(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => {
-            let mut text = String::new();
-            super::canonical(other, &mut text);
-            text
-        }
-    };
+    let show = super::shown;
     let mut out = String::new();
     for (name, pinned) in &now.tools {
         match reviewed.tools.get(name) {

@@ -4,7 +4,7 @@
 //! removed) and responses to allowed calls (counters settled) are looked at; everything else is
 //! forwarded as the original bytes.
 
-use crate::audit::{AuditLog, AuditRecord};
+use crate::audit::{AuditRecord, Recorder};
 use crate::chain::{
     Chain, ChainCell, Decision, Denial, Ticket, UpstreamOutcome, APPROVAL_CANCELLED,
     APPROVAL_DENIED, APPROVAL_EXPIRED, APPROVAL_PENDING, APPROVAL_REQUIRED, APPROVAL_STATE_INVALID,
@@ -65,7 +65,8 @@ pub struct Session {
     /// Set when a transport authenticated the caller: the client's own name no longer replaces it.
     authenticated: std::sync::atomic::AtomicBool,
     pending: Mutex<HashMap<String, Pending>>,
-    audit: Option<Arc<AuditLog>>,
+    /// Where decisions are written (audit log, decision log).
+    recorder: Recorder,
     /// What the client said of itself in `initialize` (sessions of the stateless revision say
     /// it in each request's `_meta` instead).
     client: Mutex<ClientFacts>,
@@ -160,7 +161,7 @@ impl Session {
             caller: Mutex::new("anonymous".into()),
             authenticated: std::sync::atomic::AtomicBool::new(false),
             pending: Mutex::new(HashMap::new()),
-            audit: None,
+            recorder: Recorder::default(),
             client: Mutex::default(),
             listed: Mutex::default(),
             questions: in_band::Questions::default(),
@@ -183,9 +184,9 @@ impl Session {
         self.questions.carry();
     }
 
-    /// Record every decision in `audit`.
-    pub fn with_audit(mut self, audit: Option<Arc<AuditLog>>) -> Self {
-        self.audit = audit;
+    /// Record every decision with `recorder`.
+    pub fn with_recorder(mut self, recorder: Recorder) -> Self {
+        self.recorder = recorder;
         self
     }
 
@@ -344,7 +345,7 @@ impl Session {
             Some(a) => a.to_string(),
         };
         let metadata = self.metadata(params.meta.as_ref());
-        let audited_arguments = self.audit.as_ref().map(|a| {
+        let audited_arguments = self.recorder.audit().map(|a| {
             if a.raw_arguments() {
                 (None, RawValue::from_string(arguments.clone()).ok())
             } else {
@@ -392,10 +393,14 @@ impl Session {
                     denial.map_or("", |d| d.code.as_str()),
                 );
             }
-            let (Some(audit), Some((sha, raw))) = (&self.audit, &audited_arguments) else {
+            if !self.recorder.is_on() {
                 return;
+            }
+            let (sha, raw) = match &audited_arguments {
+                Some((sha, raw)) => (sha.clone(), raw.as_deref()),
+                None => (None, None),
             };
-            audit.record(&AuditRecord {
+            self.recorder.record(&AuditRecord {
                 time: crate::audit::now_rfc3339(),
                 caller: &caller,
                 server: chain.server(),
@@ -406,10 +411,11 @@ impl Session {
                 plugin: denial.map(|d| d.plugin.as_str()).filter(|p| !p.is_empty()),
                 reason: denial.map(|d| d.reason.as_str()),
                 latency_us: latency.as_micros() as u64,
-                arguments_sha256: sha.clone(),
-                arguments: raw.as_deref(),
+                arguments_sha256: sha,
+                arguments: raw,
                 dry_run,
                 approval,
+                changes: None,
             });
         };
         match decision {

@@ -77,9 +77,14 @@ impl Access {
     /// Check a request's headers; on success returns the authenticated caller, if tokens are
     /// configured.
     pub fn check(&self, headers: &HeaderMap) -> Result<Option<String>, Refusal> {
-        self.check_host(headers)?;
-        self.check_origin(headers)?;
+        self.check_site(headers)?;
         self.authenticate(headers)
+    }
+
+    /// Check `Host` and `Origin` only, for what holds no data (the console's page).
+    pub fn check_site(&self, headers: &HeaderMap) -> Result<(), Refusal> {
+        self.check_host(headers)?;
+        self.check_origin(headers)
     }
 
     fn check_host(&self, headers: &HeaderMap) -> Result<(), Refusal> {

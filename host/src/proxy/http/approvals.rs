@@ -81,17 +81,6 @@ impl Listener {
             },
             (&Method::POST, [id, verb @ ("approve" | "deny")]) => {
                 let approve = *verb == "approve";
-                match approval::get(store, id).await {
-                    Ok(Some(a)) if a.caller == caller => {
-                        return refuse(
-                            StatusCode::FORBIDDEN,
-                            -32600,
-                            &format!("Forbidden: approval request `{id}` is for a call of {caller}'s own; another approver decides it"),
-                        )
-                    }
-                    Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, -32603, &e.to_string()),
-                    _ => {}
-                }
                 match approval::decide(store, id, approve, &caller, "http", now).await {
                     Ok(a) => {
                         tracing::info!(id = %a.id, by = %caller, approve, "approval request decided over HTTP");
@@ -105,6 +94,9 @@ impl Listener {
                     }
                     Err(e @ DecideError::NotPending { .. }) => {
                         refuse(StatusCode::CONFLICT, -32600, &e.to_string())
+                    }
+                    Err(e @ DecideError::OwnCall { .. }) => {
+                        refuse(StatusCode::FORBIDDEN, -32600, &format!("Forbidden: {e}"))
                     }
                     Err(e @ DecideError::Store(_)) => {
                         refuse(StatusCode::SERVICE_UNAVAILABLE, -32603, &e.to_string())

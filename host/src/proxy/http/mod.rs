@@ -18,6 +18,7 @@
 
 mod access;
 mod approvals;
+pub mod console;
 mod legacy;
 mod post;
 mod resume;
@@ -27,7 +28,7 @@ mod upstream;
 pub use access::{Access, Refusal, Token};
 
 use super::Session;
-use crate::audit::AuditLog;
+use crate::audit::Recorder;
 use crate::chain::ChainCell;
 use crate::transport::http::{event_stream, full, ResponseBody};
 use bytes::Bytes;
@@ -67,6 +68,8 @@ pub struct HttpOptions {
     pub tls: Option<tls::TlsFiles>,
     /// Whether Tollgate and the servers it starts (a command upstream) share a CPU.
     pub colocate: super::colocate::Mode,
+    /// The operator's console at `/console` (for `--approver` callers).
+    pub console: Option<crate::console::Console>,
 }
 
 /// The server behind the listener.
@@ -114,7 +117,7 @@ struct Entry {
 /// Shared state of the listener.
 struct Listener {
     chain: Arc<ChainCell>,
-    audit: Option<Arc<AuditLog>>,
+    recorder: Recorder,
     options: HttpOptions,
     sessions: Mutex<HashMap<String, Arc<Entry>>>,
     /// The children shared by stateless (2026-07-28) requests, per authenticated caller,
@@ -126,7 +129,7 @@ struct Listener {
 /// Serve until SIGINT/SIGTERM; returns the exit code.
 pub async fn run(
     chain: Arc<ChainCell>,
-    audit: Option<Arc<AuditLog>>,
+    recorder: Recorder,
     options: HttpOptions,
 ) -> Result<i32, HttpError> {
     if !options.access.loopback
@@ -158,7 +161,7 @@ pub async fn run(
     eprintln!("tollgate: listening on {scheme}://{bound}{PATH}");
     let listener = Arc::new(Listener {
         chain,
-        audit,
+        recorder,
         options,
         sessions: Mutex::new(HashMap::new()),
         stateless: tokio::sync::Mutex::new(HashMap::new()),
@@ -320,6 +323,9 @@ fn refuse(status: StatusCode, code: i64, message: &str) -> Response<ResponseBody
 impl Listener {
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ResponseBody> {
         let path = req.uri().path();
+        if let (true, Some(c)) = (console::owns(path), &self.options.console) {
+            return console::answer(c, &self.options.access, &req).await;
+        }
         if ![PATH, METRICS_PATH, legacy::SSE_PATH, legacy::MESSAGE_PATH].contains(&path)
             && !approvals::owns(path)
         {
@@ -434,7 +440,8 @@ impl Listener {
     }
 
     fn new_entry(&self, caller: &Option<String>) -> Result<Arc<Entry>, Response<ResponseBody>> {
-        let session = Arc::new(Session::shared(self.chain.clone()).with_audit(self.audit.clone()));
+        let session =
+            Arc::new(Session::shared(self.chain.clone()).with_recorder(self.recorder.clone()));
         // A session's POST streams (and the legacy SSE stream) carry Tollgate's questions.
         session.carry_questions();
         if let Some(c) = caller {

@@ -27,9 +27,13 @@ impl Session {
             metrics::pin_mismatch(chain.server(), name, change);
             let what = status.describe();
             tracing::warn!(server = %chain.server(), tool = name, action = action.word(), "tool {what}");
-            if let Some(audit) = &self.audit {
+            if self.recorder.is_on() {
                 let reason = format!("{what} (pins: {})", action.word());
-                audit.record(&AuditRecord {
+                let changes = match &status {
+                    pins::Status::Changed(fields) => serde_json::to_value(fields).ok(),
+                    _ => None,
+                };
+                self.recorder.record(&AuditRecord {
                     time: crate::audit::now_rfc3339(),
                     caller,
                     server: chain.server(),
@@ -44,6 +48,7 @@ impl Session {
                     arguments: None,
                     dry_run: chain.is_dry_run(),
                     approval: None,
+                    changes,
                 });
             }
         }
