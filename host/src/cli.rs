@@ -535,7 +535,12 @@ async fn run(args: RunArgs, threads: u16) -> Result<i32> {
             }
         },
     };
-    let recorder = Recorder { audit, decisions };
+    let recorder = Recorder {
+        audit,
+        decisions: decisions.clone(),
+    };
+    // What is still in memory is written when the proxy ends, however it ends.
+    let _flush = FlushAtExit(decisions);
     let remote = match &args.upstream {
         Some(url) => Some(UpstreamOptions {
             url: url.clone(),
@@ -603,6 +608,18 @@ async fn run(args: RunArgs, threads: u16) -> Result<i32> {
         colocate,
     };
     Ok(stdio::run(session, options).await?)
+}
+
+/// Writes the decision log's last records when `run` returns (the sessions holding the log may
+/// outlive it until the process exits).
+struct FlushAtExit(Option<Arc<DecisionLog>>);
+
+impl Drop for FlushAtExit {
+    fn drop(&mut self) {
+        if let Some(log) = &self.0 {
+            log.flush();
+        }
+    }
 }
 
 /// The files whose change reloads the policy: the file itself, its plugin files and its pin
