@@ -232,22 +232,16 @@ fn compare(upstream_name: &str, flag: &str) {
         c.arg(flag);
         c
     };
+    // `colocate` may carry more flags after the mode, separated by spaces.
     let through = |policy: &std::path::Path, state: &str, colocate: &str| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_tollgate"));
-        c.args([
-            "run",
-            "--log",
-            "warn",
-            "--colocate",
-            colocate,
-            "--state",
-            state,
-        ])
-        .arg("--policy")
-        .arg(policy)
-        .arg("--")
-        .arg(&me)
-        .arg(flag);
+        c.args(["run", "--log", "warn", "--state", state, "--colocate"])
+            .args(colocate.split(' '))
+            .arg("--policy")
+            .arg(policy)
+            .arg("--")
+            .arg(&me)
+            .arg(flag);
         c
     };
     let mut peers = [
@@ -274,6 +268,11 @@ fn compare(upstream_name: &str, flag: &str) {
         (
             "3 rules, memory counters",
             Peer::start(through(&policy, "memory", "auto")),
+            Vec::new(),
+        ),
+        (
+            "3 rules, memory, no decision log",
+            Peer::start(through(&policy, "memory", "auto --no-decision-log")),
             Vec::new(),
         ),
         (

@@ -213,3 +213,147 @@ fn bad_input_is_named_and_leaves_the_file_untouched() {
         }
     }
 }
+
+/// TOML as JSON (what the assertions compare).
+fn toml_json(item: &toml_edit::Item) -> Value {
+    use toml_edit::{Item, Value as T};
+    fn value(v: &T) -> Value {
+        match v {
+            T::String(s) => json!(s.value()),
+            T::Integer(i) => json!(i.value()),
+            T::Float(f) => json!(f.value()),
+            T::Boolean(b) => json!(b.value()),
+            T::Datetime(d) => json!(d.value().to_string()),
+            T::Array(a) => Value::Array(a.iter().map(value).collect()),
+            T::InlineTable(t) => {
+                Value::Object(t.iter().map(|(k, v)| (k.to_string(), value(v))).collect())
+            }
+        }
+    }
+    fn table<'a>(items: impl Iterator<Item = (&'a str, &'a Item)>) -> Value {
+        Value::Object(items.map(|(k, v)| (k.to_string(), toml_json(v))).collect())
+    }
+    match item {
+        Item::None => Value::Null,
+        Item::Value(v) => value(v),
+        Item::Table(t) => table(t.iter()),
+        Item::ArrayOfTables(a) => Value::Array(a.iter().map(|t| table(t.iter())).collect()),
+    }
+}
+
+/// The servers of a configuration file as a JSON object, whichever syntax it is written in.
+fn servers_of(path: &Path, text: &str) -> (Value, Value) {
+    let whole: Value = if path.extension().is_some_and(|e| e == "toml") {
+        let doc: toml_edit::DocumentMut = text.parse().expect("TOML");
+        toml_json(doc.as_item())
+    } else {
+        serde_json::from_str(text).expect("JSON")
+    };
+    let key = ["mcpServers", "servers", "mcp_servers"]
+        .into_iter()
+        .find(|k| whole.get(k).is_some())
+        .expect("a servers table");
+    let mut rest = whole.clone();
+    rest.as_object_mut().unwrap().remove(key);
+    (whole[key].clone(), rest)
+}
+
+/// Every client's configuration as its documentation writes it (`fixtures/clients/`, each with
+/// its source in the README there), at the path the client reads: wrapped, every server starts
+/// `tollgate run` (remote ones with `--upstream`) and everything else in the file is kept;
+/// wrapping again changes nothing; unwrap restores the file byte for byte.
+#[test]
+fn every_clients_documented_configuration_round_trips_through_wrap_and_unwrap() {
+    let fixtures = e2e::repo().join("host/tests/fixtures/clients");
+    for (client, fixture, at) in [
+        (
+            "claude-desktop",
+            "claude-desktop.json",
+            ".config/Claude/claude_desktop_config.json",
+        ),
+        ("claude-code", "claude-code.json", ".claude.json"),
+        ("cursor", "cursor.json", ".cursor/mcp.json"),
+        ("vscode", "vscode.json", ".config/Code/User/mcp.json"),
+        (
+            "windsurf",
+            "windsurf.json",
+            ".codeium/windsurf/mcp_config.json",
+        ),
+        ("gemini-cli", "gemini-cli.json", ".gemini/settings.json"),
+        ("codex", "codex.toml", ".codex/config.toml"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
+        let path = home.join(at);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let original = std::fs::read_to_string(fixtures.join(fixture)).unwrap();
+        std::fs::write(&path, &original).unwrap();
+
+        let (code, _, stderr) = tollgate(home, &["wrap", "--client", client, "--no-scan"]);
+        assert_eq!(code, 0, "{client}: {stderr}");
+        let wrapped = std::fs::read_to_string(&path).unwrap();
+        let (before, kept_before) = servers_of(&path, &original);
+        let (after, kept_after) = servers_of(&path, &wrapped);
+        assert_eq!(
+            kept_after, kept_before,
+            "{client}: the rest of the file is kept"
+        );
+        let names = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(names(&after), names(&before), "{client}");
+        for (name, entry) in after.as_object().unwrap() {
+            let args: Vec<&str> = entry["args"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{client}/{name} is not wrapped: {entry}"))
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect();
+            assert!(
+                entry["command"].as_str().unwrap().ends_with("tollgate") && args[0] == "run",
+                "{client}/{name}: {entry}"
+            );
+            let remote = ["url", "httpUrl", "serverUrl"]
+                .iter()
+                .find_map(|k| before[name][k].as_str());
+            match remote {
+                Some(url) => {
+                    assert!(
+                        args.windows(2).any(|w| w == ["--upstream", url]),
+                        "{client}/{name}: {entry}"
+                    );
+                    let headers = ["headers", "http_headers"]
+                        .iter()
+                        .filter_map(|k| before[name][k].as_object())
+                        .map(|h| h.len())
+                        .sum::<usize>();
+                    let passed = args.iter().filter(|a| **a == "--upstream-header").count();
+                    assert_eq!(passed, headers, "{client}/{name}: its headers go upstream");
+                }
+                None => assert!(
+                    args.ends_with(&[before[name]["command"].as_str().unwrap()])
+                        || args.contains(&before[name]["command"].as_str().unwrap()),
+                    "{client}/{name}: {entry}"
+                ),
+            }
+            if let Some(env) = before[name].get("env") {
+                for (k, v) in env.as_object().unwrap() {
+                    assert_eq!(&entry["env"][k], v, "{client}/{name}: its env is kept");
+                }
+            }
+        }
+
+        let (code, _, stderr) = tollgate(home, &["wrap", "--client", client, "--no-scan"]);
+        assert_eq!(code, 0, "{client}: {stderr}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            wrapped,
+            "{client}: idempotent"
+        );
+        let (code, _, stderr) = tollgate(home, &["unwrap", "--client", client]);
+        assert_eq!(code, 0, "{client}: {stderr}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            original,
+            "{client}: restored byte for byte"
+        );
+    }
+}

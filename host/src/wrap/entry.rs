@@ -106,20 +106,20 @@ pub fn wrap(entry: &Value, shape: &Shape, tollgate: &Path, policy: &Path, name: 
         Shape::Remote { url, key } => {
             map.remove(*key);
             args.extend([json!("--upstream"), json!(url)]);
-            if let Some(Value::Object(headers)) = map.remove("headers") {
-                let env = map
-                    .entry("env")
-                    .or_insert_with(|| Value::Object(Map::new()));
-                for (i, (header, value)) in headers.iter().enumerate() {
-                    let var = format!("{HEADER_VAR}{}", i + 1);
-                    args.extend([
-                        json!("--upstream-header"),
-                        json!(format!("{header}: ${var}")),
-                    ]);
-                    if let Some(env) = env.as_object_mut() {
-                        env.insert(var, value.clone());
-                    }
-                }
+            let env = map
+                .entry("env")
+                .or_insert_with(|| Value::Object(Map::new()))
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            let (headers, env) = upstream_headers(&mut map, env);
+            for header in headers {
+                args.extend([json!("--upstream-header"), json!(header)]);
+            }
+            if env.is_empty() {
+                map.remove("env");
+            } else {
+                map.insert("env".into(), Value::Object(env));
             }
             if map.contains_key("type") {
                 map.insert("type".into(), json!("stdio"));
@@ -131,6 +131,37 @@ pub fn wrap(entry: &Value, shape: &Shape, tollgate: &Path, policy: &Path, name: 
     map.insert("command".into(), json!(tollgate.to_string_lossy()));
     map.insert("args".into(), Value::Array(args));
     Value::Object(map)
+}
+
+/// The headers a remote entry sends, as `--upstream-header` values, taken out of the entry:
+/// `headers` (most clients) and Codex's `http_headers`, each value passed in an environment
+/// variable of the entry added to `env`; Codex's `env_http_headers` (header → the client's
+/// environment variable) and `bearer_token_env_var` name a variable already there.
+fn upstream_headers(
+    map: &mut Map<String, Value>,
+    mut env: Map<String, Value>,
+) -> (Vec<String>, Map<String, Value>) {
+    let mut out = Vec::new();
+    for key in ["headers", "http_headers"] {
+        if let Some(Value::Object(headers)) = map.remove(key) {
+            for (header, value) in headers {
+                let var = format!("{HEADER_VAR}{}", out.len() + 1);
+                out.push(format!("{header}: ${var}"));
+                env.insert(var, value);
+            }
+        }
+    }
+    if let Some(Value::Object(headers)) = map.remove("env_http_headers") {
+        for (header, var) in headers {
+            if let Some(var) = var.as_str() {
+                out.push(format!("{header}: ${var}"));
+            }
+        }
+    }
+    if let Some(Value::String(var)) = map.remove("bearer_token_env_var") {
+        out.push(format!("Authorization: Bearer ${var}"));
+    }
+    (out, env)
 }
 
 #[cfg(test)]
@@ -168,6 +199,28 @@ mod tests {
             json!({"type": "stdio", "env": {"TOLLGATE_UPSTREAM_HEADER_1": "Bearer s3cret"}, "command": "/bin/tollgate",
                    "args": ["run", "--policy", "/p/r.yaml", "--server-name", "r", "--upstream", "https://mcp.example/mcp",
                             "--upstream-header", "Authorization: $TOLLGATE_UPSTREAM_HEADER_1"]})
+        );
+    }
+
+    #[test]
+    fn codex_headers_literal_from_the_environment_and_bearer_reach_the_upstream() {
+        let remote = json!({"url": "https://mcp.example/mcp", "http_headers": {"X-Key": "k"},
+                            "env_http_headers": {"X-Org": "ORG_ID"}, "bearer_token_env_var": "MCP_TOKEN"});
+        let shape_ = shape(&remote, None).unwrap();
+        let wrapped = wrap(
+            &remote,
+            &shape_,
+            Path::new("/bin/tollgate"),
+            Path::new("/p/r.yaml"),
+            "r",
+        );
+        assert_eq!(
+            wrapped,
+            json!({"env": {"TOLLGATE_UPSTREAM_HEADER_1": "k"}, "command": "/bin/tollgate",
+                   "args": ["run", "--policy", "/p/r.yaml", "--server-name", "r", "--upstream", "https://mcp.example/mcp",
+                            "--upstream-header", "X-Key: $TOLLGATE_UPSTREAM_HEADER_1",
+                            "--upstream-header", "X-Org: $ORG_ID",
+                            "--upstream-header", "Authorization: Bearer $MCP_TOKEN"]})
         );
     }
 

@@ -10,6 +10,9 @@ use super::WrapError;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
+/// The table Codex keeps its servers in.
+const TOML_SERVERS: &str = "mcp_servers";
+
 /// A configuration file in memory.
 pub struct ConfigFile {
     /// Where it is.
@@ -66,7 +69,7 @@ impl ConfigFile {
                 let doc: toml_edit::DocumentMut = original
                     .parse()
                     .map_err(|e| invalid(format!("not TOML: {e}")))?;
-                if doc.get("mcp_servers").is_some_and(|s| !s.is_table_like()) {
+                if doc.get(TOML_SERVERS).is_some_and(|s| !s.is_table_like()) {
                     return Err(invalid("`mcp_servers` is not a table".into()));
                 }
                 Doc::Toml(doc)
@@ -88,7 +91,7 @@ impl ConfigFile {
                 .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                 .unwrap_or_default(),
             Doc::Toml(doc) => doc
-                .get("mcp_servers")
+                .get(TOML_SERVERS)
                 .and_then(|s| s.as_table_like())
                 .map(|t| {
                     t.iter()
@@ -99,10 +102,21 @@ impl ConfigFile {
         }
     }
 
-    /// The text of one server's entry as the file has it (JSON only).
+    /// The text of one server's entry as the file has it: in JSON its value, in TOML its table
+    /// (with its comments and key order) as a document of its own.
     pub fn entry_text(&self, name: &str) -> Option<String> {
-        let Doc::Json { key, .. } = &self.doc else {
-            return None;
+        let key = match &self.doc {
+            Doc::Json { key, .. } => key,
+            Doc::Toml(_) => {
+                let read: toml_edit::DocumentMut = self.original.parse().ok()?;
+                let table = read.get(TOML_SERVERS)?.get(name)?.as_table()?.clone();
+                let mut only = toml_edit::DocumentMut::new();
+                let mut servers = toml_edit::Table::new();
+                servers.set_implicit(true);
+                servers.insert(name, toml_edit::Item::Table(table));
+                only.insert(TOML_SERVERS, toml_edit::Item::Table(servers));
+                return Some(only.to_string());
+            }
         };
         let (_, start, end) = json_spans::servers(&self.original, key)?
             .into_iter()
@@ -110,14 +124,44 @@ impl ConfigFile {
         Some(self.original[start..end].to_string())
     }
 
-    /// Put back one server's entry exactly as `text` (JSON; TOML takes the value it parses to).
+    /// Put back one server's entry exactly as `text` ([`ConfigFile::entry_text`]'s): in JSON
+    /// its very bytes; in TOML its keys' values, comments and order (what `set` changed).
     pub fn set_text(&mut self, name: &str, text: &str) {
         match &mut self.doc {
             Doc::Json { edits, .. } => edits.push((name.to_string(), text.to_string(), false)),
-            Doc::Toml(_) => {
-                if let Ok(entry) = serde_json::from_str::<Value>(text) {
-                    self.set(name, &entry);
+            Doc::Toml(doc) => {
+                let fragment = text.parse::<toml_edit::DocumentMut>().ok();
+                let original = fragment
+                    .as_ref()
+                    .and_then(|f| f.get(TOML_SERVERS)?.get(name)?.as_table());
+                let current = doc
+                    .get_mut(TOML_SERVERS)
+                    .and_then(|s| s.get_mut(name))
+                    .and_then(|t| t.as_table_mut());
+                let (Some(original), Some(current)) = (original, current) else {
+                    if let Ok(entry) = serde_json::from_str::<Value>(text) {
+                        self.set(name, &entry);
+                    }
+                    return;
+                };
+                let gone: Vec<String> = current
+                    .iter()
+                    .map(|(k, _)| k.to_string())
+                    .filter(|k| !original.contains_key(k))
+                    .collect();
+                for k in gone {
+                    current.remove(&k);
                 }
+                for (k, item) in original.iter() {
+                    let same = current.get(k).map(item_to_json) == Some(item_to_json(item));
+                    if let (false, Some(key)) = (same, original.key(k)) {
+                        current.remove(k);
+                        current.insert_formatted(key, item.clone());
+                    }
+                }
+                let order: Vec<&str> = original.iter().map(|(k, _)| k).collect();
+                let at = |k: &toml_edit::Key| order.iter().position(|o| *o == k.get());
+                current.sort_values_by(|a, _, b, _| at(a).cmp(&at(b)));
             }
         }
     }
@@ -138,7 +182,7 @@ impl ConfigFile {
             }
             Doc::Toml(doc) => {
                 let Some(servers) = doc
-                    .get_mut("mcp_servers")
+                    .get_mut(TOML_SERVERS)
                     .and_then(|s| s.as_table_like_mut())
                 else {
                     return;

@@ -11,12 +11,12 @@
 //! The API answers only callers named with `--approver` (each with its own `--auth-token`);
 //! `tollgate console` makes a token for the user who started it and prints the address.
 
-use super::{full, json_response, refuse, Access, HttpError, Refusal};
+use super::{full, json_response, refuse, refused, serve_alone, Access, HttpError};
 use crate::approval::DecideError;
 use crate::console::Console;
 use crate::transport::http::ResponseBody;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -109,66 +109,29 @@ fn page() -> Response<ResponseBody> {
     r
 }
 
-/// A refusal of the access rules, as the listener answers it.
-fn refused(refusal: Refusal) -> Response<ResponseBody> {
-    match refusal {
-        Refusal::Forbidden(m) => refuse(StatusCode::FORBIDDEN, -32600, &format!("Forbidden: {m}")),
-        Refusal::Unauthorized(m) => {
-            let mut r = refuse(
-                StatusCode::UNAUTHORIZED,
-                -32600,
-                &format!("Unauthorized: {m}"),
-            );
-            r.headers_mut().insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static(r#"Bearer realm="tollgate""#),
-            );
-            r
-        }
-    }
-}
-
 /// Serve the console alone on `addr` (`tollgate console`): loopback only, for `access`'s
 /// tokens. Returns the bound address.
 pub async fn serve(
     addr: SocketAddr,
     console: Console,
-    mut access: Access,
+    access: Access,
 ) -> Result<SocketAddr, HttpError> {
-    let socket = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|cause| HttpError::Bind { addr, cause })?;
-    let bound = socket.local_addr().unwrap_or(addr);
-    access.bound = Some(bound);
+    // A loopback address: its Host names are accepted as loopback names.
     let shared = Arc::new((console, access));
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = socket.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let shared = shared.clone();
-                    async move {
-                        let (console, access) = &*shared;
-                        Ok::<_, std::convert::Infallible>(if owns(req.uri().path()) {
-                            answer(console, access, &req).await
-                        } else {
-                            refuse(
-                                StatusCode::NOT_FOUND,
-                                -32600,
-                                "Not Found: the console is at /console",
-                            )
-                        })
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
+    serve_alone(addr, move |req| {
+        let shared = shared.clone();
+        async move {
+            let (console, access) = &*shared;
+            if owns(req.uri().path()) {
+                answer(console, access, &req).await
+            } else {
+                refuse(
+                    StatusCode::NOT_FOUND,
+                    -32600,
+                    "Not Found: the console is at /console",
+                )
+            }
         }
-    });
-    Ok(bound)
+    })
+    .await
 }

@@ -320,6 +320,25 @@ fn refuse(status: StatusCode, code: i64, message: &str) -> Response<ResponseBody
     json_response(status, body.to_string())
 }
 
+/// How a request the access rules refuse is answered: 403, or 401 with the bearer challenge.
+fn refused(refusal: Refusal) -> Response<ResponseBody> {
+    match refusal {
+        Refusal::Forbidden(m) => refuse(StatusCode::FORBIDDEN, -32600, &format!("Forbidden: {m}")),
+        Refusal::Unauthorized(m) => {
+            let mut r = refuse(
+                StatusCode::UNAUTHORIZED,
+                -32600,
+                &format!("Unauthorized: {m}"),
+            );
+            r.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer realm="tollgate""#),
+            );
+            r
+        }
+    }
+}
+
 impl Listener {
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ResponseBody> {
         let path = req.uri().path();
@@ -338,21 +357,7 @@ impl Listener {
         // The same Host/Origin/token rules everywhere: even metrics name tools.
         let caller = match self.options.access.check(req.headers()) {
             Ok(caller) => caller,
-            Err(Refusal::Forbidden(m)) => {
-                return refuse(StatusCode::FORBIDDEN, -32600, &format!("Forbidden: {m}"))
-            }
-            Err(Refusal::Unauthorized(m)) => {
-                let mut r = refuse(
-                    StatusCode::UNAUTHORIZED,
-                    -32600,
-                    &format!("Unauthorized: {m}"),
-                );
-                r.headers_mut().insert(
-                    WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Bearer realm="tollgate""#),
-                );
-                return r;
-            }
+            Err(refusal) => return refused(refusal),
         };
         if approvals::owns(req.uri().path()) {
             let (method, path, query) = (req.method(), req.uri().path(), req.uri().query());
@@ -595,6 +600,28 @@ fn metrics_response() -> Response<ResponseBody> {
 
 /// Serve `/metrics` alone on `addr` (stdio mode's `--metrics`); returns the bound address.
 pub async fn serve_metrics(addr: SocketAddr) -> Result<SocketAddr, HttpError> {
+    serve_alone(addr, |req| async move {
+        if req.uri().path() == METRICS_PATH {
+            metrics_response()
+        } else {
+            refuse(
+                StatusCode::NOT_FOUND,
+                -32600,
+                "Not Found: metrics are at /metrics",
+            )
+        }
+    })
+    .await
+}
+
+/// Serve plain HTTP/1.1 on `addr`, each request answered by `answer`, until the process ends
+/// (what stdio mode serves beside the agent's pipe: metrics, the console). Returns the bound
+/// address.
+async fn serve_alone<F, Fut>(addr: SocketAddr, answer: F) -> Result<SocketAddr, HttpError>
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<ResponseBody>> + Send + 'static,
+{
     let socket = TcpListener::bind(addr)
         .await
         .map_err(|cause| HttpError::Bind { addr, cause })?;
@@ -605,17 +632,11 @@ pub async fn serve_metrics(addr: SocketAddr) -> Result<SocketAddr, HttpError> {
                 continue;
             };
             let _ = stream.set_nodelay(true);
+            let answer = answer.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
-                    Ok::<_, std::convert::Infallible>(if req.uri().path() == METRICS_PATH {
-                        metrics_response()
-                    } else {
-                        refuse(
-                            StatusCode::NOT_FOUND,
-                            -32600,
-                            "Not Found: metrics are at /metrics",
-                        )
-                    })
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let answer = answer.clone();
+                    async move { Ok::<_, std::convert::Infallible>(answer(req).await) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
