@@ -5,7 +5,7 @@ Tollgate endpoints, and compares what a client could observe. Standard library o
 
 Usage:
     python differential.py --direct http://127.0.0.1:P/mcp --through http://127.0.0.1:Q/mcp \
-        [--through URL ...] [--era 2026-07-28|2025-11-25|all] [--json]
+        [--through URL ...] [--era 2026-07-28|2025-11-25|all] [--json] [--timeout SECONDS]
 
 Each request goes to every URL in turn (direct first, then each through-URL) before the next
 request is sent, so per-URL state (a 2025-11-25 session, its deletion) advances in step. The
@@ -15,7 +15,8 @@ for {SID} in later requests of that URL. Output: one line per request and throug
 `--json` prints a full report instead). Exit status: 0 if nothing differs, 1 otherwise.
 
 What is compared (the "observation" of one response):
-    status            HTTP status (or transport_error: the exception class, e.g. timeout)
+    status            HTTP status; transport_error: the exception class (TimeoutError after
+                      --timeout seconds without a byte, ConnectionResetError...)
     content_type      family: json | event-stream | none | other:<media type>
     header.X          mcp-session-id (present/absent only), www-authenticate, allow, retry-after
     msg[i].<path>     each JSON-RPC message of the body (SSE `data:` lines are parsed), compared
@@ -41,7 +42,7 @@ import re
 import sys
 import urllib.parse
 
-TIMEOUT = 20.0
+TIMEOUT = [20.0]  # seconds per socket operation; --timeout
 MODERN, LEGACY = "2026-07-28", "2025-11-25"
 PV, CC, CI, LL = ("io.modelcontextprotocol/" + k for k in ("protocolVersion", "clientCapabilities",
                                                             "clientInfo", "logLevel"))
@@ -193,9 +194,10 @@ def family(ct):
     return {"application/json": "json", "text/event-stream": "event-stream"}.get(media, "other:" + media)
 
 
-def read_sse(resp):
-    """JSON-RPC messages from an SSE body, up to and including the first response."""
-    msgs, data = [], []
+def read_sse(resp, msgs):
+    """Append to `msgs` the JSON-RPC messages of an SSE body, up to and including the first
+    response (appending as they come, so a later timeout keeps what had arrived)."""
+    data = []
     while True:
         line = resp.readline()
         if not line or line in (b"\n", b"\r\n"):
@@ -231,7 +233,7 @@ def send(url, req, sid):
     if body is not None and not isinstance(body, bytes):
         body = json.dumps(body).encode()
     obs, new_sid = {}, None
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=TIMEOUT)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=TIMEOUT[0])
     try:
         conn.request(req["method"], u.path or "/", body=body or None, headers=headers)
         resp = conn.getresponse()
@@ -244,7 +246,8 @@ def send(url, req, sid):
         if req.get("headers_only") and obs["content_type"] == "event-stream":
             obs["body"] = "<stream: headers only>"
         elif obs["content_type"] == "event-stream":
-            add_messages(obs, read_sse(resp))
+            obs["messages"] = []
+            read_sse(resp, obs["messages"])
         else:
             raw = resp.read()
             try:
@@ -252,16 +255,12 @@ def send(url, req, sid):
             except ValueError:
                 obs["body"] = raw.decode("utf-8", "replace")[:500] if raw else "<empty>"
             else:
-                add_messages(obs, parsed if isinstance(parsed, list) else [parsed])
+                obs["messages"] = parsed if isinstance(parsed, list) else [parsed]
     except (OSError, http.client.HTTPException) as e:  # socket.timeout is an OSError
         obs["transport_error"] = type(e).__name__
     finally:
         conn.close()
     return obs, new_sid
-
-
-def add_messages(obs, msgs):
-    obs["messages"] = msgs
 
 
 def normalise(value, url, sid):
@@ -301,14 +300,14 @@ def run(direct, throughs, eras):
     urls = [direct] + throughs
     report = []
     for era in eras:
-        sids = {u: None for u in urls}
+        sids = [None] * len(urls)  # by position: the same URL may be given twice
         for req in corpus_modern() if era == MODERN else corpus_legacy():
             observed = []
-            for u in urls:
-                obs, new_sid = send(u, req, sids[u])
+            for n, u in enumerate(urls):
+                obs, new_sid = send(u, req, sids[n])
                 if req["name"].endswith(":initialize") and new_sid:
-                    sids[u] = new_sid
-                observed.append(normalise(obs, u, sids[u] or new_sid))
+                    sids[n] = new_sid
+                observed.append(normalise(obs, u, sids[n] or new_sid))
             entry = {"name": req["name"], "direct": observed[0], "through": []}
             for u, obs in zip(throughs, observed[1:]):
                 entry["through"].append({"url": u, "observed": obs, "diffs": diff(observed[0], obs, "", [])})
@@ -327,7 +326,9 @@ def main():
     ap.add_argument("--through", action="append", required=True, help="a Tollgate endpoint (repeatable)")
     ap.add_argument("--era", choices=[MODERN, LEGACY, "all"], default="all")
     ap.add_argument("--json", action="store_true", help="print a JSON report instead of lines")
+    ap.add_argument("--timeout", type=float, default=TIMEOUT[0], help="seconds per socket read (default 20)")
     args = ap.parse_args()
+    TIMEOUT[0] = args.timeout
     eras = [MODERN, LEGACY] if args.era == "all" else [args.era]
     report = run(args.direct, args.through, eras)
     count = sum(len(t["diffs"]) for e in report for t in e["through"])
