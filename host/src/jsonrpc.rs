@@ -14,6 +14,14 @@ pub mod codes {
     pub const INVALID_REQUEST: i64 = -32600;
     /// Bad parameters (and unknown / hidden tools, as MCP servers answer them).
     pub const INVALID_PARAMS: i64 = -32602;
+    /// No such method.
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    /// A routing header that disagrees with the body (2026-07-28).
+    pub const HEADER_MISMATCH: i64 = -32020;
+    /// The request needs a client capability it did not declare (2026-07-28).
+    pub const MISSING_REQUIRED_CLIENT_CAPABILITY: i64 = -32021;
+    /// A protocol revision the server does not serve (2026-07-28).
+    pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 }
 
 /// One message's envelope, borrowed from its bytes.

@@ -22,6 +22,7 @@ pub mod console;
 mod legacy;
 mod post;
 mod resume;
+mod stateless;
 pub mod tls;
 mod upstream;
 
@@ -372,18 +373,14 @@ impl Listener {
             }
             _ => {}
         }
-        if let Some(v) = req.headers().get("mcp-protocol-version") {
-            let v = v.to_str().unwrap_or("");
-            if !post::KNOWN_REVISIONS.contains(&v) {
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    -32600,
-                    &format!("Bad Request: unsupported MCP-Protocol-Version `{v}`"),
-                );
+        if stateless::routes_here(req.headers()) {
+            if let Some(r) = stateless::screen_head(req.method(), req.headers()) {
+                return r;
             }
+            return self.post(req, caller, true).await;
         }
         match *req.method() {
-            Method::POST => self.post(req, caller).await,
+            Method::POST => self.post(req, caller, false).await,
             Method::GET => self.get(&req, caller),
             Method::DELETE => self.delete(&req, caller).await,
             _ => {

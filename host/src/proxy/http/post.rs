@@ -15,17 +15,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use std::sync::Arc;
 
-/// Protocol revisions the listener accepts in `MCP-Protocol-Version`.
-pub const KNOWN_REVISIONS: &[&str] = &[
-    "2024-11-05",
-    "2025-03-26",
-    "2025-06-18",
-    "2025-11-25",
-    "2026-07-28",
-];
-
-/// JSON-RPC code of a header that disagrees with the body (2026-07-28).
-const HEADER_MISMATCH: i64 = -32020;
+use crate::jsonrpc::codes::HEADER_MISMATCH;
 
 /// What the listener needs to know about a single message.
 struct Inspected {
@@ -50,7 +40,7 @@ fn inspect(env: &Envelope<'_>) -> Inspected {
 
 /// A header value, decoding the `=?base64?…?=` form clients use for values that are not plain
 /// ASCII.
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn header(headers: &HeaderMap, name: &str) -> Option<String> {
     let raw = headers.get(name)?.to_str().ok()?;
     match raw
         .strip_prefix("=?base64?")
@@ -186,10 +176,13 @@ impl IdSwap {
 }
 
 impl Listener {
+    /// `modern`: a 2026-07-28 request ([`super::stateless`]), whose method and headers were
+    /// screened already and whose body runs the revision's ladder here.
     pub(super) async fn post(
         self: Arc<Self>,
         req: Request<Incoming>,
         caller: Option<String>,
+        modern: bool,
     ) -> Response<ResponseBody> {
         let (parts, body) = req.into_parts();
         let headers = parts.headers;
@@ -197,7 +190,7 @@ impl Listener {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if !content_type.starts_with("application/json") {
+        if !modern && !content_type.starts_with("application/json") {
             return refuse(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 -32600,
@@ -226,6 +219,13 @@ impl Listener {
             }
             Err(e) => return refuse(e.status(), -32600, &e.to_string()),
         };
+        if modern {
+            if let super::stateless::Screened::Answer(r) =
+                super::stateless::screen_body(&body, &headers)
+            {
+                return r;
+            }
+        }
         let inspected = match jsonrpc::parse(&body) {
             Err((code, message)) => return refuse(StatusCode::BAD_REQUEST, code, &message),
             Ok(Parsed::Single(env)) => {
@@ -303,7 +303,7 @@ impl Listener {
             return sse_response(body, new_session.as_deref());
         }
         let Some(to_server) = routed.to_server else {
-            return answer_json(answers, new_session.as_deref());
+            return answer_json(answers, new_session.as_deref(), modern);
         };
         let (ids, tokens) = requests_in(&to_server);
         if ids.is_empty() {
@@ -319,7 +319,7 @@ impl Listener {
                 set_session(&mut r, new_session.as_deref());
                 return r;
             }
-            return answer_json(answers, new_session.as_deref());
+            return answer_json(answers, new_session.as_deref(), modern);
         }
         let (raw_tx, raw_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
         entry.upstream.expect(&ids, &tokens, &raw_tx);
@@ -349,7 +349,7 @@ impl Listener {
                         Some(s) => s.restore(m.clone()),
                         None => m.clone(),
                     };
-                    return answer_json(vec![m], new_session.as_deref());
+                    return answer_json(vec![m], new_session.as_deref(), modern);
                 }
             }
             let (sink, body) = open_stream(&entry, shared, &answers);
@@ -366,7 +366,7 @@ impl Listener {
         } else {
             let mut all = answers;
             all.extend(collect_answers(awaiting, raw_rx, swap).await);
-            answer_json(all, new_session.as_deref())
+            answer_json(all, new_session.as_deref(), modern)
         }
     }
 }
@@ -471,7 +471,16 @@ async fn release_held(entry: &Arc<Entry>, routed: crate::proxy::Routed) {
 }
 
 /// Answer with JSON: one message, or several as an array.
-fn answer_json(mut answers: Vec<Bytes>, session: Option<&str>) -> Response<ResponseBody> {
+/// `modern`: a 2026-07-28 answer, whose status follows its error code.
+fn answer_json(
+    mut answers: Vec<Bytes>,
+    session: Option<&str>,
+    modern: bool,
+) -> Response<ResponseBody> {
+    let status = match &answers[..] {
+        [one] if modern => super::stateless::status_of(one),
+        _ => StatusCode::OK,
+    };
     let body: Bytes = match answers.len() {
         1 => answers.remove(0),
         _ => {
@@ -482,7 +491,7 @@ fn answer_json(mut answers: Vec<Bytes>, session: Option<&str>) -> Response<Respo
             joined.into()
         }
     };
-    let mut r = json_response(StatusCode::OK, body);
+    let mut r = json_response(status, body);
     set_session(&mut r, session);
     r
 }
