@@ -438,8 +438,7 @@ fn headers_that_contradict_the_body_are_refused_with_32020() {
     assert_eq!(v["error"]["code"], -32020, "{answer}");
     // In the words of the revision's reference server (the transparency harness compares them).
     assert_eq!(
-        v["error"]["message"],
-        "mcp-name header does not match the request body's 'name' parameter",
+        v["error"]["message"], "mcp-name header does not match the request body's 'name' parameter",
         "{answer}"
     );
     // Consistent headers: the policy decides on the body.
@@ -647,7 +646,7 @@ fn delete_ends_the_session_and_its_server() {
     // Without any session id, only initialize (or a stateless request) may start one.
     let (status, _, body) = http_request(&a, "POST", &[JSON_BODY, JSON_AND_SSE], list);
     assert_eq!(status, 400, "{body}");
-    assert!(body.contains("Mcp-Session-Id header required"), "{body}");
+    assert!(body.contains("Bad Request: Missing session ID"), "{body}");
     assert!(listening.stop().success());
 }
 

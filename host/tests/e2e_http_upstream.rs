@@ -383,6 +383,14 @@ fn differential(kind: &str, child: Vec<String>, era: &str) -> (Vec<String>, Valu
     (differences(&report), report)
 }
 
+/// Every through-URL of `requests`, with these fields differing.
+fn expect(requests: &[&str], fields: &str) -> Vec<String> {
+    requests
+        .iter()
+        .flat_map(|r| (1..=2).map(move |n| format!("{r} @through{n}: {fields}")))
+        .collect()
+}
+
 /// With an allow-all policy a client cannot tell Tollgate from the mcp 2.x server on the
 /// stateless revision (2026-07-28): every request of the prober's corpus — each method family,
 /// removed and unknown methods, bad `_meta`, bad and missing versions and routing headers,
@@ -390,20 +398,63 @@ fn differential(kind: &str, child: Vec<String>, era: &str) -> (Vec<String>, Valu
 /// status, ids, codes, messages, `data` and headers through Tollgate, with the server as a
 /// remote upstream and as a stdio child.
 ///
-/// Still different, each listed with why (the test fails when one goes away too, so the list
-/// stays true): a request without the revision's header routes to the server's session
-/// (2025-11-25) path, whose answers to a request without a session are not mirrored yet.
+/// What still differs is listed with why; the test fails when a difference appears that is not
+/// listed, and when a listed one goes away, so the list stays true.
 #[test]
 fn on_the_stateless_revision_tollgate_answers_as_the_server_does() {
     let (found, report) = differential("fastmcp2", e2e::fastmcp2(), "2026-07-28");
-    let open: Vec<String> = [
-        "2026-07-28:header MCP-Protocol-Version missing",
-        "2026-07-28:header MCP-Protocol-Version handshake-era",
-    ]
-    .iter()
-    .flat_map(|r| {
-        (1..=2).map(move |n| format!("{r} @through{n}: header.mcp-session-id, msg[0].id, msg[0].error.code, msg[0].error.message"))
-    })
-    .collect();
-    assert_eq!(found, open, "{report:#}");
+    // A request without the revision's header goes to the session path, where the SDK hands
+    // out a fresh Mcp-Session-Id with its refusal of a request that named no session; Tollgate
+    // opens sessions only for `initialize`.
+    let expected = expect(
+        &[
+            "2026-07-28:header MCP-Protocol-Version missing",
+            "2026-07-28:header MCP-Protocol-Version handshake-era",
+        ],
+        "header.mcp-session-id",
+    );
+    assert_eq!(found, expected, "{report:#}");
+}
+
+/// The same on the session revision (2025-11-25): `initialize`, every method family, missing
+/// and unknown sessions, wrong `Accept` and `Content-Type`, malformed JSON, batches, the GET
+/// stream, DELETE and a request on a deleted session.
+#[test]
+fn on_the_session_revision_tollgate_answers_as_the_server_does() {
+    let (found, report) = differential("fastmcp2", e2e::fastmcp2(), "2025-11-25");
+    let mut expected = Vec::new();
+    // Tollgate answers a request whose first message from the server is its answer as JSON,
+    // where this server opens a stream for it: the revision lets a server answer either way and
+    // clients must accept both; the JSON answer saves the stream's framing. Mirroring a remote
+    // server's choice needs the server link to carry it (issue 15's one link).
+    expected.extend(expect(
+        &[
+            "2025-11-25:initialize",
+            "2025-11-25:tools/list",
+            "2025-11-25:tools/call add",
+            "2025-11-25:tools/call unknown tool",
+            "2025-11-25:ping",
+            "2025-11-25:unknown method",
+        ],
+        "content_type",
+    ));
+    // As on the stateless revision: the SDK hands out a session id with this refusal.
+    expected.extend(expect(
+        &["2025-11-25:Mcp-Session-Id missing"],
+        "header.mcp-session-id",
+    ));
+    expected.extend(expect(
+        &["2025-11-25:MCP-Protocol-Version missing"],
+        "content_type",
+    ));
+    // Batches left MCP in 2025-06-18: both refuse one (400, id null); the server's words are
+    // its validator's (-32602 and pydantic's text), Tollgate says -32600, Invalid Request.
+    expected.extend(expect(
+        &["2025-11-25:JSON-RPC batch"],
+        "msg[0].error.code, msg[0].error.message",
+    ));
+    expected.sort();
+    let mut found = found;
+    found.sort();
+    assert_eq!(found, expected, "{report:#}");
 }

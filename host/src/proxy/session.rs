@@ -190,6 +190,15 @@ impl Session {
         self
     }
 
+    /// The protocol revision the client asked for in `initialize`, once it has.
+    pub fn protocol_version(&self) -> Option<String> {
+        self.client
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .protocol_version
+            .clone()
+    }
+
     /// Set the caller identity (an authenticated principal).
     pub fn set_caller(&self, caller: &str) {
         *self.caller.lock().unwrap_or_else(|p| p.into_inner()) = caller.to_string();

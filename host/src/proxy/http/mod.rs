@@ -379,6 +379,32 @@ impl Listener {
             }
             return self.post(req, caller, true).await;
         }
+        // Every answer about a live session names it, refusals included, as the SDKs' servers do.
+        let named = req
+            .headers()
+            .get("mcp-session-id")
+            .filter(|id| {
+                let id = id.to_str().unwrap_or("");
+                let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+                sessions
+                    .get(id)
+                    .is_some_and(|e| e.owner.is_none() || e.owner == caller)
+            })
+            .cloned();
+        let mut r = self.endpoint(req, caller).await;
+        // (Not on a refusal without a JSON-RPC body, which the SDKs make before any session.)
+        if let (Some(id), true) = (named, r.headers().contains_key(CONTENT_TYPE)) {
+            r.headers_mut().entry("mcp-session-id").or_insert(id);
+        }
+        r
+    }
+
+    /// A request to the MCP endpoint, past the access rules.
+    async fn endpoint(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        caller: Option<String>,
+    ) -> Response<ResponseBody> {
         match *req.method() {
             Method::POST => self.post(req, caller, false).await,
             Method::GET => self.get(&req, caller),
@@ -409,11 +435,8 @@ impl Listener {
             .get(&id)
             .cloned();
         match entry {
-            None => Err(refuse(
-                StatusCode::NOT_FOUND,
-                -32001,
-                "Session not found: start a new one with initialize",
-            )),
+            // As the SDKs' servers answer it: the client starts a new session on a 404.
+            None => Err(refuse(StatusCode::NOT_FOUND, -32600, "Session not found")),
             Some(e) if e.owner.is_some() && e.owner != *caller => Err(refuse(
                 StatusCode::FORBIDDEN,
                 -32600,
@@ -498,11 +521,11 @@ impl Listener {
             return refuse(
                 StatusCode::NOT_ACCEPTABLE,
                 -32600,
-                "Not Acceptable: the GET stream is text/event-stream",
+                "Not Acceptable: Client must accept text/event-stream",
             );
         }
-        let entry = match self.lookup(req.headers(), &caller) {
-            Ok(Some((_, e))) => e,
+        let (id, entry) = match self.lookup(req.headers(), &caller) {
+            Ok(Some(found)) => found,
             Ok(None) => {
                 return refuse(
                     StatusCode::METHOD_NOT_ALLOWED,
@@ -516,7 +539,7 @@ impl Listener {
         if let Some(last) = req.headers().get("last-event-id") {
             let last = last.to_str().unwrap_or_default();
             return match entry.replay.resume(last, tx) {
-                Ok(()) => sse_response(body, None),
+                Ok(()) => sse_response(body, Some(&id)),
                 Err(e @ resume::ResumeError::Unknown(_)) => {
                     refuse(StatusCode::NOT_FOUND, -32600, &e.to_string())
                 }
@@ -542,7 +565,7 @@ impl Listener {
                 }
             }
         });
-        sse_response(body, None)
+        sse_response(body, Some(&id))
     }
 
     async fn delete(
@@ -559,7 +582,9 @@ impl Listener {
                 entry.upstream.close_general();
                 entry.upstream.shut_down(Duration::from_secs(2)).await;
                 tracing::info!(session = %id, "session deleted by the client");
-                json_response(StatusCode::OK, "")
+                let mut r = json_response(StatusCode::OK, "");
+                post::set_session(&mut r, Some(&id));
+                r
             }
             Ok(None) => refuse(
                 StatusCode::BAD_REQUEST,

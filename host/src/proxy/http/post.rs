@@ -60,8 +60,9 @@ pub(super) fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 /// The 2026-07-28 rule: `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` must match the
 /// body (and must be there for stateless requests); policy reads the body, so a header that
 /// says something else is refused rather than believed.
-fn check_headers(headers: &HeaderMap, m: &Inspected) -> Result<(), String> {
-    let stateless = m.revision.is_some();
+/// `stateless`: a 2026-07-28 request (routed by its `MCP-Protocol-Version` header, as the
+/// revision's servers route it), which must carry the headers.
+fn check_headers(headers: &HeaderMap, m: &Inspected, stateless: bool) -> Result<(), String> {
     if stateless {
         let version = header(headers, "mcp-protocol-version");
         if version != m.revision {
@@ -190,18 +191,24 @@ impl Listener {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
+        // Refused as the SDKs' servers refuse them (the transparency harness compares).
         if !modern && !content_type.starts_with("application/json") {
-            return refuse(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                -32600,
-                "Unsupported Media Type: POST a JSON-RPC message as application/json",
-            );
+            let mut r = Response::new(crate::transport::http::full("Invalid Content-Type header"));
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            return r;
         }
         let accept = headers
             .get(ACCEPT)
             .and_then(|v| v.to_str().ok())
-            .unwrap_or("*/*");
+            .unwrap_or("");
         let sse_ok = accept.contains("text/event-stream");
+        if !(sse_ok && accept.contains("application/json")) {
+            return refuse(
+                StatusCode::NOT_ACCEPTABLE,
+                -32600,
+                "Not Acceptable: Client must accept both application/json and text/event-stream",
+            );
+        }
         let body = match read_body(
             body,
             self.options.max_message_bytes,
@@ -230,7 +237,7 @@ impl Listener {
             Err((code, message)) => return refuse(StatusCode::BAD_REQUEST, code, &message),
             Ok(Parsed::Single(env)) => {
                 let m = inspect(&env);
-                if let Err(why) = check_headers(&headers, &m) {
+                if let Err(why) = check_headers(&headers, &m, modern) {
                     let answer =
                         jsonrpc::error_response(env.id_text(), HEADER_MISMATCH, &why, None);
                     return json_response(StatusCode::BAD_REQUEST, answer);
@@ -240,25 +247,41 @@ impl Listener {
             Ok(Parsed::Batch(_)) => None,
         };
         let is_initialize = inspected.as_ref().is_some_and(|m| m.is_initialize);
-        let stateless = inspected.as_ref().is_some_and(|m| m.revision.is_some());
-        let (new_session, entry, shared) =
-            match self.lookup(&headers, &caller) {
+        let stateless = modern;
+        let (session_id, entry, shared) = match self.lookup(&headers, &caller) {
+            Err(r) => return r,
+            Ok(Some((id, e))) => (Some(id), e, false),
+            Ok(None) if is_initialize => match self.open_session(&caller) {
+                Ok((id, e)) => (Some(id), e, false),
                 Err(r) => return r,
-                Ok(Some((_, e))) => (None, e, false),
-                Ok(None) if is_initialize => match self.open_session(&caller) {
-                    Ok((id, e)) => (Some(id), e, false),
-                    Err(r) => return r,
-                },
-                Ok(None) if stateless => match self.stateless_entry(&caller).await {
-                    Ok(e) => (None, e, true),
-                    Err(r) => return r,
-                },
-                Ok(None) => return refuse(
+            },
+            Ok(None) if stateless => match self.stateless_entry(&caller).await {
+                Ok(e) => (None, e, true),
+                Err(r) => return r,
+            },
+            Ok(None) => {
+                return refuse(
                     StatusCode::BAD_REQUEST,
                     -32600,
-                    "Bad Request: Mcp-Session-Id header required (start a session with initialize)",
-                ),
-            };
+                    "Bad Request: Missing session ID",
+                )
+            }
+        };
+        // Batches left JSON-RPC over MCP in 2025-06-18: a server of a later revision refuses them
+        // (and one over stdio may not answer at all).
+        let batch_refused = entry
+            .session
+            .protocol_version()
+            .is_some_and(|v| v.as_str() >= "2025-06-18");
+        if inspected.is_none() && batch_refused {
+            let mut r = refuse(
+                StatusCode::BAD_REQUEST,
+                -32600,
+                "Invalid Request: batches are not part of MCP since 2025-06-18; send one message per request",
+            );
+            set_session(&mut r, session_id.as_deref());
+            return r;
+        }
         let mut swap = None;
         let mut message = body.to_vec();
         if shared {
@@ -272,7 +295,7 @@ impl Listener {
         }
         let routed = entry.session.from_client(&message).await;
         if routed.release {
-            return release(&entry, routed, new_session.as_deref()).await;
+            return release(&entry, routed, session_id.as_deref()).await;
         }
         let restore = |m: Bytes| match &swap {
             Some(s) => s.restore(m),
@@ -300,10 +323,10 @@ impl Listener {
             };
             let (sink, body) = open_stream(&entry, shared, &answers);
             tokio::spawn(stream_answers(awaiting, raw_rx, sink, swap));
-            return sse_response(body, new_session.as_deref());
+            return sse_response(body, session_id.as_deref());
         }
         let Some(to_server) = routed.to_server else {
-            return answer_json(answers, new_session.as_deref(), modern);
+            return answer_json(answers, session_id.as_deref(), modern);
         };
         let (ids, tokens) = requests_in(&to_server);
         if ids.is_empty() {
@@ -316,10 +339,10 @@ impl Listener {
             }
             if answers.is_empty() {
                 let mut r = json_response(StatusCode::ACCEPTED, "");
-                set_session(&mut r, new_session.as_deref());
+                set_session(&mut r, session_id.as_deref());
                 return r;
             }
-            return answer_json(answers, new_session.as_deref(), modern);
+            return answer_json(answers, session_id.as_deref(), modern);
         }
         let (raw_tx, raw_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
         entry.upstream.expect(&ids, &tokens, &raw_tx);
@@ -338,36 +361,30 @@ impl Listener {
                 &format!("the MCP server is gone: {e}"),
             );
         }
-        if sse_ok {
-            // The headers wait for the server's first message: when that is already the one
-            // awaited response, a plain JSON answer is cheaper than a stream.
-            let mut raw_rx = raw_rx;
-            let first = raw_rx.recv().await;
-            if let Some(m) = &first {
-                if answers.is_empty() && awaiting.ids.len() == 1 && awaiting.answered(m) {
-                    let m = match &swap {
-                        Some(s) => s.restore(m.clone()),
-                        None => m.clone(),
-                    };
-                    return answer_json(vec![m], new_session.as_deref(), modern);
-                }
-            }
-            let (sink, body) = open_stream(&entry, shared, &answers);
-            if let Some(m) = first {
-                awaiting.answered(&m);
+        // The headers wait for the server's first message: when that is already the one
+        // awaited response, a plain JSON answer is cheaper than a stream.
+        let mut raw_rx = raw_rx;
+        let first = raw_rx.recv().await;
+        if let Some(m) = &first {
+            if answers.is_empty() && awaiting.ids.len() == 1 && awaiting.answered(m) {
                 let m = match &swap {
-                    Some(s) => s.restore(m),
-                    None => m,
+                    Some(s) => s.restore(m.clone()),
+                    None => m.clone(),
                 };
-                sink.send(&m);
+                return answer_json(vec![m], session_id.as_deref(), modern);
             }
-            tokio::spawn(stream_answers(awaiting, raw_rx, sink, swap));
-            sse_response(body, new_session.as_deref())
-        } else {
-            let mut all = answers;
-            all.extend(collect_answers(awaiting, raw_rx, swap).await);
-            answer_json(all, new_session.as_deref(), modern)
         }
+        let (sink, body) = open_stream(&entry, shared, &answers);
+        if let Some(m) = first {
+            awaiting.answered(&m);
+            let m = match &swap {
+                Some(s) => s.restore(m),
+                None => m,
+            };
+            sink.send(&m);
+        }
+        tokio::spawn(stream_answers(awaiting, raw_rx, sink, swap));
+        sse_response(body, session_id.as_deref())
     }
 }
 
@@ -413,7 +430,7 @@ impl Drop for Awaiting {
     }
 }
 
-fn set_session(r: &mut Response<ResponseBody>, id: Option<&str>) {
+pub(super) fn set_session(r: &mut Response<ResponseBody>, id: Option<&str>) {
     if let Some(v) = id.and_then(|id| HeaderValue::from_str(id).ok()) {
         r.headers_mut().insert("mcp-session-id", v);
     }
@@ -584,32 +601,6 @@ async fn stream_answers(
     }
 }
 
-/// Wait for the responses of a JSON-only client; other messages about the requests cannot
-/// reach it and are dropped (with a log line).
-async fn collect_answers(
-    mut awaiting: Awaiting,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
-    swap: Option<IdSwap>,
-) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    while !awaiting.ids.is_empty() {
-        let Some(m) = rx.recv().await else { break };
-        if awaiting.answered(&m) {
-            out.push(match &swap {
-                Some(s) => s.restore(m),
-                None => m,
-            });
-        } else {
-            tracing::debug!(
-                "a JSON-only client cannot receive a server message about its request; dropped"
-            );
-        }
-    }
-    // Not a client going away: the server ended without answering. Nothing to cancel.
-    awaiting.shared = false;
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -639,17 +630,17 @@ mod tests {
             ("mcp-method", "tools/call"),
             ("mcp-name", "send_message"),
         ];
-        assert_eq!(check_headers(&headers(&good), &m), Ok(()));
+        assert_eq!(check_headers(&headers(&good), &m, true), Ok(()));
         let lying = [
             ("mcp-protocol-version", "2026-07-28"),
             ("mcp-method", "tools/call"),
             ("mcp-name", "list_messages"),
         ];
-        assert!(check_headers(&headers(&lying), &m)
+        assert!(check_headers(&headers(&lying), &m, true)
             .unwrap_err()
             .contains("Mcp-Name header `list_messages`"));
         let missing = [("mcp-protocol-version", "2026-07-28")];
-        assert!(check_headers(&headers(&missing), &m)
+        assert!(check_headers(&headers(&missing), &m, true)
             .unwrap_err()
             .contains("Mcp-Method header is required"));
         // Base64-wrapped values decode before comparing.
@@ -658,15 +649,15 @@ mod tests {
             ("mcp-method", "tools/call"),
             ("mcp-name", "=?base64?c2VuZF9tZXNzYWdl?="),
         ];
-        assert_eq!(check_headers(&headers(&wrapped), &m), Ok(()));
+        assert_eq!(check_headers(&headers(&wrapped), &m, true), Ok(()));
     }
 
     #[test]
     fn session_requests_may_omit_the_headers_but_not_contradict_the_body() {
         let m =
             inspected(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a"}}"#);
-        assert_eq!(check_headers(&headers(&[]), &m), Ok(()));
-        assert!(check_headers(&headers(&[("mcp-method", "tools/list")]), &m).is_err());
+        assert_eq!(check_headers(&headers(&[]), &m, false), Ok(()));
+        assert!(check_headers(&headers(&[("mcp-method", "tools/list")]), &m, false).is_err());
     }
 
     #[test]
