@@ -63,6 +63,17 @@ impl HttpServer {
                     .args(["--http", &port.to_string()]);
                 c
             }
+            // Keeps its events and has clients poll (SSE polling), retry 300 ms.
+            "fastmcp2-poll" => {
+                let mut c = Command::new(p.join(".env/py2/bin/python"));
+                c.arg(p.join("servers/fastmcp2_server.py")).args([
+                    "--http",
+                    &port.to_string(),
+                    "--poll",
+                    "300",
+                ]);
+                c
+            }
             other => panic!("unknown server {other}"),
         };
         let mut child = cmd
@@ -457,4 +468,32 @@ fn on_the_session_revision_tollgate_answers_as_the_server_does() {
     let mut found = found;
     found.sort();
     assert_eq!(found, expected, "{report:#}");
+}
+
+/// SSE polling (2025-11-25): the server primes a call's stream with an event id and `retry`,
+/// closes it, and answers only to a client that comes back with `GET` and `Last-Event-ID`.
+/// Tollgate resumes the stream upstream on the agent's behalf, so an agent on stdio (which has
+/// no stream to resume) and one on Tollgate's listener (whose own stream stays open) both get
+/// the answer, and the call goes through the policy like any other.
+#[test]
+fn a_server_that_has_clients_poll_answers_through_tollgate() {
+    setup(&["allow_all.yaml"]);
+    let server = HttpServer::start("fastmcp2-poll");
+    let steps = vec![call("slow_report", json!({"seconds": 1}))];
+    let run = drive(
+        Client::Py1,
+        &through("allow_all.yaml", &server.url),
+        &scenario(steps.clone()),
+    );
+    assert_eq!(text(run.result(0)), "report ready after 1.0", "{run}");
+    let listening = Listening::start("allow_all.yaml", vec![], &["--upstream", &server.url], &[]);
+    let url = vec!["--url".to_string(), listening.url.clone()];
+    for client in [Client::Py1, Client::Py2, Client::Ts] {
+        let run = drive(client, &url, &scenario(steps.clone()));
+        assert_eq!(
+            text(run.result(0)),
+            "report ready after 1.0",
+            "{client:?}: {run}"
+        );
+    }
 }

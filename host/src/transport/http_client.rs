@@ -183,10 +183,14 @@ impl HttpUpstream {
             s if s.is_success() => {
                 if collect.is_some() && is_sse(&response) {
                     let this = self.clone();
-                    let initialize = facts.initialize;
-                    tokio::spawn(async move { this.read_answer(response, initialize, None).await });
+                    let (initialize, ids) = (facts.initialize, facts.ids.clone());
+                    tokio::spawn(async move {
+                        this.read_answer(response, initialize, None, Awaited::Answers(ids))
+                            .await
+                    });
                 } else {
-                    self.read_answer(response, facts.initialize, collect.as_deref_mut())
+                    let awaited = Awaited::Answers(facts.ids.clone());
+                    self.read_answer(response, facts.initialize, collect.as_deref_mut(), awaited)
                         .await;
                 }
             }
@@ -220,35 +224,97 @@ impl HttpUpstream {
         }
     }
 
+    /// Read an answer: a JSON body, or an event stream to its end. A stream the server closes
+    /// before it answered every request awaited on it (SSE polling: a priming event with an id
+    /// and `retry`, then the stream ends) is resumed here, with `GET` and `Last-Event-ID` after
+    /// the server's `retry`, until the answers come: an agent on stdio cannot resume a stream
+    /// itself, and an agent over HTTP keeps its own stream to Tollgate open meanwhile. The
+    /// server's GET stream is resumed the same way whenever it ends after an event id. A stream
+    /// that ends unanswered and cannot be resumed answers its requests with an error.
     async fn read_answer(
         &self,
         response: Response<Incoming>,
         initialize: bool,
         mut collect: Option<&mut Vec<Bytes>>,
+        mut awaited: Awaited,
     ) {
-        let sse = is_sse(&response);
-        let mut body = response.into_body();
-        if !sse {
-            match body.collect().await {
+        if !is_sse(&response) {
+            match response.into_body().collect().await {
                 Ok(b) => self.deliver(b.to_bytes(), initialize, collect),
                 Err(e) => tracing::warn!(error = %e, "reading the MCP server's answer failed"),
             }
             return;
         }
         let mut events = SseParser::default();
-        while let Some(frame) = body.frame().await {
-            match frame {
-                Ok(f) => {
-                    if let Some(data) = f.data_ref() {
-                        for m in events.push(data) {
-                            self.deliver(m, initialize, collect.as_deref_mut());
+        let mut response = response;
+        let mut quiet = 0;
+        loop {
+            let seen = events.delivered;
+            let mut body = response.into_body();
+            while let Some(frame) = body.frame().await {
+                match frame {
+                    Ok(f) => {
+                        if let Some(data) = f.data_ref() {
+                            for m in events.push(data) {
+                                awaited.answered(&m);
+                                self.deliver(m, initialize, collect.as_deref_mut());
+                            }
                         }
                     }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the MCP server's event stream broke");
+                        break;
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "the MCP server's event stream broke");
+            }
+            if awaited.is_done() {
+                return;
+            }
+            let Some(last) = events.last_id.clone() else {
+                break;
+            };
+            quiet = if events.delivered == seen {
+                quiet + 1
+            } else {
+                0
+            };
+            if matches!(awaited, Awaited::Answers(_)) && quiet > MAX_QUIET_RESUMES {
+                break;
+            }
+            let wait = events
+                .retry_ms
+                .unwrap_or(DEFAULT_RETRY_MS)
+                .min(MAX_RETRY_MS);
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            let mut req = self.request(Method::GET, Bytes::new());
+            let h = req.headers_mut();
+            h.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+            if let Ok(v) = HeaderValue::from_str(&last) {
+                h.insert("last-event-id", v);
+            }
+            response = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+                Ok(Ok(r)) if r.status().is_success() && is_sse(&r) => r,
+                Ok(Ok(r)) => {
+                    tracing::warn!(status = %r.status(), "the MCP server refused to resume its event stream");
                     break;
                 }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot resume the MCP server's event stream");
+                    break;
+                }
+                Err(_) => {
+                    tracing::warn!("the MCP server did not resume its event stream in time");
+                    break;
+                }
+            };
+        }
+        if let Awaited::Answers(ids) = &awaited {
+            if !ids.is_empty() {
+                self.fail(
+                    &mut collect,
+                    ids,
+                    "the MCP server's event stream ended before it answered",
+                );
             }
         }
     }
@@ -293,7 +359,9 @@ impl HttpUpstream {
             req.headers_mut()
                 .insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
             match this.client.request(req).await {
-                Ok(r) if r.status().is_success() => this.read_answer(r, false, None).await,
+                Ok(r) if r.status().is_success() => {
+                    this.read_answer(r, false, None, Awaited::Nothing).await
+                }
                 Ok(r) => {
                     tracing::debug!(status = %r.status(), "the MCP server offers no GET stream")
                 }
@@ -309,6 +377,43 @@ impl HttpUpstream {
         }
         let req = self.request(Method::DELETE, Bytes::new());
         let _ = tokio::time::timeout(Duration::from_secs(2), self.client.request(req)).await;
+    }
+}
+
+/// How long to wait before resuming a stream whose server named no `retry`.
+const DEFAULT_RETRY_MS: u64 = 1_000;
+/// The longest `retry` honoured.
+const MAX_RETRY_MS: u64 = 30_000;
+/// Resumptions in a row that bring nothing before a POST's stream is given up.
+const MAX_QUIET_RESUMES: u32 = 20;
+
+/// What a stream is read for.
+enum Awaited {
+    /// The answers to these requests (ids as JSON text): once all came, the stream is done.
+    Answers(Vec<String>),
+    /// Nothing in particular (the GET stream): resumed for as long as the server allows.
+    Nothing,
+}
+
+impl Awaited {
+    /// Note a message: an answer to an awaited request is no longer awaited.
+    fn answered(&mut self, message: &[u8]) {
+        let Awaited::Answers(ids) = self else { return };
+        if let Ok(Parsed::Single(env)) = jsonrpc::parse(message) {
+            if env.kind() == Kind::Response {
+                let id = env.id_text();
+                ids.retain(|awaited| awaited != id);
+            }
+        }
+    }
+
+    /// Whether every awaited answer came (a POST's stream with nothing awaited is done when
+    /// it ends).
+    fn is_done(&self) -> bool {
+        match self {
+            Awaited::Answers(ids) => ids.is_empty(),
+            Awaited::Nothing => false,
+        }
     }
 }
 
@@ -407,10 +512,15 @@ fn negotiated_version(message: &[u8]) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Splits an SSE byte stream into the `data` of its events.
+/// Splits an SSE byte stream into the `data` of its events, keeping the last event id and the
+/// server's `retry` (for resuming).
 #[derive(Default)]
 struct SseParser {
     buffer: BytesMut,
+    last_id: Option<String>,
+    retry_ms: Option<u64>,
+    /// Events with data handed out so far.
+    delivered: u64,
 }
 
 impl SseParser {
@@ -423,14 +533,24 @@ impl SseParser {
             let mut data = Vec::new();
             for line in event[..len].split(|b| *b == b'\n') {
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let field = |name: &[u8]| {
+                    line.strip_prefix(name).map(|v| {
+                        String::from_utf8_lossy(v.strip_prefix(b" ").unwrap_or(v)).into_owned()
+                    })
+                };
                 if let Some(d) = line.strip_prefix(b"data:") {
                     if !data.is_empty() {
                         data.push(b'\n');
                     }
                     data.extend_from_slice(d.strip_prefix(b" ").unwrap_or(d));
+                } else if let Some(id) = field(b"id:") {
+                    self.last_id = Some(id);
+                } else if let Some(retry) = field(b"retry:") {
+                    self.retry_ms = retry.trim().parse().ok().or(self.retry_ms);
                 }
             }
             if !data.is_empty() {
+                self.delivered += 1;
                 events.push(data.into());
             }
         }
@@ -476,6 +596,22 @@ mod tests {
                 Bytes::from_static(b"{\n}")
             ]
         );
+        assert_eq!(p.last_id.as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn a_priming_event_gives_the_id_and_retry_to_resume_with_and_no_message() {
+        let mut p = SseParser::default();
+        assert!(p.push(b"id: 17\nretry: 300\ndata: \n\n").is_empty());
+        assert_eq!(
+            (p.last_id.as_deref(), p.retry_ms, p.delivered),
+            (Some("17"), Some(300), 0)
+        );
+        let mut awaited = Awaited::Answers(vec!["4".into()]);
+        awaited.answered(br#"{"jsonrpc":"2.0","id":3,"result":{}}"#);
+        assert!(!awaited.is_done());
+        awaited.answered(br#"{"jsonrpc":"2.0","id":4,"result":{}}"#);
+        assert!(awaited.is_done());
     }
 
     #[test]

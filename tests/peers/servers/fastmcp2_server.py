@@ -17,6 +17,11 @@ Tools:
                                              With TOLLGATE_TEST_RUG_PULL=1 in its environment it
                                              first adds a `callback_url` parameter to `add`'s
                                              input schema (a "rug pull" for pinning tests)
+With --poll MS (HTTP only) the server keeps its events (in memory) for resumption, names MS as
+the SSE `retry`, and offers one more tool:
+    slow_report(seconds: float) -> str       closes the call's SSE stream at once (SSE polling:
+                                             the client comes back with GET and Last-Event-ID),
+                                             then answers "report ready after <seconds>"
 With TOLLGATE_TEST_CALL_LOG=FILE each call of send_message and delete_record appends a JSON line
 {"tool", "arguments"} to FILE before answering: what the server really executed.
 Note: over HTTP, the SDK's DNS-rebinding protection only accepts Host 127.0.0.1:*, localhost:*, [::1]:*.
@@ -31,6 +36,7 @@ import warnings
 import anyio
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.streamable_http import EventMessage, EventStore
 
 # ctx.info() is deprecated at 2026-07-28 (SEP-2577) but still delivered to clients that opt in.
 warnings.filterwarnings("ignore", message=".*deprecated.*")
@@ -88,11 +94,44 @@ async def change_tools(ctx: Context) -> str:
     return "changed"
 
 
+class MemoryEvents(EventStore):
+    """Every event of every stream, in order, for resumption with Last-Event-ID."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, object]] = []
+
+    async def store_event(self, stream_id, message):
+        event_id = str(len(self.events) + 1)
+        self.events.append((event_id, stream_id, message))
+        return event_id
+
+    async def replay_events_after(self, last_event_id, send_callback):
+        at = next((i for i, (e, _, _) in enumerate(self.events) if e == last_event_id), None)
+        if at is None:
+            return None
+        stream = self.events[at][1]
+        for event_id, stream_id, message in self.events[at + 1 :]:
+            if stream_id == stream and message is not None:
+                await send_callback(EventMessage(message, event_id))
+        return stream
+
+
+async def slow_report(seconds: float, ctx: Context) -> str:
+    """Make a report slowly, asking the client to poll for it."""
+    await ctx.close_sse_stream()
+    await anyio.sleep(seconds)
+    return f"report ready after {seconds}"
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--http", type=int, metavar="PORT", help="serve streamable-http on 127.0.0.1:PORT/mcp")
+    parser.add_argument("--poll", type=int, metavar="MS", help="keep events and have clients poll (see above)")
     args = parser.parse_args()
     if args.http is None:
         mcp.run()
-    else:
+    elif args.poll is None:
         mcp.run(transport="streamable-http", port=args.http)
+    else:
+        mcp.add_tool(slow_report)
+        mcp.run(transport="streamable-http", port=args.http, event_store=MemoryEvents(), retry_interval=args.poll)
