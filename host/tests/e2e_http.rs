@@ -804,3 +804,56 @@ fn https_with_a_certificate_from_the_operator() {
         "{run}"
     );
 }
+
+/// Policy answers on the stateless revision (2026-07-28) take the status and shape the revision
+/// gives their equivalents: a hidden tool is answered exactly as the server answers a tool it
+/// does not have (status, code, message, id); a denial and a rate limit are tool results marked
+/// `isError` (200), as the server's own tool failures are.
+#[test]
+fn on_the_stateless_revision_policy_answers_look_like_the_servers_own() {
+    setup(&["stateless_answers.yaml"]);
+    let listening = Listening::start("stateless_answers.yaml", fastmcp2(), &[], &[]);
+    let a = listening.authority();
+    let call = |id: u64, name: &str, arguments: &str| {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{name}","arguments":{arguments},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
+        );
+        let headers = [
+            JSON_BODY,
+            JSON_AND_SSE,
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", name),
+        ];
+        let (status, _, answer) = http_request(&a, "POST", &headers, &body);
+        let v: Value = serde_json::from_str(&answer).unwrap_or_else(|_| panic!("{answer}"));
+        (status, v)
+    };
+    let (unknown_status, mut unknown) = call(1, "no_such_tool", "{}");
+    let (hidden_status, hidden) = call(2, "change_tools", "{}");
+    assert_eq!(hidden_status, unknown_status, "{hidden} / {unknown}");
+    assert_eq!(hidden["id"], 2, "{hidden}");
+    // The one difference: the server names itself in each result's `_meta`, which Tollgate's
+    // own answer leaves out.
+    if let Some(result) = unknown["result"].as_object_mut() {
+        result.remove("_meta");
+    }
+    let same = |v: &Value, name: &str| {
+        serde_json::from_str::<Value>(&v.to_string().replace(name, "X")).unwrap()
+    };
+    assert_eq!(
+        same(&hidden, "change_tools")["result"],
+        same(&unknown, "no_such_tool")["result"],
+    );
+    let (status, denied) = call(3, "delete_record", r#"{"id":"r1"}"#);
+    assert_eq!(status, 200, "{denied}");
+    assert_eq!(denied["result"]["isError"], true, "{denied}");
+    assert_eq!(call(4, "add", r#"{"a":1,"b":2}"#).0, 200);
+    let (status, limited) = call(5, "add", r#"{"a":1,"b":2}"#);
+    assert_eq!(status, 200, "{limited}");
+    assert_eq!(
+        limited["result"]["_meta"]["dev.tollgate/denial"]["code"], "rate_limited",
+        "{limited}"
+    );
+    assert!(listening.stop().success());
+}

@@ -502,12 +502,20 @@ impl Session {
             }
             Decision::Unknown => {
                 record("unknown", None, false, None);
-                Err(jsonrpc::error_response(
-                    id,
-                    codes::INVALID_PARAMS,
-                    &format!("Unknown tool: {}", params.name),
-                    None,
-                ))
+                let unknown = format!("Unknown tool: {}", params.name);
+                // As servers answer a tool they do not have: on the stateless revision the
+                // reference server (mcp 2.x) says so in a failed tool result, earlier ones
+                // with -32602.
+                Err(if stateless {
+                    let result = serde_json::json!({
+                        "content": [{"type": "text", "text": unknown}],
+                        "isError": true,
+                        "resultType": "complete",
+                    });
+                    jsonrpc::result_response(id, &result)
+                } else {
+                    jsonrpc::error_response(id, codes::INVALID_PARAMS, &unknown, None)
+                })
             }
         }
     }
