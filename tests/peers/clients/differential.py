@@ -30,8 +30,9 @@ Normalisations (everything else is compared verbatim):
     - Each URL's host:port inside strings/header values becomes <endpoint> (the client dialled it).
     - ISO-8601 timestamps (whole-string) become <timestamp>: wall clocks differ between sends.
     - JSON key order and whitespace are ignored (bodies are parsed and flattened).
-    - SSE framing is ignored: `event:`/`id:`/`retry:` fields and `:` keep-alive comments (event ids
-      are per-stream counters), and an SSE body is read only until the response to the request.
+    - SSE framing is ignored: `event:`/`id:`/`retry:` fields, `:` keep-alive comments and events
+      with empty data (priming events; event ids are per-stream counters), and an SSE body is read
+      only until the response to the request.
     - Headers not listed above (date, server, content-length, cache-control...) are ignored.
 """
 
@@ -201,7 +202,9 @@ def read_sse(resp, msgs):
     while True:
         line = resp.readline()
         if not line or line in (b"\n", b"\r\n"):
-            if data:
+            # An event whose data is empty (a priming event: an id and `retry` for resuming)
+            # carries no message.
+            if data and any(data):
                 text = "\n".join(data)
                 try:
                     msgs.append(json.loads(text))
