@@ -244,10 +244,15 @@ fn start_tollgate(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = std::io::BufReader::new(tollgate.stderr.take().unwrap());
-    for line in stderr.lines() {
-        let line = line.unwrap();
+    let mut stderr = std::io::BufReader::new(tollgate.stderr.take().unwrap()).lines();
+    while let Some(Ok(line)) = stderr.next() {
         if let Some(url) = line.strip_prefix("tollgate: listening on ") {
+            // Keep reading (and showing) what Tollgate says: a closed pipe would hide it.
+            std::thread::spawn(move || {
+                for line in stderr.map_while(Result::ok) {
+                    eprintln!("tollgate: {line}");
+                }
+            });
             return (tollgate, url.to_string());
         }
     }

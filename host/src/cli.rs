@@ -348,6 +348,9 @@ fn init_logging(filter: &str, format: LogFormat) {
             tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // A parent that closed our stderr must not bring calls down: tracing would report the
+        // failed write with eprintln!, which panics on a broken pipe, inside the call's task.
+        .log_internal_errors(false)
         .with_target(false);
     match format {
         LogFormat::Text => builder

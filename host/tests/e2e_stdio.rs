@@ -368,3 +368,57 @@ fn fastmcp2_subscriptions_listen_passes_through() {
     assert_eq!(text(&step["then"]["result"]), "changed", "{run}");
     assert_eq!(step["event"], "ToolsListChanged", "{run}");
 }
+
+/// With an allow-all policy a client on stdio cannot tell Tollgate from the server it runs:
+/// `differential_stdio.py` writes one corpus of lines (the handshake, every method family,
+/// unknown methods and tools, invalid params, string ids, notifications, a batch, the stateless
+/// revision's requests) to the server directly and through `tollgate run`, and compares every
+/// message that comes back, for the Python SDK 1.x and 2.x servers and server-everything.
+///
+/// Three lines differ, on purpose: Tollgate answers every line it cannot read, where these
+/// servers stay silent or only log (a malformed line is never forwarded, so a lenient parser
+/// cannot read a call into it; a line without a method gets -32600 rather than no answer), and
+/// a `tools/call` it cannot check (no tool name) is refused by Tollgate in its own words, never
+/// forwarded.
+#[test]
+fn over_stdio_tollgate_answers_as_the_server_does() {
+    setup(&["allow_all.yaml"]);
+    let allow = e2e::policy_path("allow_all.yaml");
+    for server in [fastmcp1(), fastmcp2(), server_everything()] {
+        let mut through = vec![
+            env!("CARGO_BIN_EXE_tollgate").to_string(),
+            "run".into(),
+            "--state".into(),
+            "memory".into(),
+            "--policy".into(),
+            allow.clone(),
+            "--".into(),
+        ];
+        through.extend(server.iter().cloned());
+        let out = std::process::Command::new(e2e::peers().join(".env/py2/bin/python"))
+            .arg(e2e::peers().join("clients/differential_stdio.py"))
+            .args(["--direct", &json!(server).to_string()])
+            .args(["--through", &json!(through).to_string()])
+            .args(["--json", "--timeout", "5"])
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let differing: Vec<&str> = report["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| !r["diffs"].as_array().unwrap().is_empty())
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            differing,
+            [
+                "tools/call without a name",
+                "malformed JSON",
+                "not JSON-RPC"
+            ],
+            "{server:?}: {report:#}"
+        );
+    }
+}
