@@ -144,14 +144,7 @@ impl ConfigFile {
                     }
                     return;
                 };
-                let gone: Vec<String> = current
-                    .iter()
-                    .map(|(k, _)| k.to_string())
-                    .filter(|k| !original.contains_key(k))
-                    .collect();
-                for k in gone {
-                    current.remove(&k);
-                }
+                keep_only(current, |k| original.contains_key(k));
                 for (k, item) in original.iter() {
                     let same = current.get(k).map(item_to_json) == Some(item_to_json(item));
                     if let (false, Some(key)) = (same, original.key(k)) {
@@ -195,14 +188,7 @@ impl ConfigFile {
                     servers.insert(name, json_to_item(entry, true));
                     return;
                 };
-                let gone: Vec<String> = table
-                    .iter()
-                    .map(|(k, _)| k.to_string())
-                    .filter(|k| !fields.contains_key(k))
-                    .collect();
-                for k in gone {
-                    table.remove(&k);
-                }
+                keep_only(table, |k| fields.contains_key(k));
                 for (k, v) in fields {
                     if table.get(k).map(item_to_json).as_ref() != Some(v) {
                         table.insert(k, json_to_item(v, false));
@@ -275,6 +261,18 @@ fn indent_of(text: &str) -> String {
         .find(|i| !i.is_empty())
         .unwrap_or("  ")
         .to_string()
+}
+
+/// Remove a table's keys that `keep` does not keep.
+fn keep_only(table: &mut dyn toml_edit::TableLike, keep: impl Fn(&str) -> bool) {
+    let gone: Vec<String> = table
+        .iter()
+        .map(|(k, _)| k.to_string())
+        .filter(|k| !keep(k))
+        .collect();
+    for k in gone {
+        table.remove(&k);
+    }
 }
 
 /// A TOML item as JSON.
