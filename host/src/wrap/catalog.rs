@@ -31,6 +31,36 @@ pub const REVIEWED: &[Reviewed] = &[
         text: include_str!("../../../policies/twilio.yaml"),
         packages: &["@twilio-alpha/mcp"],
     },
+    Reviewed {
+        name: "memory",
+        text: include_str!("../../../policies/memory.yaml"),
+        packages: &["@modelcontextprotocol/server-memory"],
+    },
+    Reviewed {
+        name: "time",
+        text: include_str!("../../../policies/time.yaml"),
+        packages: &["mcp-server-time", "mcp_server_time"],
+    },
+    Reviewed {
+        name: "fetch",
+        text: include_str!("../../../policies/fetch.yaml"),
+        packages: &["mcp-server-fetch", "mcp_server_fetch"],
+    },
+    Reviewed {
+        name: "git",
+        text: include_str!("../../../policies/git.yaml"),
+        packages: &["mcp-server-git", "mcp_server_git"],
+    },
+    Reviewed {
+        name: "sqlite",
+        text: include_str!("../../../policies/sqlite.yaml"),
+        packages: &["mcp-server-sqlite", "mcp_server_sqlite"],
+    },
+    Reviewed {
+        name: "playwright",
+        text: include_str!("../../../policies/playwright.yaml"),
+        packages: &["@playwright/mcp"],
+    },
 ];
 
 /// The reviewed policy for a server started by `command` with `args`, if there is one: a
@@ -85,6 +115,12 @@ mod tests {
             found("npx", &["-y", "@twilio-alpha/mcp", "AC/KEY:SECRET"]),
             Some("twilio")
         );
-        assert_eq!(found("uvx", &["mcp-server-time"]), None);
+        assert_eq!(found("uvx", &["mcp-server-time"]).map(|_| ()), Some(()));
+        assert_eq!(found("python", &["-m", "mcp_server_git"]), Some("git"));
+        assert_eq!(
+            found("npx", &["@playwright/mcp@latest"]),
+            Some("playwright")
+        );
+        assert_eq!(found("uvx", &["some-other-server"]), None);
     }
 }
