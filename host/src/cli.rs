@@ -324,6 +324,12 @@ impl HttpArgs {
 /// Entry point: run the command, print errors plainly, return the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run(_)) {
+        // A report piped into `head` ends quietly, as other command-line tools do, instead of
+        // panicking in println!. (`run` keeps broken pipes as errors: stdout is the agent.)
+        // SAFETY: restoring a signal's default disposition at start-up, before any thread.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     init_logging(&cli.log, cli.log_format);
     let runtime = match runtime(cli.threads) {
         Ok(rt) => rt,
