@@ -102,9 +102,14 @@ impl Console {
     /// Gather what the page shows now.
     pub async fn snapshot(&self) -> Snapshot {
         let mut problems = Vec::new();
-        let (decisions, pins) = match &self.decisions {
+        let (decisions, pins) = match self.decisions.clone() {
             Some(dir) => {
-                let all = decisions::recent(dir, SEARCHED_DECISIONS);
+                // Files are read off the runtime: the listener's calls go on meanwhile.
+                let all = tokio::task::spawn_blocking(move || {
+                    decisions::recent(&dir, SEARCHED_DECISIONS)
+                })
+                .await
+                .unwrap_or_default();
                 let pins = last_mismatches(&all);
                 let skip = all.len().saturating_sub(SHOWN_DECISIONS);
                 (all[skip..].to_vec(), pins)
@@ -140,15 +145,20 @@ impl Console {
                 }
             },
         };
-        let policies = (self.policies)()
-            .into_iter()
-            .map(|(server, path)| PolicyInForce {
-                summary: summary(&path),
-                text: std::fs::read_to_string(&path).unwrap_or_default(),
-                server,
-                path,
-            })
-            .collect();
+        let named = (self.policies)();
+        let policies = tokio::task::spawn_blocking(move || {
+            named
+                .into_iter()
+                .map(|(server, path)| PolicyInForce {
+                    summary: summary(&path),
+                    text: std::fs::read_to_string(&path).unwrap_or_default(),
+                    server,
+                    path,
+                })
+                .collect()
+        })
+        .await
+        .unwrap_or_default();
         Snapshot {
             store: self.store.describe(),
             decisions,

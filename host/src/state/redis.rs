@@ -222,12 +222,18 @@ end
 return redis.call('HDEL', KEYS[1], unpack(ARGV))
 "#;
 
+/// Pages of 1,000 keys a listing of counters scans at most (a few ms of Redis's time).
+const SCANNED_PAGES: u32 = 20;
+
 /// Every counter (a hash with a known algorithm) under ARGV[1] (`tollgate:*`), until ARGV[2]
-/// are found: {key, start_ms, used, prev_used, limit, window_ms, algorithm} each.
+/// are found or ARGV[3] pages of 1,000 keys were scanned: {key, start_ms, used, prev_used,
+/// limit, window_ms, algorithm} each.
 const LUA_COUNTERS: &str = r#"
 local out = {}
 local cursor = '0'
+local pages = 0
 repeat
+  pages = pages + 1
   local page = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000)
   cursor = page[1]
   for _, k in ipairs(page[2]) do
@@ -239,7 +245,8 @@ repeat
       end
     end
   end
-until cursor == '0' or #out >= tonumber(ARGV[2])
+-- At most ARGV[3] pages: a script blocks the server, and a shared database may hold many keys.
+until cursor == '0' or #out >= tonumber(ARGV[2]) or pages >= tonumber(ARGV[3])
 return out
 "#;
 
@@ -438,7 +445,8 @@ impl CounterStore for RedisStore {
         // those found are shown.
         invocation
             .arg(format!("{KEY_PREFIX}*"))
-            .arg(limit.max(1) * 4);
+            .arg(limit.max(1) * 4)
+            .arg(SCANNED_PAGES);
         type Row = (String, u64, u64, u64, u64, u64, String);
         let rows: Vec<Row> = self.run("listing counters failed", invocation).await?;
         let now = now_ms();

@@ -101,9 +101,10 @@ fn add_counter_limits(conn: &Connection) -> rusqlite::Result<()> {
         }
         Ok(())
     })();
-    match added {
-        Ok(()) => conn.execute_batch("COMMIT"),
+    match added.and_then(|()| conn.execute_batch("COMMIT")) {
+        Ok(()) => Ok(()),
         Err(e) => {
+            // Also when COMMIT itself was busy: the retry starts a transaction afresh.
             let _ = conn.execute_batch("ROLLBACK");
             Err(e)
         }

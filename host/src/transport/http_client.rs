@@ -281,10 +281,10 @@ impl HttpUpstream {
             if matches!(awaited, Awaited::Answers(_)) && quiet > MAX_QUIET_RESUMES {
                 break;
             }
-            let wait = events
-                .retry_ms
-                .unwrap_or(DEFAULT_RETRY_MS)
-                .min(MAX_RETRY_MS);
+            // Never faster than MIN_RETRY_MS, and slower while resumptions bring nothing (a
+            // server that closes its GET stream at once is not polled in a tight loop).
+            let retry = events.retry_ms.unwrap_or(DEFAULT_RETRY_MS);
+            let wait = (retry.max(MIN_RETRY_MS) * (1 + u64::from(quiet.min(10)))).min(MAX_RETRY_MS);
             tokio::time::sleep(Duration::from_millis(wait)).await;
             let mut req = self.request(Method::GET, Bytes::new());
             let h = req.headers_mut();
@@ -382,6 +382,8 @@ impl HttpUpstream {
 
 /// How long to wait before resuming a stream whose server named no `retry`.
 const DEFAULT_RETRY_MS: u64 = 1_000;
+/// The shortest wait before resuming, whatever `retry` says.
+const MIN_RETRY_MS: u64 = 250;
 /// The longest `retry` honoured.
 const MAX_RETRY_MS: u64 = 30_000;
 /// Resumptions in a row that bring nothing before a POST's stream is given up.

@@ -139,7 +139,15 @@ impl ConfigFile {
                     .and_then(|s| s.get_mut(name))
                     .and_then(|t| t.as_table_mut());
                 let (Some(original), Some(current)) = (original, current) else {
-                    if let Ok(entry) = serde_json::from_str::<Value>(text) {
+                    // Not a table on one side (an inline table now, say): put back its value.
+                    let item = fragment
+                        .as_ref()
+                        .and_then(|f| f.get(TOML_SERVERS)?.get(name));
+                    let entry = match item {
+                        Some(item) => Some(item_to_json(item)),
+                        None => serde_json::from_str::<Value>(text).ok(),
+                    };
+                    if let Some(entry) = entry {
                         self.set(name, &entry);
                     }
                     return;
