@@ -550,9 +550,17 @@ fn an_approver_decides_over_http_and_nobody_approves_their_own_call() {
     let (status, _, body) = state(Some(BOB));
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("Forbidden: only the callers named with --approver may use the console"));
-    let (status, _, body) = state(Some(ALICE));
-    assert_eq!(status, 200, "{body}");
-    let snapshot: Value = serde_json::from_str(&body).unwrap();
+    // The decision log is written within 200 ms of a decision: wait for the second one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (body, snapshot) = loop {
+        let (status, _, body) = state(Some(ALICE));
+        assert_eq!(status, 200, "{body}");
+        let snapshot: Value = serde_json::from_str(&body).unwrap();
+        if snapshot["decisions"].as_array().unwrap().len() >= 2 || Instant::now() > deadline {
+            break (body, snapshot);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let verdicts: Vec<_> = snapshot["decisions"]
         .as_array()
         .unwrap()
