@@ -222,7 +222,7 @@ end
 return redis.call('HDEL', KEYS[1], unpack(ARGV))
 "#;
 
-/// Pages of 1,000 keys a listing of counters scans at most (a few ms of Redis's time).
+/// Pages of 1,000 keys a listing of counters scans at most (bounded work for Redis; its time was not measured).
 const SCANNED_PAGES: u32 = 20;
 
 /// Every counter (a hash with a known algorithm) under ARGV[1] (`tollgate:*`), until ARGV[2]
