@@ -9,7 +9,8 @@
 #   .env/bin/node  node >= 20: the system node, or npm's node-linux-<arch> build when that is older
 #   node_modules/  `npm ci` from package-lock.json: @modelcontextprotocol/{sdk, server-everything,
 #                  server-filesystem, server-memory} and playwright-core (drives Chromium for the
-#                  console test; Debian's chromium is apt-installed when missing)
+#                  console test; Debian's chromium is apt-installed when missing, and so is
+#                  docker-registry, the OCI registry the pack tests push to)
 #   .env/py1       venv from requirements-py1.txt: mcp 1.30.0 + mcp-server-time
 #   .env/py2       venv from requirements-py2.txt: mcp 2.3.0 (2026-07-28 revision) + mcp-server-time
 # Each part is skipped while its stamp file matches the pinned inputs. On Debian/Ubuntu as root,
@@ -55,6 +56,8 @@ start=$SECONDS
 command -v openssl >/dev/null || apt_install openssl
 # The console's browser test drives Debian's Chromium, headless, with playwright-core.
 command -v chromium >/dev/null || apt_install chromium
+# The registry tests push and pull packs through Debian's CNCF distribution registry.
+command -v docker-registry >/dev/null || apt_install docker-registry
 sys_node=$(command -v node)
 if [ "$("$sys_node" -p 'process.versions.node.split(".")[0]')" -ge 20 ]; then
 	ln -sfn "$sys_node" "$ENVDIR/bin/node"

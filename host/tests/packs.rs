@@ -1,9 +1,12 @@
 //! Policy packs end to end: the example plugins in Rust, C, JavaScript and Python are built by
 //! `tollgate pack build` (which installs each language's toolchain when missing) and decide real
 //! calls between a real MCP client and a real MCP server; and every way a pack can be wrong is
-//! refused at load time with a message naming what failed.
+//! refused at load time with a message naming what failed. Packs in a real OCI registry are in
+//! `packs/registry.rs`.
 
 mod e2e;
+#[path = "packs/registry.rs"]
+mod registry;
 
 use e2e::{assert_denial, drive, peers, repo, server_everything, setup, text, Client};
 use serde_json::{json, Value};

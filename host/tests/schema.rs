@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tollgate::chain::Chain;
 use tollgate::config::parse_native;
 use tollgate::engine::{CodeCache, EngineConfig, PolicyEngine};
+use tollgate::pack::sha256_hex;
 use tollgate::state::memory::MemoryStore;
 
 fn repo() -> PathBuf {
@@ -78,7 +79,9 @@ fn item<'a>(src: &'a str, kind: &str, name: &str) -> (Vec<&'a str>, Vec<&'a str>
     let start = lines
         .iter()
         .position(|l| {
-            let l = l.trim_start_matches("pub ");
+            let l = l
+                .trim_start_matches("pub(super) ")
+                .trim_start_matches("pub ");
             l.starts_with(&format!("{kind} {name} {{"))
         })
         .unwrap_or_else(|| panic!("no `{kind} {name}` in the source"));
@@ -214,6 +217,7 @@ fn every_parser_field_and_enum_is_in_the_schema_and_nothing_else() {
             &[
                 "version",
                 "description",
+                "include",
                 "default",
                 "hide",
                 "limits",
@@ -245,7 +249,7 @@ fn every_parser_field_and_enum_is_in_the_schema_and_nothing_else() {
                 "limits",
             ],
         ),
-        ("ToolFile", "/$defs/tool", &["rules"]),
+        ("ToolFile", "/$defs/tool", &["replace", "rules"]),
         (
             "RuleFile",
             "/$defs/rule",
@@ -291,6 +295,14 @@ fn every_parser_field_and_enum_is_in_the_schema_and_nothing_else() {
             "schema `{pointer}` properties differ from native.rs `struct {name}`"
         );
     }
+    // The long form of an include is parsed in include.rs.
+    let include = read("host/src/config/include.rs");
+    let fields = set(&["source", "sha256", "trusted_keys", "grant"]);
+    assert_eq!(struct_fields(&include, "IncludeEntry"), fields);
+    assert_eq!(
+        property_names(&schema, "/properties/include/items/oneOf/1"),
+        fields
+    );
 
     let enums: &[(&str, &str, &[&str])] = &[
         ("DefaultWord", "/properties/default", &["allow", "deny"]),
@@ -442,8 +454,15 @@ fn every_property_has_a_description() {
 fn every_shipped_policy_validates() {
     let v = validator();
     let mut seen = 0;
-    for entry in std::fs::read_dir(repo().join("policies")).unwrap() {
-        let path = entry.unwrap().path();
+    let catalog = std::fs::read_dir(repo().join("policies/catalog"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .map(|p| p.join("policy.yaml"));
+    let top = std::fs::read_dir(repo().join("policies"))
+        .unwrap()
+        .map(|e| e.unwrap().path());
+    for path in top.chain(catalog) {
         if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
             continue;
         }
@@ -454,22 +473,34 @@ fn every_shipped_policy_validates() {
         assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
         seen += 1;
     }
-    assert!(seen >= 2, "found only {seen} policies");
-    for name in ["demo.yaml", "twilio.yaml"] {
-        let text = read(&format!("policies/{name}"));
-        assert!(
-            text.starts_with("# yaml-language-server: $schema=./tollgate-policy.schema.json\n"),
-            "policies/{name} points editors at the schema on its first line"
-        );
-    }
+    assert!(seen >= 13, "found only {seen} policies");
+    let text = read("policies/demo.yaml");
+    assert!(
+        text.starts_with("# yaml-language-server: $schema=./tollgate-policy.schema.json\n"),
+        "policies/demo.yaml points editors at the schema on its first line"
+    );
+    let text = read("policies/catalog/twilio/policy.yaml");
+    assert!(
+        text.starts_with("# yaml-language-server: $schema=../../tollgate-policy.schema.json\n"),
+        "a catalog pack's policy points editors at the schema on its first line"
+    );
 }
 
 /// Every field in use at once: the schema must not be stricter than the parser.
 #[test]
 fn a_document_using_every_field_is_accepted_by_both() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("common.yaml"),
+        "version: 1\nhide: [debug_*]\n",
+    )
+    .unwrap();
     let doc = r#"
 version: "1"
 description: every field
+include:
+  - ./common.yaml
+  - { source: ./common.yaml, sha256: "0e3f6c3bfa1ac5a1e3e32f6d4f0e8ee1a8e0e2cbbb1d7d0bd0d6ad9fc6b5b1f2" }
 default: deny
 hide: ["secret_*"]
 limits: { deadline_ms: 50, memory_mib: 32, fuel: 1000000 }
@@ -505,10 +536,19 @@ tools:
         config: { other: true }
         code: mine
       - action: allow
+  send_later:
+    replace: true
+    rules: []
   "*":
     rules: []
 "#;
-    parse_native(doc, Path::new("/policies")).expect("the parser accepts every field");
+    let sha = sha256_hex(b"version: 1\nhide: [debug_*]\n");
+    let doc = doc.replace(
+        "0e3f6c3bfa1ac5a1e3e32f6d4f0e8ee1a8e0e2cbbb1d7d0bd0d6ad9fc6b5b1f2",
+        &sha,
+    );
+    let doc = doc.as_str();
+    parse_native(doc, dir.path()).expect("the parser accepts every field");
     let errors = schema_errors(&validator(), &yaml(doc));
     assert!(errors.is_empty(), "{errors:#?}");
 }
@@ -696,7 +736,15 @@ fn pack_manifest_schema_matches_the_parser() {
         .map(|p| std::fs::read_to_string(p).unwrap())
         .collect();
     manifests.push(read("host/templates/common/tollgate-pack.json").replace("__NAME__", "x"));
-    assert_eq!(manifests.len(), 5);
+    manifests.push(read("host/templates/policy/tollgate-pack.json").replace("__NAME__", "x"));
+    let catalog = std::fs::read_dir(repo().join("policies/catalog")).unwrap();
+    manifests.extend(
+        catalog
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .map(|p| std::fs::read_to_string(p.join("tollgate-pack.json")).unwrap()),
+    );
+    assert!(manifests.len() >= 6 + 13, "{}", manifests.len());
     for m in &manifests {
         let doc: Value = serde_json::from_str(m).unwrap();
         assert!(
@@ -717,6 +765,15 @@ fn pack_manifest_schema_matches_the_parser() {
         property_names(&schema, "/properties/components/items"),
         "ComponentEntry fields vs schema"
     );
+    assert_eq!(
+        struct_fields(&src, "FileEntry"),
+        property_names(&schema, "/$defs/file"),
+        "FileEntry fields vs schema"
+    );
+    let neither = r#"{"name": "x", "version": "1.0.0"}"#;
+    let doc: Value = serde_json::from_str(neither).unwrap();
+    assert!(!schema_errors(&v, &doc).is_empty(), "{neither}");
+    assert!(tollgate::pack::manifest::Manifest::parse(neither.as_bytes(), false).is_err());
     let escaping = manifests[0].replacen("\"file\": \"", "\"file\": \"../", 1);
     let doc: Value = serde_json::from_str(&escaping).unwrap();
     assert!(!schema_errors(&v, &doc).is_empty(), "{escaping}");

@@ -67,8 +67,12 @@ pub(crate) async fn check(path: &Path) -> Result<()> {
     }
     let describe = |r: &config::Rule| {
         let asks = r.config.get("ask").is_some();
+        let from = match &r.origin {
+            Some(origin) => format!(" [from {origin}]"),
+            None => String::new(),
+        };
         format!(
-            "{} ({}{}): {}",
+            "{}{from} ({}{}): {}",
             r.label,
             r.plugin,
             if asks {

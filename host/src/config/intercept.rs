@@ -556,6 +556,7 @@ pub(super) fn condition_config(c: &Condition) -> Result<Vec<Value>, String> {
 pub(super) fn builtin_rule(label: &str, plugin: &str, config: Value) -> Rule {
     Rule {
         label: label.to_string(),
+        origin: None,
         plugin: plugin.to_string(),
         source: PluginSource::Builtin(plugin.to_string()),
         config,

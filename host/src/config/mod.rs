@@ -5,6 +5,7 @@
 //! Three formats load: Tollgate's own ([`parse_native`]), Intercept's YAML ([`parse_intercept`])
 //! and PolicyLayer's JSON ([`parse_policylayer`]); [`detect_format`] tells them apart.
 
+mod include;
 mod intercept;
 mod native;
 mod policylayer;
@@ -84,8 +85,11 @@ pub enum PluginSource {
 /// One rule: a plugin with its configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
-    /// Where the rule stands, or its name: `tools.send_message.rules[0]`.
+    /// Where the rule stands, or its name: `tools.send_message.rules[0]` (`github:` before it
+    /// when it comes from an include).
     pub label: String,
+    /// The pack or file it was included from (`None`: the policy file itself).
+    pub origin: Option<String>,
     /// The plugin's name (built-in or from `plugins:`).
     pub plugin: String,
     /// Its component.
@@ -233,7 +237,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Policy, String> {
 }
 
 /// Top-level keys only Tollgate's own format has.
-const NATIVE_ONLY_TOP: &[&str] = &["plugins", "limits"];
+const NATIVE_ONLY_TOP: &[&str] = &["plugins", "limits", "include"];
 /// Rule keys only Tollgate's own format has.
 const NATIVE_ONLY_RULE: &[&str] = &[
     "reason",

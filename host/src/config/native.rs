@@ -14,10 +14,13 @@
 //!     rules: []
 //! ```
 
+use super::include::{self, Fragment, IncludeFile, Origin, Section};
 use super::{
     parse_duration_secs, parse_rate, parse_window_secs, DefaultAction, DenyAs, Format, LimitSpec,
     PluginSource, Policy, Rule, ToolRules,
 };
+use crate::engine::Capability;
+use crate::pack::registry::{self, Cache, OciRef};
 use crate::pins::annotations::{Selector, NEEDS_LOCK};
 use crate::pins::{Baseline, OnMismatch, PinPolicy};
 use indexmap::IndexMap;
@@ -38,6 +41,9 @@ struct File {
     #[serde(default)]
     #[allow(dead_code)]
     description: Option<String>,
+    /// Fragments taken in before this file's own rules (see [`include`]).
+    #[serde(default)]
+    include: Vec<IncludeFile>,
     #[serde(default)]
     default: Option<DefaultWord>,
     #[serde(default)]
@@ -159,6 +165,9 @@ struct PluginFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ToolFile {
+    /// Drop the rules included files give this pattern; keep only this file's.
+    #[serde(default)]
+    replace: bool,
     #[serde(default)]
     rules: Vec<RuleFile>,
 }
@@ -224,9 +233,34 @@ enum DenyAsWord {
     Error,
 }
 
-/// Parse a native policy document. `base` resolves relative plugin paths. Errors carry the line
-/// and column where the parser knows them.
+/// Parse a native policy document. `base` resolves relative plugin paths and includes. Errors
+/// carry the line and column where the parser knows them.
 pub fn parse_native(text: &str, base: &Path) -> Result<Policy, String> {
+    let fragment = compose(text, &Origin::operator(base))?;
+    let mut tools = Vec::new();
+    let mut all_tools = Vec::new();
+    for (pattern, section) in fragment.sections {
+        if pattern == "*" {
+            all_tools = section.rules;
+        } else {
+            tools.push(ToolRules {
+                pattern,
+                rules: section.rules,
+            });
+        }
+    }
+    Ok(Policy {
+        format: Format::Native,
+        default: fragment.default.unwrap_or(DefaultAction::Allow),
+        hide: fragment.hide,
+        tools,
+        all_tools,
+        pins: fragment.pins,
+    })
+}
+
+/// One file from `origin`: its includes, in order, then its own rules.
+pub(super) fn compose(text: &str, origin: &Origin) -> Result<Fragment, String> {
     let file: File = serde_norway::from_str(text).map_err(|e| e.to_string())?;
     match &file.version {
         None => {}
@@ -238,6 +272,7 @@ pub fn parse_native(text: &str, base: &Path) -> Result<Policy, String> {
             ))
         }
     }
+    let base = origin.dir.as_path();
     let pins = file
         .pins
         .as_ref()
@@ -254,43 +289,101 @@ pub fn parse_native(text: &str, base: &Path) -> Result<Policy, String> {
             _ => {}
         }
     }
+    let mut merged = Fragment::default();
+    for entry in file.include {
+        let included = include::load(entry, origin)?;
+        merged.absorb(
+            included,
+            false,
+            origin.shown.as_deref().unwrap_or("this file"),
+        )?;
+    }
     let defaults: LimitSpec = file.limits.unwrap_or_default().into();
-    let plugins = &file.plugins;
-    let mut tools = Vec::new();
-    let mut all_tools = Vec::new();
+    let plugins = plugin_sources(&file.plugins, origin)?;
+    let mut own = Fragment {
+        default: file.default.map(|d| match d {
+            DefaultWord::Deny => DefaultAction::Deny,
+            DefaultWord::Allow => DefaultAction::Allow,
+        }),
+        hide: file.hide,
+        sections: Default::default(),
+        pins,
+    };
     for (pattern, tool) in &file.tools {
         let rules = tool
             .rules
             .iter()
             .enumerate()
             .filter_map(|(i, r)| {
-                let label = r
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| format!("tools.{pattern}.rules[{i}]"));
-                compile_rule(r, &label, pattern, i, plugins, defaults, base).transpose()
+                let label = match &r.name {
+                    Some(name) => format!("{}{name}", origin.prefix),
+                    None => format!("{}tools.{pattern}.rules[{i}]", origin.prefix),
+                };
+                compile_rule(r, &label, pattern, i, &plugins, defaults, origin).transpose()
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if pattern == "*" {
-            all_tools = rules;
-        } else {
-            tools.push(ToolRules {
-                pattern: pattern.clone(),
+        own.sections.insert(
+            pattern.clone(),
+            Section {
+                replace: tool.replace,
                 rules,
-            });
-        }
+            },
+        );
     }
-    Ok(Policy {
-        format: Format::Native,
-        default: match file.default {
-            Some(DefaultWord::Deny) => DefaultAction::Deny,
-            _ => DefaultAction::Allow,
-        },
-        hide: file.hide,
-        tools,
-        all_tools,
-        pins,
-    })
+    merged.absorb(own, true, "this file")?;
+    Ok(merged)
+}
+
+/// The file's `plugins:` with each source resolved: a path against the file's folder (`.` in a
+/// pack's fragment is the pack itself), or an `oci://` reference fetched into the cache. A
+/// fragment's plugins must be trusted as its include requires and may use only what it grants.
+fn plugin_sources<'f>(
+    plugins: &'f BTreeMap<String, PluginFile>,
+    origin: &Origin,
+) -> Result<BTreeMap<String, (PluginSource, &'f PluginFile)>, String> {
+    let mut out = BTreeMap::new();
+    for (name, p) in plugins {
+        let at = |msg: String| format!("plugin `{name}`: {msg}");
+        let grants: Vec<Capability> = p
+            .grant
+            .iter()
+            .map(|g| g.parse())
+            .collect::<Result<_, crate::engine::capabilities::UnknownCapability>>()
+            .map_err(|e| at(e.to_string()))?;
+        if let Some(allowed) = &origin.grants {
+            let beyond: Vec<&str> = grants
+                .iter()
+                .filter(|g| !allowed.contains(g))
+                .map(|g| g.name())
+                .collect();
+            if !beyond.is_empty() {
+                return Err(at(format!(
+                    "grants [{}], which the include does not; add `grant: [{}]` to the include if you trust the pack with them",
+                    beyond.join(", "),
+                    beyond.join(", ")
+                )));
+            }
+        }
+        let path = if OciRef::is_oci(&p.source) {
+            let r = OciRef::parse(&p.source).map_err(|e| at(e.to_string()))?;
+            registry::fetch(&r, &Cache::default_location())
+                .map_err(|e| at(e.to_string()))?
+                .archive
+        } else {
+            origin.dir.join(&p.source)
+        };
+        let mut trusted_keys = p.trusted_keys.clone();
+        trusted_keys.extend(origin.trusted_keys.iter().cloned());
+        let source = PluginSource::File {
+            path,
+            sha256: p.sha256.clone(),
+            component: p.component.clone(),
+            trusted_keys,
+            grants,
+        };
+        out.insert(name.clone(), (source, p));
+    }
+    Ok(out)
 }
 
 /// One rule of the file -> one plugin rule, or `None` for a plain `action: allow`.
@@ -299,9 +392,9 @@ fn compile_rule(
     label: &str,
     pattern: &str,
     index: usize,
-    plugins: &BTreeMap<String, PluginFile>,
+    plugins: &BTreeMap<String, (PluginSource, &PluginFile)>,
     defaults: LimitSpec,
-    base: &Path,
+    origin: &Origin,
 ) -> Result<Option<Rule>, String> {
     let at = |msg: String| format!("rule {label}: {msg}");
     let kinds: Vec<&str> = [
@@ -398,7 +491,7 @@ fn compile_rule(
         }
         builtin("deny", Value::Object(c))
     } else if let Some(spec) = &r.rate_limit {
-        let counter = format!("{pattern}#{index}");
+        let counter = format!("{}{pattern}#{index}", origin.prefix);
         builtin(
             "rate-limit",
             rate_limit_config(spec, &counter, r.reason.as_deref()).map_err(at)?,
@@ -413,20 +506,10 @@ fn compile_rule(
         builtin("redact", spec.clone())
     } else if let Some(name) = &r.plugin {
         match plugins.get(name) {
-            Some(p) => (
-                name.clone(),
-                PluginSource::File {
-                    path: base.join(&p.source),
-                    sha256: p.sha256.clone(),
-                    component: p.component.clone(),
-                    trusted_keys: p.trusted_keys.clone(),
-                    grants: p
-                        .grant
-                        .iter()
-                        .map(|g| g.parse())
-                        .collect::<Result<_, crate::engine::capabilities::UnknownCapability>>()
-                        .map_err(|e| at(format!("plugin `{name}`: {e}")))?,
-                },
+            // An included fragment's plugin carries its pack's name, like its rules.
+            Some((source, p)) => (
+                format!("{}{name}", origin.prefix),
+                source.clone(),
                 p.config.clone().unwrap_or_else(|| json!({})),
                 p.limits.map(LimitSpec::from),
             ),
@@ -458,6 +541,7 @@ fn compile_rule(
         .or(defaults);
     Ok(Some(Rule {
         label: label.to_string(),
+        origin: origin.shown.clone(),
         plugin,
         source,
         config,
@@ -620,8 +704,9 @@ tools:
     fn mistakes_are_reported_with_where_and_what() {
         let unknown = parse("version: 1\ntools:\n  x:\n    rulez: []\n").unwrap_err();
         assert!(
-            unknown
-                .starts_with("tools.x: unknown field `rulez`, expected `rules` at line 4 column 5"),
+            unknown.starts_with(
+                "tools.x: unknown field `rulez`, expected `replace` or `rules` at line 4 column 5"
+            ),
             "{unknown}"
         );
         let ask = |extra: &str| {

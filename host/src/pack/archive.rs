@@ -154,8 +154,12 @@ fn read_archive(path: &Path) -> Result<Files, ArchiveError> {
 
 /// Write `files` as a reproducible `.tar.gz` (fixed times, owners and modes).
 pub fn write_archive(path: &Path, files: &Files) -> std::io::Result<()> {
-    let out = std::fs::File::create(path)?;
-    let gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+    std::fs::write(path, encode(files)?)
+}
+
+/// `files` as the bytes of a reproducible `.tar.gz` (fixed times, owners and modes).
+pub fn encode(files: &Files) -> std::io::Result<Vec<u8>> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
     for (name, bytes) in files {
         let mut header = tar::Header::new_gnu();
@@ -167,7 +171,7 @@ pub fn write_archive(path: &Path, files: &Files) -> std::io::Result<()> {
         header.set_entry_type(tar::EntryType::Regular);
         tar.append_data(&mut header, name, bytes.as_slice())?;
     }
-    tar.into_inner()?.finish()?.sync_all()
+    tar.into_inner()?.finish()
 }
 
 /// Write `files` into the folder `dir` (created if needed).

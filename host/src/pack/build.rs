@@ -100,6 +100,17 @@ pub fn build(dir: &Path, run_script: bool, key: Option<&str>) -> Result<Built, B
         c.file = file_name.clone();
         files.insert(file_name, bytes);
     }
+    // A policy pack's fragment and cases keep their names; a pack of nothing but those is its
+    // own source, so its manifest's digests are brought up to date in place too.
+    for entry in [&mut m.policy, &mut m.cases].into_iter().flatten() {
+        let source = dir.join(&entry.file);
+        let bytes = std::fs::read(&source).map_err(io(&source))?;
+        entry.sha256 = Some(sha256_hex(&bytes));
+        files.insert(entry.file.clone(), bytes);
+    }
+    if m.components.is_empty() {
+        std::fs::write(&manifest_path, m.to_bytes()).map_err(io(&manifest_path))?;
+    }
     let manifest_bytes = m.to_bytes();
     if let Some(key) = key {
         let sig = signing::sign(&manifest_bytes, key)?;

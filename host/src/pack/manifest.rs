@@ -13,6 +13,21 @@
 //!   ]
 //! }
 //! ```
+//!
+//! A **policy pack** carries a policy fragment, and the cases it must pass, that a policy file
+//! takes in with `include:`. It may carry the components its rules use too, or none (then `wit`
+//! may be left out):
+//!
+//! ```json
+//! {
+//!   "name": "github",
+//!   "version": "1.0.0",
+//!   "description": "Reviewed rules for the GitHub MCP server",
+//!   "servers": ["@modelcontextprotocol/server-github"],
+//!   "policy": { "file": "policy.yaml", "sha256": "…" },
+//!   "cases": { "file": "cases.yaml", "sha256": "…" }
+//! }
+//! ```
 
 use crate::engine::Capability;
 use serde::{Deserialize, Serialize};
@@ -29,7 +44,9 @@ pub struct Manifest {
     pub name: String,
     /// Its version (semver).
     pub version: String,
-    /// The contract its components implement: `tollgate:policy@0.2.0`.
+    /// The contract its components implement: `tollgate:policy@0.2.0` (only a pack without
+    /// components may leave it out).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub wit: String,
     /// One line on what it does.
     #[serde(default)]
@@ -42,7 +59,29 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_schema: Option<Value>,
     /// The components.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub components: Vec<ComponentEntry>,
+    /// A policy pack's fragment, which a policy file takes in with `include:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<FileEntry>,
+    /// The cases the fragment must pass (`tollgate test`'s format), replayed by `pack build`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cases: Option<FileEntry>,
+    /// Packages or images of the MCP servers the fragment was reviewed for (`tollgate wrap`
+    /// matches a server's command against them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<String>,
+}
+
+/// A file of a pack other than a component, with its digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    /// Its path inside the pack.
+    pub file: String,
+    /// sha256 of the file, lowercase hex; `tollgate pack build` fills it in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// One component of a pack.
@@ -91,7 +130,7 @@ impl Manifest {
         if m.version.trim().is_empty() {
             return invalid("`version` is empty".into());
         }
-        if !m.wit.starts_with("tollgate:policy@") {
+        if !m.components.is_empty() && !m.wit.starts_with("tollgate:policy@") {
             return invalid(format!(
                 "`wit` must name the contract, like \"tollgate:policy@0.2.0\", not {:?}",
                 m.wit
@@ -102,23 +141,31 @@ impl Manifest {
                 return invalid(e.to_string());
             }
         }
-        if m.components.is_empty() {
-            return invalid("`components` is empty".into());
+        if m.components.is_empty() && m.policy.is_none() {
+            return invalid(
+                "a pack carries `components`, a `policy`, or both; this one has neither".into(),
+            );
         }
-        for c in &m.components {
-            if c.file.starts_with('/') || c.file.split('/').any(|p| p == "..") {
+        if m.cases.is_some() && m.policy.is_none() {
+            return invalid("`cases` belong to a `policy`, and this pack has none".into());
+        }
+        let entries = m
+            .components
+            .iter()
+            .map(|c| (format!("component `{}`", c.name), &c.file, &c.sha256));
+        let files = [("`policy`", &m.policy), ("`cases`", &m.cases)]
+            .into_iter()
+            .filter_map(|(what, e)| e.as_ref().map(|e| (what.to_string(), &e.file, &e.sha256)));
+        for (what, file, sha256) in entries.chain(files) {
+            if file.starts_with('/') || file.split('/').any(|p| p == "..") {
                 return invalid(format!(
-                    "component `{}`: `file` must stay inside the pack, not {:?}",
-                    c.name, c.file
+                    "{what}: `file` must stay inside the pack, not {file:?}"
                 ));
             }
-            match &c.sha256 {
-                None if built => return invalid(format!("component `{}` has no `sha256`", c.name)),
+            match sha256 {
+                None if built => return invalid(format!("{what} has no `sha256`")),
                 Some(d) if d.len() != 64 || !d.chars().all(|c| c.is_ascii_hexdigit()) => {
-                    return invalid(format!(
-                        "component `{}`: `sha256` must be 64 hex digits",
-                        c.name
-                    ))
+                    return invalid(format!("{what}: `sha256` must be 64 hex digits"))
                 }
                 _ => {}
             }
@@ -129,6 +176,11 @@ impl Manifest {
             }
         }
         Ok(m)
+    }
+
+    /// Whether it carries a policy fragment.
+    pub fn is_policy(&self) -> bool {
+        self.policy.is_some()
     }
 
     /// The WIT version, e.g. `0.1.0`.
@@ -185,5 +237,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not valid"), "{e}");
+    }
+
+    #[test]
+    fn a_policy_pack_needs_no_components_but_its_files_need_digests() {
+        let policy = r#"{"name":"github","version":"1.0.0","policy":{"file":"policy.yaml"}}"#;
+        assert!(Manifest::parse(policy.as_bytes(), false)
+            .unwrap()
+            .is_policy());
+        let e = Manifest::parse(policy.as_bytes(), true)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "tollgate-pack.json: `policy` has no `sha256`");
+        let neither = r#"{"name":"x","version":"1.0.0"}"#;
+        let e = Manifest::parse(neither.as_bytes(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("has neither"), "{e}");
+        let escapes = policy.replace("policy.yaml", "../policy.yaml");
+        let e = Manifest::parse(escapes.as_bytes(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`policy`: `file` must stay inside the pack"),
+            "{e}"
+        );
     }
 }

@@ -11,6 +11,7 @@
 pub mod archive;
 pub mod build;
 pub mod manifest;
+pub mod registry;
 pub mod scaffold;
 pub mod signing;
 
@@ -82,12 +83,12 @@ pub enum PackError {
         /// Why.
         cause: String,
     },
-    /// A component the manifest lists is not in the pack.
-    #[error("{path}: component `{component}` names {file}, which is not in the pack")]
+    /// A component (or the policy or cases file) the manifest lists is not in the pack.
+    #[error("{path}: {component} names {file}, which is not in the pack")]
     MissingFile {
         /// The pack.
         path: PathBuf,
-        /// The component.
+        /// What names it: `component `NAME``, `its policy` or `its cases`.
         component: String,
         /// Its file.
         file: String,
@@ -173,7 +174,8 @@ impl Pack {
             .ok_or_else(|| PackError::NoManifest { path: at() })?;
         let manifest = Manifest::parse(manifest_bytes, true)
             .map_err(|cause| PackError::Manifest { path: at(), cause })?;
-        if !version::SUPPORTED.contains(&manifest.wit_version()) {
+        if !manifest.components.is_empty() && !version::SUPPORTED.contains(&manifest.wit_version())
+        {
             return Err(PackError::WitVersion {
                 path: at(),
                 found: manifest.wit_version().to_string(),
@@ -183,7 +185,7 @@ impl Pack {
         for c in &manifest.components {
             let bytes = files.get(&c.file).ok_or_else(|| PackError::MissingFile {
                 path: at(),
-                component: c.name.clone(),
+                component: format!("component `{}`", c.name),
                 file: c.file.clone(),
             })?;
             let actual = sha256_hex(bytes);
@@ -209,6 +211,28 @@ impl Pack {
                     component: c.name.clone(),
                     manifest: manifest.wit.clone(),
                     implemented: v,
+                });
+            }
+        }
+        let others = [("policy", &manifest.policy), ("cases", &manifest.cases)];
+        for (what, entry) in others {
+            let Some(entry) = entry else { continue };
+            let bytes = files
+                .get(&entry.file)
+                .ok_or_else(|| PackError::MissingFile {
+                    path: at(),
+                    component: format!("its {what}"),
+                    file: entry.file.clone(),
+                })?;
+            let actual = sha256_hex(bytes);
+            let expected = entry.sha256.clone().unwrap_or_default();
+            if !actual.eq_ignore_ascii_case(&expected) {
+                return Err(PackError::Digest {
+                    path: at(),
+                    what: format!("its {what} file {}", entry.file),
+                    expected_by: "its manifest",
+                    expected,
+                    actual,
                 });
             }
         }
@@ -242,6 +266,21 @@ impl Pack {
             .ok_or_else(|| err(SigningError::Unsigned(trusted.join(", "))))?;
         signing::verify(&self.files[manifest::FILE], sig, trusted).map_err(err)?;
         Ok(())
+    }
+
+    /// A policy pack's fragment and, if it has them, its cases, as text.
+    pub fn policy(&self) -> Result<Option<(String, Option<String>)>, PackError> {
+        let text = |entry: &manifest::FileEntry| {
+            String::from_utf8(self.files[&entry.file].clone()).map_err(|_| PackError::Component {
+                path: self.path.clone(),
+                message: format!("{} is not UTF-8 text", entry.file),
+            })
+        };
+        let Some(policy) = &self.manifest.policy else {
+            return Ok(None);
+        };
+        let cases = self.manifest.cases.as_ref().map(text).transpose()?;
+        Ok(Some((text(policy)?, cases)))
     }
 
     /// The component named `name`, or the only one.

@@ -17,6 +17,38 @@ pub enum Lang {
     Python,
 }
 
+/// What a new pack carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// A plugin: a WebAssembly component, its source and build script.
+    Plugin,
+    /// A policy fragment that policy files take in with `include:`, with its cases.
+    Policy,
+}
+
+const POLICY_PACK: &[(&str, &[u8])] = &[
+    (
+        "tollgate-pack.json",
+        include_bytes!("../../templates/policy/tollgate-pack.json"),
+    ),
+    (
+        "policy.yaml",
+        include_bytes!("../../templates/policy/policy.yaml"),
+    ),
+    (
+        "cases.yaml",
+        include_bytes!("../../templates/policy/cases.yaml"),
+    ),
+    (
+        "README.md",
+        include_bytes!("../../templates/policy/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_bytes!("../../templates/common/gitignore"),
+    ),
+];
+
 /// Scaffolding failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ScaffoldError {
@@ -145,13 +177,8 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
-/// Write a new project for plugin `name` into `dir`; returns the files written.
-pub fn new_project(
-    dir: &Path,
-    lang: Lang,
-    name: &str,
-    sdk: Option<&Path>,
-) -> Result<Vec<PathBuf>, ScaffoldError> {
+/// Refuse a bad name or a folder that is not empty.
+fn check_new(dir: &Path, name: &str) -> Result<(), ScaffoldError> {
     if !valid_name(name) {
         return Err(ScaffoldError::Name(name.to_string()));
     }
@@ -162,6 +189,36 @@ pub fn new_project(
     {
         return Err(ScaffoldError::Exists(dir.to_path_buf()));
     }
+    Ok(())
+}
+
+/// Write a new policy pack `name` into `dir` (manifest, fragment, cases, README); returns the
+/// files written.
+pub fn new_policy_pack(dir: &Path, name: &str) -> Result<Vec<PathBuf>, ScaffoldError> {
+    check_new(dir, name)?;
+    let mut written = Vec::new();
+    for (rel, bytes) in POLICY_PACK {
+        let path = dir.join(rel);
+        let text = String::from_utf8_lossy(bytes).replace("__NAME__", name);
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&path, text))
+            .map_err(|cause| ScaffoldError::Write {
+                path: path.clone(),
+                cause,
+            })?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Write a new project for plugin `name` into `dir`; returns the files written.
+pub fn new_project(
+    dir: &Path,
+    lang: Lang,
+    name: &str,
+    sdk: Option<&Path>,
+) -> Result<Vec<PathBuf>, ScaffoldError> {
+    check_new(dir, name)?;
     let sdk_path = match lang {
         Lang::Rust => find_sdk(sdk)?.display().to_string(),
         _ => String::new(),

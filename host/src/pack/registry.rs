@@ -1,0 +1,780 @@
+//! Packs in OCI registries: `oci://REGISTRY/REPO:TAG`, optionally pinned `@sha256:…`.
+//!
+//! **Layout** (what `tollgate pack push` writes, and what `oras push` can write by hand):
+//! an OCI image manifest with `artifactType` [`ARTIFACT_TYPE`], the empty config
+//! (`application/vnd.oci.empty.v1+json`, `{}`) and one layer: the pack's `.tar.gz` as
+//! [`LAYER_TYPE`] (a `tar+gzip` image layer or oras's default `tar` type are read too; the bytes
+//! are checked as a pack either way).
+//!
+//! **Pulling** resolves the tag, downloads the manifest and its one layer (each checked against
+//! its digest, the layer against [`MAX_PACK_BYTES`] before a byte is read) and keeps both in a
+//! cache by digest (`$XDG_CACHE_HOME/tollgate/packs`). A pinned digest that the tag no longer
+//! points to refuses to load; a tag that moved since the last pull is reported. When the
+//! registry cannot be reached, the cached copy of the pinned digest (or of the tag's last pull)
+//! is used, with a warning; the pack is then opened with the same checks as a local one.
+//!
+//! **Transport**: HTTPS, except plain HTTP for a loopback registry (`localhost`, `127.*`,
+//! `[::1]`). **Credentials**: `TOLLGATE_REGISTRY_USERNAME` / `TOLLGATE_REGISTRY_PASSWORD`, else the
+//! registry's entry in the Docker config file (`$DOCKER_CONFIG/config.json`, else
+//! `~/.docker/config.json`), else anonymous.
+
+use super::archive::MAX_PACK_BYTES;
+use super::sha256_hex;
+use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
+use oci_client::manifest::OciImageManifest;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How a registry reference starts in a policy file and on the command line.
+pub const SCHEME: &str = "oci://";
+/// The artifact type of a Tollgate pack's manifest.
+pub const ARTIFACT_TYPE: &str = "application/vnd.tollgate.pack.v1+json";
+/// The media type of the pack's one layer, its `.tar.gz`.
+pub const LAYER_TYPE: &str = "application/vnd.tollgate.pack.layer.v1.tar+gzip";
+/// The OCI empty config that artifacts carry.
+const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
+/// Layer types a pack is read from: ours, a gzip image layer, and what `oras push` writes for a
+/// file without a type.
+const ACCEPTED_LAYERS: &[&str] = &[
+    LAYER_TYPE,
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.v1.tar",
+];
+/// Manifest types asked for.
+const MANIFEST_TYPES: &[&str] = &[
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+/// The most a manifest may weigh.
+const MAX_MANIFEST_BYTES: usize = 4 << 20;
+
+/// A registry reference could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// Not `oci://REGISTRY/REPO:TAG[@sha256:…]`.
+    #[error("{reference}: not a registry reference ({why}); write oci://REGISTRY/REPOSITORY:TAG, optionally with @sha256:DIGEST")]
+    BadReference {
+        /// What was written.
+        reference: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The registry could not be reached and nothing usable is cached.
+    #[error(
+        "{reference}: the registry cannot be reached ({cause}), and no copy of {what} is cached"
+    )]
+    Unreachable {
+        /// The reference.
+        reference: String,
+        /// Why.
+        cause: String,
+        /// What a cached copy would have had to be.
+        what: String,
+    },
+    /// The registry answered with an error (unknown tag or repository, refused credentials…).
+    #[error("{reference}: the registry refused: {cause}")]
+    Registry {
+        /// The reference.
+        reference: String,
+        /// What it said.
+        cause: String,
+    },
+    /// The artifact is not a pack.
+    #[error("{reference}: not a Tollgate pack: {why}")]
+    NotAPack {
+        /// The reference.
+        reference: String,
+        /// Why.
+        why: String,
+    },
+    /// Bigger than a pack may be.
+    #[error("{reference}: the pack's layer is {size} bytes, more than the {} MiB a pack may hold", MAX_PACK_BYTES >> 20)]
+    TooLarge {
+        /// The reference.
+        reference: String,
+        /// Its declared size.
+        size: i64,
+    },
+    /// Bytes that are not what their digest says.
+    #[error("{reference}: {what} has digest {actual}, but {expected} was expected")]
+    Digest {
+        /// The reference.
+        reference: String,
+        /// The manifest or the layer.
+        what: &'static str,
+        /// The digest expected.
+        expected: String,
+        /// The digest of what arrived.
+        actual: String,
+    },
+    /// The tag now points to another manifest than the pinned digest.
+    #[error("{reference}: the tag now points to {now}, not to the pinned {pinned}; review the new pack and update the pin, or pull it by digest")]
+    PinMoved {
+        /// The reference.
+        reference: String,
+        /// The pin.
+        pinned: String,
+        /// Where the tag points now.
+        now: String,
+    },
+    /// The cache could not be read or written.
+    #[error("pack cache {path}: {cause}")]
+    Cache {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        cause: std::io::Error,
+    },
+}
+
+/// `oci://REGISTRY/REPO:TAG[@sha256:…]`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OciRef {
+    reference: Reference,
+    written: String,
+}
+
+impl OciRef {
+    /// Parse a reference written with or without `oci://`.
+    pub fn parse(text: &str) -> Result<OciRef, RegistryError> {
+        let bare = text.strip_prefix(SCHEME).unwrap_or(text);
+        let bad = |why: String| RegistryError::BadReference {
+            reference: text.to_string(),
+            why,
+        };
+        if !bare
+            .split('/')
+            .next()
+            .is_some_and(|r| r.contains(['.', ':']) || r == "localhost")
+        {
+            return Err(bad("it does not start with a registry host".into()));
+        }
+        let reference: Reference = bare.parse().map_err(|e| bad(format!("{e}")))?;
+        if let Some(d) = reference.digest() {
+            let hex = d.strip_prefix("sha256:").unwrap_or("");
+            if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(bad(format!("the digest {d} is not sha256:<64 hex digits>")));
+            }
+        }
+        Ok(OciRef {
+            reference,
+            written: format!("{SCHEME}{bare}"),
+        })
+    }
+
+    /// Whether `text` is a registry reference (starts with `oci://`).
+    pub fn is_oci(text: &str) -> bool {
+        text.starts_with(SCHEME)
+    }
+
+    /// The registry's host (and port).
+    pub fn registry(&self) -> &str {
+        self.reference.registry()
+    }
+
+    /// The pinned manifest digest, if any.
+    pub fn pinned(&self) -> Option<&str> {
+        self.reference.digest()
+    }
+
+    /// The same repository at `digest`: what a pinned reference to the fetched pack says.
+    pub fn at(&self, digest: &str) -> String {
+        let r = &self.reference;
+        match r.tag() {
+            Some(tag) => format!("{SCHEME}{}/{}:{tag}@{digest}", r.registry(), r.repository()),
+            None => format!("{SCHEME}{}/{}@{digest}", r.registry(), r.repository()),
+        }
+    }
+}
+
+impl std::fmt::Display for OciRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.written)
+    }
+}
+
+/// A pack fetched (or found in the cache).
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The pack's `.tar.gz` in the cache, ready for [`super::Pack::open`].
+    pub archive: PathBuf,
+    /// The manifest's digest (`sha256:…`).
+    pub digest: String,
+    /// Whether the registry could not be reached and the cached copy was used.
+    pub offline: bool,
+}
+
+/// Where fetched packs are kept, by digest.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+impl Cache {
+    /// A cache at `root`.
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    /// `$XDG_CACHE_HOME/tollgate/packs` (or the platform's cache directory, else the system's
+    /// temporary directory).
+    pub fn default_location() -> Self {
+        let base = dirs::cache_dir().unwrap_or_else(std::env::temp_dir);
+        Self::new(base.join("tollgate").join("packs"))
+    }
+
+    /// Where a pack whose manifest has sha256 `digest` (hex) is unpacked.
+    pub fn unpacked(&self, digest: &str) -> PathBuf {
+        self.root.join("unpacked").join(digest)
+    }
+
+    fn blob(&self, digest: &str, ext: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.root.join("sha256").join(format!("{hex}.{ext}"))
+    }
+
+    fn tag_file(&self, r: &OciRef) -> Option<PathBuf> {
+        let tag = r.reference.tag()?;
+        let registry = r.registry().replace(':', "_");
+        Some(
+            self.root
+                .join("tags")
+                .join(registry)
+                .join(r.reference.repository())
+                .join(tag),
+        )
+    }
+
+    fn write(&self, path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
+        let err = |cause| RegistryError::Cache {
+            path: path.to_path_buf(),
+            cause,
+        };
+        std::fs::create_dir_all(path.parent().expect("cache files sit in a folder"))
+            .map_err(err)?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, bytes).map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(err)
+    }
+
+    /// The tag's digest at its last pull.
+    fn last_seen(&self, r: &OciRef) -> Option<String> {
+        let text = std::fs::read_to_string(self.tag_file(r)?).ok()?;
+        Some(text.trim().to_string())
+    }
+
+    /// The cached pack of manifest `digest`, checked against its digests again.
+    fn cached(&self, digest: &str, reference: &str) -> Result<Option<PathBuf>, RegistryError> {
+        let Ok(manifest) = std::fs::read(self.blob(digest, "json")) else {
+            return Ok(None);
+        };
+        let layer = check_manifest(&manifest, digest, reference)?;
+        let archive = self.blob(&layer.digest, "tar.gz");
+        match std::fs::read(&archive) {
+            Ok(bytes) if format!("sha256:{}", sha256_hex(&bytes)) == layer.digest => {
+                Ok(Some(archive))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The pack's layer that a manifest names, after checking the manifest's digest and shape.
+fn check_manifest(
+    bytes: &[u8],
+    digest: &str,
+    reference: &str,
+) -> Result<oci_client::manifest::OciDescriptor, RegistryError> {
+    let actual = format!("sha256:{}", sha256_hex(bytes));
+    if actual != digest {
+        return Err(RegistryError::Digest {
+            reference: reference.to_string(),
+            what: "the manifest",
+            expected: digest.to_string(),
+            actual,
+        });
+    }
+    let not_a_pack = |why: String| RegistryError::NotAPack {
+        reference: reference.to_string(),
+        why,
+    };
+    let manifest: OciImageManifest = serde_json::from_slice(bytes)
+        .map_err(|e| not_a_pack(format!("its manifest is not an OCI image manifest ({e})")))?;
+    let [layer] = manifest.layers.as_slice() else {
+        return Err(not_a_pack(format!(
+            "a pack is one layer, and this artifact has {}",
+            manifest.layers.len()
+        )));
+    };
+    if !ACCEPTED_LAYERS.contains(&layer.media_type.as_str()) {
+        return Err(not_a_pack(format!(
+            "its layer's media type is {}, not {LAYER_TYPE}",
+            layer.media_type
+        )));
+    }
+    if layer.size < 0 || layer.size as u64 > MAX_PACK_BYTES {
+        return Err(RegistryError::TooLarge {
+            reference: reference.to_string(),
+            size: layer.size,
+        });
+    }
+    Ok(layer.clone())
+}
+
+/// Whether `registry` (host, maybe with a port) is this machine.
+fn is_loopback(registry: &str) -> bool {
+    let host = match registry.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => registry.rsplit_once(':').map_or(registry, |(h, _)| h),
+    };
+    host == "localhost"
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn client_for(registry: &str) -> Client {
+    // One TLS provider for the whole binary (ring, as the listener's); installing it twice is
+    // harmless.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    Client::new(ClientConfig {
+        protocol: if is_loopback(registry) {
+            ClientProtocol::HttpsExcept(vec![registry.to_string()])
+        } else {
+            ClientProtocol::Https
+        },
+        connect_timeout: Some(Duration::from_secs(5)),
+        read_timeout: Some(Duration::from_secs(30)),
+        platform_resolver: None,
+        ..ClientConfig::default()
+    })
+}
+
+/// Credentials for `registry`: the environment's, else the Docker config file's, else none.
+pub fn credentials(registry: &str) -> RegistryAuth {
+    if let (Ok(user), Ok(password)) = (
+        std::env::var("TOLLGATE_REGISTRY_USERNAME"),
+        std::env::var("TOLLGATE_REGISTRY_PASSWORD"),
+    ) {
+        return RegistryAuth::Basic(user, password);
+    }
+    let file = std::env::var_os("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| dirs::home_dir().map(|h| h.join(".docker")))
+        .map(|d| d.join("config.json"));
+    file.and_then(|f| std::fs::read(f).ok())
+        .and_then(|bytes| docker_config_auth(&bytes, registry))
+        .unwrap_or(RegistryAuth::Anonymous)
+}
+
+/// The `auths` entry of a Docker config file for `registry`: `auth` (base64 `user:password`) or
+/// `username` and `password`.
+fn docker_config_auth(config: &[u8], registry: &str) -> Option<RegistryAuth> {
+    use base64::Engine;
+    let config: serde_json::Value = serde_json::from_slice(config).ok()?;
+    let auths = config.get("auths")?.as_object()?;
+    let entry = auths.iter().find_map(|(key, v)| {
+        let host = key
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .split('/')
+            .next()?;
+        let same = host == registry
+            || (registry == "docker.io" && host == "index.docker.io")
+            || (registry == "index.docker.io" && host == "docker.io");
+        same.then_some(v)
+    })?;
+    if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()) {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth)
+            .ok()?;
+        let (user, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+        return Some(RegistryAuth::Basic(user.into(), password.into()));
+    }
+    let user = entry.get("username")?.as_str()?;
+    let password = entry.get("password")?.as_str()?;
+    Some(RegistryAuth::Basic(user.into(), password.into()))
+}
+
+/// Run a registry conversation to its end from synchronous code (a policy's load), on a thread
+/// of its own so that it works inside and outside a runtime.
+fn block_on<T: Send>(f: impl std::future::Future<Output = T> + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the registry client")
+                .block_on(f)
+        })
+        .join()
+        .expect("the registry client does not panic")
+    })
+}
+
+/// Whether an error means the registry was not reached at all (rather than that it refused).
+fn unreachable(e: &oci_client::errors::OciDistributionError) -> Option<String> {
+    match e {
+        oci_client::errors::OciDistributionError::RequestError(r)
+            if r.is_connect() || r.is_timeout() =>
+        {
+            let mut cause = r.to_string();
+            let mut source = std::error::Error::source(r);
+            while let Some(s) = source {
+                cause = format!("{cause}: {s}");
+                source = s.source();
+            }
+            Some(cause)
+        }
+        _ => None,
+    }
+}
+
+/// Fetch the pack at `reference` (or use the cache; see the module's documentation).
+pub fn fetch(reference: &OciRef, cache: &Cache) -> Result<Fetched, RegistryError> {
+    block_on(fetch_async(reference, cache))
+}
+
+async fn fetch_async(r: &OciRef, cache: &Cache) -> Result<Fetched, RegistryError> {
+    let name = r.to_string();
+    let client = client_for(r.registry());
+    let auth = credentials(r.registry());
+    let refused = |e: oci_client::errors::OciDistributionError| RegistryError::Registry {
+        reference: name.clone(),
+        cause: e.to_string(),
+    };
+    let digest = match r.reference.tag() {
+        Some(tag) => {
+            let by_tag = Reference::with_tag(
+                r.registry().to_string(),
+                r.reference.repository().to_string(),
+                tag.to_string(),
+            );
+            match client.fetch_manifest_digest(&by_tag, &auth).await {
+                Ok(now) => {
+                    if let Some(pinned) = r.pinned().filter(|p| *p != now) {
+                        return Err(RegistryError::PinMoved {
+                            reference: name,
+                            pinned: pinned.to_string(),
+                            now,
+                        });
+                    }
+                    if let Some(before) = cache.last_seen(r).filter(|b| *b != now) {
+                        tracing::warn!(reference = %name, before = %before, now = %now, "the tag moved since the last pull: {name} was {before} and is now {now}");
+                    }
+                    now
+                }
+                Err(e) => match unreachable(&e) {
+                    Some(cause) => return offline(r, cache, cause),
+                    None => return Err(refused(e)),
+                },
+            }
+        }
+        None => r
+            .pinned()
+            .expect("a reference has a tag or a digest")
+            .to_string(),
+    };
+    if let Some(archive) = cache.cached(&digest, &name)? {
+        remember_tag(cache, r, &digest)?;
+        return Ok(Fetched {
+            archive,
+            digest,
+            offline: false,
+        });
+    }
+    let by_digest = Reference::with_digest(
+        r.registry().to_string(),
+        r.reference.repository().to_string(),
+        digest.clone(),
+    );
+    let (manifest, _) = match client
+        .pull_manifest_raw(&by_digest, &auth, MANIFEST_TYPES)
+        .await
+    {
+        Ok(m) => m,
+        Err(e) => match unreachable(&e) {
+            Some(cause) => return offline(r, cache, cause),
+            None => return Err(refused(e)),
+        },
+    };
+    if manifest.len() > MAX_MANIFEST_BYTES {
+        return Err(RegistryError::NotAPack {
+            reference: name,
+            why: format!("its manifest is {} bytes", manifest.len()),
+        });
+    }
+    let layer = check_manifest(&manifest, &digest, &name)?;
+    let mut bytes = Bounded(Vec::with_capacity(layer.size as usize));
+    client
+        .pull_blob(&by_digest, &layer, &mut bytes)
+        .await
+        .map_err(|e| match e {
+            oci_client::errors::OciDistributionError::DigestError(d) => RegistryError::Digest {
+                reference: name.clone(),
+                what: "the layer",
+                expected: layer.digest.clone(),
+                actual: d.to_string(),
+            },
+            e => refused(e),
+        })?;
+    let actual = format!("sha256:{}", sha256_hex(&bytes.0));
+    if actual != layer.digest {
+        return Err(RegistryError::Digest {
+            reference: name,
+            what: "the layer",
+            expected: layer.digest,
+            actual,
+        });
+    }
+    let archive = cache.blob(&layer.digest, "tar.gz");
+    cache.write(&archive, &bytes.0)?;
+    cache.write(&cache.blob(&digest, "json"), &manifest)?;
+    remember_tag(cache, r, &digest)?;
+    Ok(Fetched {
+        archive,
+        digest,
+        offline: false,
+    })
+}
+
+fn remember_tag(cache: &Cache, r: &OciRef, digest: &str) -> Result<(), RegistryError> {
+    match cache.tag_file(r) {
+        Some(file) => cache.write(&file, digest.as_bytes()),
+        None => Ok(()),
+    }
+}
+
+/// The registry is down: the cached copy of the pin, else of the tag's last pull.
+fn offline(r: &OciRef, cache: &Cache, cause: String) -> Result<Fetched, RegistryError> {
+    let name = r.to_string();
+    let wanted = r
+        .pinned()
+        .map(str::to_string)
+        .or_else(|| cache.last_seen(r));
+    let unreachable = |what: String| RegistryError::Unreachable {
+        reference: name.clone(),
+        cause: cause.clone(),
+        what,
+    };
+    let Some(digest) = wanted else {
+        return Err(unreachable("it".into()));
+    };
+    let Some(archive) = cache.cached(&digest, &name)? else {
+        return Err(unreachable(digest));
+    };
+    tracing::warn!(reference = %name, digest = %digest, "the registry cannot be reached ({cause}); using the cached copy of {digest}");
+    Ok(Fetched {
+        archive,
+        digest,
+        offline: true,
+    })
+}
+
+/// An in-memory sink that refuses to grow past a pack's limit (a registry may send more than
+/// the manifest declared).
+struct Bounded(Vec<u8>);
+
+impl tokio::io::AsyncWrite for Bounded {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if (self.0.len() + buf.len()) as u64 > MAX_PACK_BYTES {
+            return std::task::Poll::Ready(Err(std::io::Error::other(format!(
+                "the layer is bigger than the {} MiB a pack may hold",
+                MAX_PACK_BYTES >> 20
+            ))));
+        }
+        self.0.extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Push a pack's `.tar.gz` bytes to `reference` (its tag); returns the manifest's digest.
+/// `title` names the layer's file (`NAME-VERSION.tar.gz`), as `oras pull` writes it.
+pub fn push(
+    archive: Vec<u8>,
+    title: &str,
+    annotations: BTreeMap<String, String>,
+    reference: &OciRef,
+) -> Result<String, RegistryError> {
+    block_on(async {
+        let name = reference.to_string();
+        let refused = |e: oci_client::errors::OciDistributionError| match unreachable(&e) {
+            Some(cause) => RegistryError::Unreachable {
+                reference: name.clone(),
+                cause,
+                what: "anything (nothing was pushed)".into(),
+            },
+            None => RegistryError::Registry {
+                reference: name.clone(),
+                cause: e.to_string(),
+            },
+        };
+        if reference.pinned().is_some() || reference.reference.tag().is_none() {
+            return Err(RegistryError::BadReference {
+                reference: name.clone(),
+                why: "a push names a tag, not a digest".into(),
+            });
+        }
+        let client = client_for(reference.registry());
+        let auth = credentials(reference.registry());
+        let layers = vec![ImageLayer::new(
+            archive,
+            LAYER_TYPE.to_string(),
+            Some(BTreeMap::from([(
+                "org.opencontainers.image.title".to_string(),
+                title.to_string(),
+            )])),
+        )];
+        let config = Config::new(b"{}".to_vec(), EMPTY_CONFIG.to_string(), None);
+        let mut manifest = OciImageManifest::build(&layers, &config, Some(annotations));
+        manifest.artifact_type = Some(ARTIFACT_TYPE.to_string());
+        client
+            .push(
+                &reference.reference,
+                &layers,
+                config,
+                &auth,
+                Some(manifest.clone()),
+            )
+            .await
+            .map_err(refused)?;
+        client
+            .fetch_manifest_digest(&reference.reference, &auth)
+            .await
+            .map_err(refused)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_name_a_registry_and_a_tag_or_a_pinned_digest() {
+        let pin = format!("sha256:{}", "a".repeat(64));
+        let r = OciRef::parse(&format!("oci://localhost:5000/tollgate/github:1.0@{pin}")).unwrap();
+        assert_eq!(r.registry(), "localhost:5000");
+        assert_eq!(r.pinned(), Some(pin.as_str()));
+        let e = OciRef::parse("oci://tollgate/github:1.0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not start with a registry host"), "{e}");
+        let e = OciRef::parse("oci://localhost:5000/x@sha256:abc")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("oci://localhost:5000/x@sha256:abc: not a registry reference"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_manifest_is_checked_against_its_digest_its_one_layer_and_the_size_limit() {
+        let manifest = |layers: &str| {
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+                "config":{{"mediaType":"{EMPTY_CONFIG}","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2}},
+                "layers":[{layers}]}}"#
+            )
+        };
+        let layer = |size: u64| {
+            format!(
+                r#"{{"mediaType":"{LAYER_TYPE}","digest":"sha256:{}","size":{size}}}"#,
+                "b".repeat(64)
+            )
+        };
+        let check = |text: String| {
+            let digest = format!("sha256:{}", sha256_hex(text.as_bytes()));
+            check_manifest(text.as_bytes(), &digest, "oci://r/p:1").map(|l| l.size)
+        };
+        assert_eq!(check(manifest(&layer(10))).unwrap(), 10);
+        let e = check(manifest(&layer(MAX_PACK_BYTES + 1)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "oci://r/p:1: the pack's layer is 268435457 bytes, more than the 256 MiB"
+            ),
+            "{e}"
+        );
+        let two = format!("{},{}", layer(1), layer(1));
+        let e = check(manifest(&two)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "oci://r/p:1: not a Tollgate pack: a pack is one layer, and this artifact has 2"
+        );
+        let text = manifest(&layer(10));
+        let e = check_manifest(
+            text.as_bytes(),
+            &format!("sha256:{}", "0".repeat(64)),
+            "oci://r/p:1",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("oci://r/p:1: the manifest has digest sha256:"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn plain_http_is_only_for_this_machine() {
+        for r in [
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "[::1]:5000",
+            "localhost",
+        ] {
+            assert!(is_loopback(r), "{r}");
+        }
+        for r in [
+            "ghcr.io",
+            "registry.example:5000",
+            "10.0.0.1:5000",
+            "localhost.example.com",
+        ] {
+            assert!(!is_loopback(r), "{r}");
+        }
+    }
+
+    #[test]
+    fn docker_config_credentials_are_read_by_registry() {
+        let config = br#"{"auths":{"https://ghcr.io":{"auth":"dXNlcjpzM2NyZXQ="},
+            "localhost:5000":{"username":"me","password":"pw"}}}"#;
+        let basic = |a: Option<RegistryAuth>| match a {
+            Some(RegistryAuth::Basic(u, p)) => Some((u, p)),
+            _ => None,
+        };
+        assert_eq!(
+            basic(docker_config_auth(config, "ghcr.io")),
+            Some(("user".into(), "s3cret".into()))
+        );
+        assert_eq!(
+            basic(docker_config_auth(config, "localhost:5000")),
+            Some(("me".into(), "pw".into()))
+        );
+        assert!(docker_config_auth(config, "quay.io").is_none());
+    }
+}
