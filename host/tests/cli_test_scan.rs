@@ -47,56 +47,57 @@ fn stderr(o: &Output) -> String {
 // --- tollgate test -----------------------------------------------------------------------------
 
 #[test]
-fn the_shipped_case_files_pass() {
-    // Every case file policies/tests/NAME.cases.yaml replays against policies/NAME.yaml, and every
-    // shipped policy (each reviewed one `wrap` gives a server) has one.
-    let mut names: Vec<String> = std::fs::read_dir(repo().join("policies/tests"))
+fn every_catalog_pack_opens_with_current_digests_and_its_cases_pass() {
+    // Each folder of policies/catalog is a policy pack (manifest digests current, a README, at
+    // least 10 recorded cases that pass), and `wrap` offers exactly these; the demo policy has
+    // its cases too.
+    let mut names: Vec<String> = std::fs::read_dir(repo().join("policies/catalog"))
         .unwrap()
-        .filter_map(|e| {
-            e.unwrap()
-                .file_name()
-                .to_str()?
-                .strip_suffix(".cases.yaml")
-                .map(str::to_string)
-        })
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    let mut shipped: Vec<String> = std::fs::read_dir(repo().join("policies"))
-        .unwrap()
-        .filter_map(|e| {
-            e.unwrap()
-                .file_name()
-                .to_str()?
-                .strip_suffix(".yaml")
-                .map(str::to_string)
-        })
+    assert!(names.len() >= 13, "{names:?}");
+    let mut offered: Vec<String> = tollgate::wrap::catalog::REVIEWED
+        .iter()
+        .map(|r| r.name.to_string())
         .collect();
-    shipped.sort();
+    offered.sort();
     assert_eq!(
-        names, shipped,
-        "a shipped policy without cases, or cases without a policy"
+        names, offered,
+        "the catalog's packs and the ones wrap offers"
     );
-    for reviewed in tollgate::wrap::catalog::REVIEWED {
-        assert!(
-            names.iter().any(|n| n == reviewed.name),
-            "{}",
-            reviewed.name
-        );
-    }
+    let mut runs = vec![(
+        "policies/demo.yaml".to_string(),
+        "policies/tests/demo.cases.yaml".to_string(),
+    )];
     for name in &names {
-        let policy = format!("policies/{name}.yaml");
-        let cases = format!("policies/tests/{name}.cases.yaml");
-        let out = tollgate(&["test", &policy, &cases, "--cache-dir", CODE_CACHE]);
+        let dir = repo().join("policies/catalog").join(name);
+        let pack = tollgate::pack::Pack::open(&dir).unwrap_or_else(|e| {
+            panic!("{e}\n(after editing a pack, `tollgate pack build policies/catalog/{name}` brings its digests up to date)")
+        });
+        assert_eq!(pack.manifest.name, *name);
+        assert!(!pack.manifest.servers.is_empty(), "{name}: no servers");
+        assert!(dir.join("README.md").is_file(), "{name}: no README.md");
+        let (policy, cases) = (pack.manifest.policy.unwrap(), pack.manifest.cases.unwrap());
+        runs.push((
+            format!("policies/catalog/{name}/{}", policy.file),
+            format!("policies/catalog/{name}/{}", cases.file),
+        ));
+    }
+    for (policy, cases) in &runs {
+        let out = tollgate(&["test", policy, cases, "--cache-dir", CODE_CACHE]);
         let text = stdout(&out);
         assert!(
             out.status.success(),
-            "{name}: exit {:?}\n{text}\n{}",
+            "{policy}: exit {:?}\n{text}\n{}",
             out.status.code(),
             stderr(&out)
         );
         assert!(!text.contains('✗'), "{text}");
         let passed = text.lines().filter(|l| l.starts_with("✓ ")).count();
-        assert!(passed >= 10, "{name}: only {passed} cases\n{text}");
+        assert!(passed >= 10, "{policy}: only {passed} cases\n{text}");
         assert!(text.contains(&format!("all {passed} passed")), "{text}");
     }
 }

@@ -1,7 +1,7 @@
 //! `cargo bench -p tollgate --bench stdio -- --startup`: how long an agent's client waits for
 //! its first `tools/list` answer (spawn, `initialize`, `notifications/initialized`,
 //! `tools/list`), straight from the rmcp upstream and through `tollgate run` with
-//! `policies/twilio.yaml` on the default sqlite counters — with an empty code cache and state
+//! `policies/catalog/twilio/policy.yaml` on the default sqlite counters — with an empty code cache and state
 //! directory every round (a new machine's first start) and with warm ones — in alternating
 //! rounds; then the resident memory of each kind of process idle after that answer.
 
@@ -68,7 +68,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 pub fn run(me: &Path) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let policy = repo.join("policies/twilio.yaml");
+    let policy = repo.join("policies/catalog/twilio/policy.yaml");
     let warm = tempfile::tempdir().unwrap();
     let through = |home: &Path| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_tollgate"));
@@ -97,7 +97,7 @@ pub fn run(me: &Path) {
     }
     let (d, cold, hot) = (median(d), median(cold), median(hot));
     let ms = |x: Duration| x.as_secs_f64() * 1e3;
-    println!("time to the first tools/list answer, median of {rounds} alternating rounds (policies/twilio.yaml, sqlite):");
+    println!("time to the first tools/list answer, median of {rounds} alternating rounds (policies/catalog/twilio/policy.yaml, sqlite):");
     println!("  {:<44} {:>7.1} ms", "rmcp server alone", ms(d));
     println!(
         "  {:<44} {:>7.1} ms   adds {:>6.1} ms",

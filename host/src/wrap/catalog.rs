@@ -1,66 +1,57 @@
-//! Reviewed policies for servers people run, matched to a server entry by the package it starts.
-//! (The repository's `policies/` files, embedded; the catalog of policy packs grows from here.)
+//! Reviewed policies for servers people run — the policy packs of `policies/catalog/`, embedded
+//! — matched to a server entry by the packages their manifests name (`servers`).
 
-/// A reviewed policy and the packages it is for.
+use crate::pack::manifest::Manifest;
+
+/// A reviewed policy pack and the packages it is for.
 pub struct Reviewed {
-    /// Its name (the file under `policies/`).
+    /// Its name (the folder under `policies/catalog/`).
     pub name: &'static str,
     /// The policy text.
     pub text: &'static str,
-    /// Package or image names that identify the server in a command line.
-    packages: &'static [&'static str],
+    /// Its manifest's text.
+    manifest: &'static str,
+}
+
+impl Reviewed {
+    /// Package or image names that identify the server in a command line (the manifest's
+    /// `servers`).
+    pub fn packages(&self) -> Vec<String> {
+        Manifest::parse(self.manifest.as_bytes(), true)
+            .map(|m| m.servers)
+            .unwrap_or_default()
+    }
+}
+
+macro_rules! reviewed {
+    ($name:literal) => {
+        Reviewed {
+            name: $name,
+            text: include_str!(concat!("../../../policies/catalog/", $name, "/policy.yaml")),
+            manifest: include_str!(concat!(
+                "../../../policies/catalog/",
+                $name,
+                "/tollgate-pack.json"
+            )),
+        }
+    };
 }
 
 /// The reviewed policies.
 pub const REVIEWED: &[Reviewed] = &[
-    Reviewed {
-        name: "filesystem",
-        text: include_str!("../../../policies/filesystem.yaml"),
-        packages: &[
-            "@modelcontextprotocol/server-filesystem",
-            "mcp-server-filesystem",
-        ],
-    },
-    Reviewed {
-        name: "github",
-        text: include_str!("../../../policies/github.yaml"),
-        packages: &["@modelcontextprotocol/server-github", "github-mcp-server"],
-    },
-    Reviewed {
-        name: "twilio",
-        text: include_str!("../../../policies/twilio.yaml"),
-        packages: &["@twilio-alpha/mcp"],
-    },
-    Reviewed {
-        name: "memory",
-        text: include_str!("../../../policies/memory.yaml"),
-        packages: &["@modelcontextprotocol/server-memory"],
-    },
-    Reviewed {
-        name: "time",
-        text: include_str!("../../../policies/time.yaml"),
-        packages: &["mcp-server-time", "mcp_server_time"],
-    },
-    Reviewed {
-        name: "fetch",
-        text: include_str!("../../../policies/fetch.yaml"),
-        packages: &["mcp-server-fetch", "mcp_server_fetch"],
-    },
-    Reviewed {
-        name: "git",
-        text: include_str!("../../../policies/git.yaml"),
-        packages: &["mcp-server-git", "mcp_server_git"],
-    },
-    Reviewed {
-        name: "sqlite",
-        text: include_str!("../../../policies/sqlite.yaml"),
-        packages: &["mcp-server-sqlite", "mcp_server_sqlite"],
-    },
-    Reviewed {
-        name: "playwright",
-        text: include_str!("../../../policies/playwright.yaml"),
-        packages: &["@playwright/mcp"],
-    },
+    reviewed!("filesystem"),
+    reviewed!("github"),
+    reviewed!("twilio"),
+    reviewed!("memory"),
+    reviewed!("time"),
+    reviewed!("fetch"),
+    reviewed!("git"),
+    reviewed!("sqlite"),
+    reviewed!("playwright"),
+    reviewed!("slack"),
+    reviewed!("notion"),
+    reviewed!("stripe"),
+    reviewed!("postgres"),
 ];
 
 /// The reviewed policy for a server started by `command` with `args`, if there is one: a
@@ -85,7 +76,7 @@ pub fn find(command: &str, args: &[String]) -> Option<&'static Reviewed> {
         .collect();
     REVIEWED
         .iter()
-        .find(|r| r.packages.iter().any(|p| words.contains(p)))
+        .find(|r| r.packages().iter().any(|p| words.contains(&p.as_str())))
 }
 
 #[cfg(test)]
@@ -121,6 +112,17 @@ mod tests {
             found("npx", &["@playwright/mcp@latest"]),
             Some("playwright")
         );
+        assert_eq!(
+            found("npx", &["-y", "@stripe/mcp", "--tools=all"]),
+            Some("stripe")
+        );
         assert_eq!(found("uvx", &["some-other-server"]), None);
+        for r in REVIEWED {
+            assert!(
+                !r.packages().is_empty(),
+                "{}: its manifest names no servers",
+                r.name
+            );
+        }
     }
 }
