@@ -504,3 +504,71 @@ fn a_signed_policy_pack_from_the_registry_is_enforced_in_front_of_a_real_server(
         "the server never stored the key: {stored}"
     );
 }
+
+#[test]
+fn a_plugin_pack_from_the_registry_is_trusted_and_pinned_as_a_local_one() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let (private, public) = tollgate::pack::signing::generate().unwrap();
+    let pack = super::TestPack::new(
+        r#""config_schema":{"type":"object","required":["reason"]},"#,
+        &super::deny_plugin(),
+    );
+    let built = pack.build(Some(&private));
+    let reference = registry.at("acme/deny:1.0");
+    let out = ok(&tollgate(
+        &cache,
+        &["pack", "push", built.archive.to_str().unwrap(), &reference],
+    ));
+    let digest = pushed_digest(&out);
+    let policy = |extra: &str| {
+        write_policy(
+            work.path(),
+            &format!(
+                "plugins:\n  p:\n    source: {reference}@{digest}\n    config: {{ reason: from the registry }}\n{extra}tools:\n  x:\n    rules:\n      - plugin: p\n"
+            ),
+        )
+    };
+    let cases = work.path().join("cases.yaml");
+    std::fs::write(
+        &cases,
+        "cases:\n  - name: the registry's plugin denies\n    tool: x\n    arguments: {}\n    expect: deny\n    reason_contains: from the registry\n",
+    )
+    .unwrap();
+    let trusted = policy(&format!("    trusted_keys: [\"{public}\"]\n"));
+    let out = ok(&tollgate(
+        &cache,
+        &["test", trusted.to_str().unwrap(), cases.to_str().unwrap()],
+    ));
+    assert!(out.contains("all 1 passed"), "{out}");
+
+    let (_, stranger) = tollgate::pack::signing::generate().unwrap();
+    let untrusted = policy(&format!("    trusted_keys: [\"{stranger}\"]\n"));
+    let err = refused(&tollgate(&cache, &["check", untrusted.to_str().unwrap()]));
+    assert!(
+        err.contains(&format!(
+            "the pack is signed by {public}, which is not among the trusted keys ({stranger})"
+        )),
+        "{err}"
+    );
+
+    let pinned = policy(&format!("    sha256: \"{}\"\n", "0".repeat(64)));
+    let err = refused(&tollgate(&cache, &["check", pinned.to_str().unwrap()]));
+    assert!(err.contains("component `p` has sha256 "), "{err}");
+    assert!(
+        err.contains(&format!("but the policy file says {}", "0".repeat(64))),
+        "{err}"
+    );
+
+    // A plugin pack is not a policy pack: including it says what to do instead.
+    let included = write_policy(
+        work.path(),
+        &format!("include: [\"{reference}@{digest}\"]\n"),
+    );
+    let err = refused(&tollgate(&cache, &["check", included.to_str().unwrap()]));
+    assert!(
+        err.contains(&format!("include {reference}@{digest}: pack p carries no policy fragment; use its components under `plugins:` with `source: {reference}@{digest}`")),
+        "{err}"
+    );
+}
