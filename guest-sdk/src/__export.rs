@@ -1,4 +1,4 @@
-//! Glue between the generated WIT bindings and the [`Policy`] trait, used by
+//! Glue between the generated WIT bindings and the [`Policy`](crate::Policy) trait, used by
 //! [`export_policy!`](crate::export_policy). Not part of the public API.
 
 #[cfg(target_arch = "wasm32")]

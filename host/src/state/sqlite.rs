@@ -3,11 +3,11 @@
 //! proxy restarts with every client session, so in-memory limits would reset each time).
 //!
 //! Each take is one `BEGIN IMMEDIATE` transaction (read the counter, apply the shared
-//! [`algorithm`](super::algorithm), write it back), so concurrent processes serialise on SQLite's
+//! [`algorithm`], write it back), so concurrent processes serialise on SQLite's
 //! write lock and can never both be granted past a limit. WAL mode with `synchronous=NORMAL`:
 //! a committed take survives a crash of the process. Pages of 512 bytes: a take rewrites one
 //! page, and copying and checksumming the default 4 KiB on every commit cost a quarter of it.
-//! WAL checkpoints run on a thread of their own ([`checkpoint`]), not inside a take.
+//! WAL checkpoints run on a thread of their own (`checkpoint`), not inside a take.
 
 use super::algorithm::{self, CounterState};
 use super::{
