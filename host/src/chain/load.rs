@@ -2,7 +2,6 @@
 //! its instance pool, and wrapped with what the chain needs to run it.
 
 use super::{ChainError, ChainRule};
-use crate::builtin;
 use crate::config::{LimitSpec, PluginSource, Rule};
 use crate::engine::{LimitsSpecExt, PluginSet, PluginSpec, PolicyEngine};
 use crate::state::CounterStore;
@@ -26,10 +25,8 @@ pub(super) async fn load_rule(
 ) -> Result<ChainRule, ChainError> {
     let mut known = None;
     let wasm: &[u8] = match &rule.source {
-        PluginSource::Builtin(name) => {
-            let builtin =
-                builtin::get(name).expect("the policy parser only names existing built-ins");
-            known = Some(builtin);
+        PluginSource::Builtin(kind) => {
+            known = Some(kind.plugin());
             // The engine takes a built-in's bytes from it, and only if its code does not fit.
             &[]
         }
@@ -93,7 +90,10 @@ pub(super) async fn load_rule(
         refund_on_error_result: rule.refund_on_error_result,
         answers_visibility: matches!(rule.source, PluginSource::File { .. }),
         dry_run: rule.dry_run,
-        checks_results: rule.plugin == "redact" || matches!(rule.source, PluginSource::File { .. }),
+        checks_results: match rule.source {
+            PluginSource::Builtin(kind) => kind.checks_results(),
+            PluginSource::File { .. } => true,
+        },
         ask_timeout_ms: rule.ask_timeout_ms,
         ask_channels: rule.ask_channels,
         ask_wait_ms: rule.ask_wait_ms,
@@ -106,7 +106,7 @@ pub(super) async fn load_rule(
 fn version(rule: &Rule) -> String {
     use sha2::{Digest, Sha256};
     let code = match &rule.source {
-        PluginSource::Builtin(name) => builtin::get(name).map(|b| b.sha256.to_vec()),
+        PluginSource::Builtin(kind) => Some(kind.plugin().sha256.to_vec()),
         PluginSource::File { sha256, .. } => sha256.as_ref().map(|s| s.as_bytes().to_vec()),
     };
     let mut config = String::new();

@@ -40,6 +40,7 @@
 //! dedupe window and webhook) is read but not used.
 
 use super::{DefaultAction, DenyAs, Format, LimitSpec, PluginSource, Policy, Rule, ToolRules};
+use crate::builtin::Kind;
 use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -280,7 +281,7 @@ fn compile_rule(
         }
         let mut rule = builtin_rule(
             name,
-            "deny",
+            Kind::Deny,
             json!({ "reason": message(format!("Approval required by rule \"{name}\"")), "ask": {}, "when": when }),
         );
         if let Some(t) = &r.approval_timeout {
@@ -305,7 +306,7 @@ fn compile_rule(
         }
         return Ok(vec![builtin_rule(
             name,
-            "deny",
+            Kind::Deny,
             json!({ "reason": denied_by_rule() }),
         )]);
     }
@@ -328,7 +329,7 @@ fn compile_rule(
                 window.name()
             )),
         );
-        return Ok(vec![builtin_rule(name, "rate-limit", config)]);
+        return Ok(vec![builtin_rule(name, Kind::RateLimit, config)]);
     }
 
     // An `evaluate` rule: denies unless every condition holds.
@@ -349,7 +350,7 @@ fn compile_rule(
         }
         out.push(builtin_rule(
             name,
-            "validate",
+            Kind::Validate,
             json!({ "require": require, "message": denied_by_rule() }),
         ));
     }
@@ -429,7 +430,7 @@ fn compile_rule(
         // Intercept refuses a call whose increment argument is missing.
         out.push(builtin_rule(
             name,
-            "validate",
+            Kind::Validate,
             json!({ "require": [{ "path": from, "op": "exists", "value": true }] }),
         ));
     }
@@ -441,7 +442,7 @@ fn compile_rule(
         state.increment_from.as_deref(),
         message(format!("Rate limit exceeded for {name}")),
     );
-    out.push(builtin_rule(name, "rate-limit", config));
+    out.push(builtin_rule(name, Kind::RateLimit, config));
     Ok(out)
 }
 
@@ -553,12 +554,12 @@ pub(super) fn condition_config(c: &Condition) -> Result<Vec<Value>, String> {
 
 /// A rule run by a built-in plugin, with Tollgate's defaults (denials as `isError` results,
 /// counters refunded when the server fails).
-pub(super) fn builtin_rule(label: &str, plugin: &str, config: Value) -> Rule {
+pub(super) fn builtin_rule(label: &str, kind: Kind, config: Value) -> Rule {
     Rule {
         label: label.to_string(),
         origin: None,
-        plugin: plugin.to_string(),
-        source: PluginSource::Builtin(plugin.to_string()),
+        plugin: kind.name().to_string(),
+        source: PluginSource::Builtin(kind),
         config,
         deny_as: DenyAs::Result,
         refund_on_error_result: true,

@@ -64,8 +64,8 @@ impl LimitSpec {
 /// Where a plugin's component comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PluginSource {
-    /// Embedded in Tollgate (`deny`, `rate-limit`, `validate`).
-    Builtin(String),
+    /// Embedded in Tollgate.
+    Builtin(crate::builtin::Kind),
     /// A `.wasm` component file or a pack (a folder or `.tar.gz` with a `tollgate-pack.json`),
     /// resolved against the policy file's directory.
     File {

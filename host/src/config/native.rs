@@ -19,6 +19,7 @@ use super::{
     parse_duration_secs, parse_rate, parse_window_secs, DefaultAction, DenyAs, Format, LimitSpec,
     PluginSource, Policy, Rule, ToolRules,
 };
+use crate::builtin::Kind;
 use crate::engine::Capability;
 use crate::pack::registry::{self, Cache, OciRef};
 use crate::pins::annotations::{Selector, NEEDS_LOCK};
@@ -28,9 +29,6 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
-
-/// The built-in rule kinds' plugins.
-const BUILTIN: &[&str] = &["deny", "rate-limit", "redact", "validate"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -473,7 +471,7 @@ fn compile_rule(
         if let Some(when) = &r.when {
             c.insert("when".into(), Value::Array(when.clone()));
         }
-        builtin("deny", Value::Object(c))
+        builtin(Kind::Deny, Value::Object(c))
     } else if r.action == Some(ActionWord::Deny) {
         let mut c = Map::new();
         c.insert(
@@ -489,11 +487,11 @@ fn compile_rule(
         if let Some(when) = &r.when {
             c.insert("when".into(), Value::Array(when.clone()));
         }
-        builtin("deny", Value::Object(c))
+        builtin(Kind::Deny, Value::Object(c))
     } else if let Some(spec) = &r.rate_limit {
         let counter = format!("{}{pattern}#{index}", origin.prefix);
         builtin(
-            "rate-limit",
+            Kind::RateLimit,
             rate_limit_config(spec, &counter, r.reason.as_deref()).map_err(at)?,
         )
     } else if let Some(spec) = &r.validate {
@@ -501,9 +499,9 @@ fn compile_rule(
         if let (Value::Object(map), Some(reason)) = (&mut c, &r.reason) {
             map.entry("message").or_insert_with(|| json!(reason));
         }
-        builtin("validate", c)
+        builtin(Kind::Validate, c)
     } else if let Some(spec) = &r.redact {
-        builtin("redact", spec.clone())
+        builtin(Kind::Redact, spec.clone())
     } else if let Some(name) = &r.plugin {
         match plugins.get(name) {
             // An included fragment's plugin carries its pack's name, like its rules.
@@ -513,13 +511,16 @@ fn compile_rule(
                 p.config.clone().unwrap_or_else(|| json!({})),
                 p.limits.map(LimitSpec::from),
             ),
-            None if BUILTIN.contains(&name.as_str()) => builtin(name, json!({})),
-            None => {
-                return Err(at(format!(
-                    "plugin `{name}` is not defined under `plugins:` and is not built in ({})",
-                    BUILTIN.join(", ")
-                )))
-            }
+            None => match Kind::from_name(name) {
+                Some(kind) => builtin(kind, json!({})),
+                None => {
+                    let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+                    return Err(at(format!(
+                        "plugin `{name}` is not defined under `plugins:` and is not built in ({})",
+                        names.join(", ")
+                    )));
+                }
+            },
         }
     } else {
         if r.reason.is_some() || r.code.is_some() || r.config.is_some() {
@@ -582,10 +583,10 @@ fn channels_of(names: &[String]) -> Result<super::Channels, String> {
     Ok(channels)
 }
 
-fn builtin(name: &str, config: Value) -> (String, PluginSource, Value, Option<LimitSpec>) {
+fn builtin(kind: Kind, config: Value) -> (String, PluginSource, Value, Option<LimitSpec>) {
     (
-        name.to_string(),
-        PluginSource::Builtin(name.to_string()),
+        kind.name().to_string(),
+        PluginSource::Builtin(kind),
         config,
         None,
     )

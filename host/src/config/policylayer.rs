@@ -22,6 +22,7 @@ use super::intercept::{
     builtin_rule, check_hide, condition_config, exact_tool_name, Condition, DefaultWord, Window,
 };
 use super::{Format, Policy, Rule, ToolRules};
+use crate::builtin::Kind;
 use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -113,7 +114,7 @@ pub fn parse_policylayer(text: &str) -> Result<Policy, String> {
             }
             rules.push(builtin_rule(
                 &format!("{at}.require"),
-                "validate",
+                Kind::Validate,
                 json!({ "require": require }),
             ));
         }
@@ -130,7 +131,7 @@ pub fn parse_policylayer(text: &str) -> Result<Policy, String> {
                 .unwrap_or_else(|| format!("calls to `{tool}` like this one are denied by policy"));
             rules.push(builtin_rule(
                 &at,
-                "deny",
+                Kind::Deny,
                 json!({ "reason": reason, "when": when }),
             ));
         }
@@ -192,7 +193,7 @@ fn limit_rule(
     let LimitScope::Grant = l.scope.unwrap_or(LimitScope::Grant);
     Ok(builtin_rule(
         at,
-        "rate-limit",
+        Kind::RateLimit,
         json!({
             "counter": l.counter,
             "max": l.max,

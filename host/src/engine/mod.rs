@@ -492,10 +492,10 @@ mod tests {
         })
         .unwrap();
         for b in crate::builtin::ALL {
-            assert_eq!(*b.sha256, cache::digest(&b.wasm()), "built-in `{}`", b.name);
+            assert_eq!(*b.sha256, cache::digest(&b.wasm()), "built-in `{}`", b.kind);
             // SAFETY: code the build script compiled from the embedded component.
             unsafe { wasmtime::component::Component::deserialize(&engine.engine, b.precompiled()) }
-                .unwrap_or_else(|e| panic!("built-in `{}`: {e:#}", b.name));
+                .unwrap_or_else(|e| panic!("built-in `{}`: {e:#}", b.kind));
         }
     }
 }
