@@ -14,12 +14,13 @@
 //! it serves (the filesystem server's allowed directories).
 
 use crate::transport::http_client::{HttpUpstream, UpstreamOptions};
+use crate::transport::lines::{Line, LineReader, SERVER_LINE_LIMIT};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 /// The protocol revision `scan` asks for.
@@ -60,7 +61,7 @@ enum Link {
     Child {
         child: Child,
         stdin: ChildStdin,
-        stdout: Lines<BufReader<ChildStdout>>,
+        stdout: LineReader<BufReader<ChildStdout>>,
     },
     Remote {
         upstream: std::sync::Arc<HttpUpstream>,
@@ -94,10 +95,20 @@ impl Peer {
     /// The server's next message; `None` when it is gone.
     async fn next_message(&mut self) -> Result<Option<String>> {
         match &mut self.link {
-            Link::Child { stdout, .. } => stdout
-                .next_line()
-                .await
-                .context("cannot read from the server"),
+            // Framed as the stdio proxy frames a server: a line over the limit is skipped
+            // without being held whole, and reported.
+            Link::Child { stdout, .. } => loop {
+                match stdout.next().await.context("cannot read from the server")? {
+                    None => return Ok(None),
+                    Some(Line::Message(bytes)) => {
+                        return Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+                    }
+                    Some(Line::TooLong(n)) => tracing::warn!(
+                        "the server sent a line of {n} bytes, more than the {} MiB limit; skipped",
+                        SERVER_LINE_LIMIT >> 20
+                    ),
+                }
+            },
             Link::Remote { messages, .. } => Ok(messages
                 .recv()
                 .await
@@ -204,7 +215,10 @@ pub async fn scan(command: &[String], env: &[(String, String)], timeout: Duratio
         .spawn()
         .with_context(|| format!("cannot start `{program}`"))?;
     let stdin = child.stdin.take().expect("stdin is piped");
-    let stdout = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+    let stdout = LineReader::new(
+        BufReader::new(child.stdout.take().expect("stdout is piped")),
+        SERVER_LINE_LIMIT,
+    );
     let mut peer = Peer {
         link: Link::Child {
             child,

@@ -9,7 +9,7 @@ use super::colocate::{self, Colocation};
 use super::Session;
 use crate::jsonrpc::{self, codes};
 use crate::transport::http_client::{HttpUpstream, UpstreamError, UpstreamOptions};
-use crate::transport::lines::{Line, LineReader};
+use crate::transport::lines::{Line, LineReader, SERVER_LINE_LIMIT};
 use crate::transport::stdio;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -62,9 +62,6 @@ async fn send(out: &Writer, message: &[u8]) -> std::io::Result<()> {
     w.flush().await
 }
 
-/// Upstream messages may be much larger than what agents send (file contents, images).
-const UPSTREAM_MIN_LIMIT: usize = 64 << 20;
-
 /// Run the proxy until the server exits or the agent goes away; returns the exit code to use.
 pub async fn run(session: Arc<Session>, options: StdioOptions) -> Result<i32, ProxyError> {
     let (program, args) = options.command.split_first().ok_or(ProxyError::NoCommand)?;
@@ -100,7 +97,7 @@ pub async fn run(session: Arc<Session>, options: StdioOptions) -> Result<i32, Pr
     let server = tokio::spawn(async move {
         let mut lines = LineReader::new(
             BufReader::with_capacity(64 << 10, child_out),
-            max.max(UPSTREAM_MIN_LIMIT),
+            max.max(SERVER_LINE_LIMIT),
         );
         loop {
             match lines.next().await {

@@ -3,6 +3,10 @@
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
+/// The least a server's line may hold: server messages may be much larger than what agents send
+/// (file contents, images).
+pub const SERVER_LINE_LIMIT: usize = 64 << 20;
+
 /// One framed message.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Line {
