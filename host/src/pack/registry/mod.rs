@@ -18,38 +18,26 @@
 //! registry's entry in the Docker config file (`$DOCKER_CONFIG/config.json`, else
 //! `~/.docker/config.json`), else anonymous.
 
+mod artifact;
+mod cache;
+mod connect;
+
+pub use artifact::{ARTIFACT_TYPE, LAYER_TYPE};
+pub use cache::Cache;
+pub use connect::credentials;
+
 use super::archive::MAX_PACK_BYTES;
 use super::sha256_hex;
-use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
+use artifact::{check_manifest, Bounded, EMPTY_CONFIG, MANIFEST_TYPES, MAX_MANIFEST_BYTES};
+use connect::client_for;
+use oci_client::client::{Config, ImageLayer};
 use oci_client::manifest::OciImageManifest;
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
+use oci_client::Reference;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
 /// How a registry reference starts in a policy file and on the command line.
 pub const SCHEME: &str = "oci://";
-/// The artifact type of a Tollgate pack's manifest.
-pub const ARTIFACT_TYPE: &str = "application/vnd.tollgate.pack.v1+json";
-/// The media type of the pack's one layer, its `.tar.gz`.
-pub const LAYER_TYPE: &str = "application/vnd.tollgate.pack.layer.v1.tar+gzip";
-/// The OCI empty config that artifacts carry.
-const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
-/// Layer types a pack is read from: ours, a gzip image layer, and what `oras push` writes for a
-/// file without a type.
-const ACCEPTED_LAYERS: &[&str] = &[
-    LAYER_TYPE,
-    "application/vnd.oci.image.layer.v1.tar+gzip",
-    "application/vnd.oci.image.layer.v1.tar",
-];
-/// Manifest types asked for.
-const MANIFEST_TYPES: &[&str] = &[
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-];
-/// The most a manifest may weigh.
-const MAX_MANIFEST_BYTES: usize = 4 << 20;
 
 /// A registry reference could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -205,199 +193,6 @@ pub struct Fetched {
     pub digest: String,
     /// Whether the registry could not be reached and the cached copy was used.
     pub offline: bool,
-}
-
-/// Where fetched packs are kept, by digest.
-#[derive(Debug, Clone)]
-pub struct Cache {
-    root: PathBuf,
-}
-
-impl Cache {
-    /// A cache at `root`.
-    pub fn new(root: PathBuf) -> Self {
-        Self { root }
-    }
-
-    /// `$XDG_CACHE_HOME/tollgate/packs` (or the platform's cache directory, else the system's
-    /// temporary directory).
-    pub fn default_location() -> Self {
-        let base = dirs::cache_dir().unwrap_or_else(std::env::temp_dir);
-        Self::new(base.join("tollgate").join("packs"))
-    }
-
-    /// Where a pack whose manifest has sha256 `digest` (hex) is unpacked.
-    pub fn unpacked(&self, digest: &str) -> PathBuf {
-        self.root.join("unpacked").join(digest)
-    }
-
-    fn blob(&self, digest: &str, ext: &str) -> PathBuf {
-        let hex = digest.trim_start_matches("sha256:");
-        self.root.join("sha256").join(format!("{hex}.{ext}"))
-    }
-
-    fn tag_file(&self, r: &OciRef) -> Option<PathBuf> {
-        let tag = r.reference.tag()?;
-        let registry = r.registry().replace(':', "_");
-        Some(
-            self.root
-                .join("tags")
-                .join(registry)
-                .join(r.reference.repository())
-                .join(tag),
-        )
-    }
-
-    fn write(&self, path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
-        let err = |cause| RegistryError::Cache {
-            path: path.to_path_buf(),
-            cause,
-        };
-        std::fs::create_dir_all(path.parent().expect("cache files sit in a folder"))
-            .map_err(err)?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, bytes).map_err(err)?;
-        std::fs::rename(&tmp, path).map_err(err)
-    }
-
-    /// The tag's digest at its last pull.
-    fn last_seen(&self, r: &OciRef) -> Option<String> {
-        let text = std::fs::read_to_string(self.tag_file(r)?).ok()?;
-        Some(text.trim().to_string())
-    }
-
-    /// The cached pack of manifest `digest`, checked against its digests again.
-    fn cached(&self, digest: &str, reference: &str) -> Result<Option<PathBuf>, RegistryError> {
-        let Ok(manifest) = std::fs::read(self.blob(digest, "json")) else {
-            return Ok(None);
-        };
-        let layer = check_manifest(&manifest, digest, reference)?;
-        let archive = self.blob(&layer.digest, "tar.gz");
-        match std::fs::read(&archive) {
-            Ok(bytes) if format!("sha256:{}", sha256_hex(&bytes)) == layer.digest => {
-                Ok(Some(archive))
-            }
-            _ => Ok(None),
-        }
-    }
-}
-
-/// The pack's layer that a manifest names, after checking the manifest's digest and shape.
-fn check_manifest(
-    bytes: &[u8],
-    digest: &str,
-    reference: &str,
-) -> Result<oci_client::manifest::OciDescriptor, RegistryError> {
-    let actual = format!("sha256:{}", sha256_hex(bytes));
-    if actual != digest {
-        return Err(RegistryError::Digest {
-            reference: reference.to_string(),
-            what: "the manifest",
-            expected: digest.to_string(),
-            actual,
-        });
-    }
-    let not_a_pack = |why: String| RegistryError::NotAPack {
-        reference: reference.to_string(),
-        why,
-    };
-    let manifest: OciImageManifest = serde_json::from_slice(bytes)
-        .map_err(|e| not_a_pack(format!("its manifest is not an OCI image manifest ({e})")))?;
-    let [layer] = manifest.layers.as_slice() else {
-        return Err(not_a_pack(format!(
-            "a pack is one layer, and this artifact has {}",
-            manifest.layers.len()
-        )));
-    };
-    if !ACCEPTED_LAYERS.contains(&layer.media_type.as_str()) {
-        return Err(not_a_pack(format!(
-            "its layer's media type is {}, not {LAYER_TYPE}",
-            layer.media_type
-        )));
-    }
-    if layer.size < 0 || layer.size as u64 > MAX_PACK_BYTES {
-        return Err(RegistryError::TooLarge {
-            reference: reference.to_string(),
-            size: layer.size,
-        });
-    }
-    Ok(layer.clone())
-}
-
-/// Whether `registry` (host, maybe with a port) is this machine.
-fn is_loopback(registry: &str) -> bool {
-    let host = match registry.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(""),
-        None => registry.rsplit_once(':').map_or(registry, |(h, _)| h),
-    };
-    host == "localhost"
-        || host == "::1"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-fn client_for(registry: &str) -> Client {
-    // One TLS provider for the whole binary (ring, as the listener's); installing it twice is
-    // harmless.
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    Client::new(ClientConfig {
-        protocol: if is_loopback(registry) {
-            ClientProtocol::HttpsExcept(vec![registry.to_string()])
-        } else {
-            ClientProtocol::Https
-        },
-        connect_timeout: Some(Duration::from_secs(5)),
-        read_timeout: Some(Duration::from_secs(30)),
-        platform_resolver: None,
-        ..ClientConfig::default()
-    })
-}
-
-/// Credentials for `registry`: the environment's, else the Docker config file's, else none.
-pub fn credentials(registry: &str) -> RegistryAuth {
-    if let (Ok(user), Ok(password)) = (
-        std::env::var("TOLLGATE_REGISTRY_USERNAME"),
-        std::env::var("TOLLGATE_REGISTRY_PASSWORD"),
-    ) {
-        return RegistryAuth::Basic(user, password);
-    }
-    let file = std::env::var_os("DOCKER_CONFIG")
-        .map(PathBuf::from)
-        .or_else(|| dirs::home_dir().map(|h| h.join(".docker")))
-        .map(|d| d.join("config.json"));
-    file.and_then(|f| std::fs::read(f).ok())
-        .and_then(|bytes| docker_config_auth(&bytes, registry))
-        .unwrap_or(RegistryAuth::Anonymous)
-}
-
-/// The `auths` entry of a Docker config file for `registry`: `auth` (base64 `user:password`) or
-/// `username` and `password`.
-fn docker_config_auth(config: &[u8], registry: &str) -> Option<RegistryAuth> {
-    use base64::Engine;
-    let config: serde_json::Value = serde_json::from_slice(config).ok()?;
-    let auths = config.get("auths")?.as_object()?;
-    let entry = auths.iter().find_map(|(key, v)| {
-        let host = key
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .split('/')
-            .next()?;
-        let same = host == registry
-            || (registry == "docker.io" && host == "index.docker.io")
-            || (registry == "index.docker.io" && host == "docker.io");
-        same.then_some(v)
-    })?;
-    if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()) {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(auth)
-            .ok()?;
-        let (user, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
-        return Some(RegistryAuth::Basic(user.into(), password.into()));
-    }
-    let user = entry.get("username")?.as_str()?;
-    let password = entry.get("password")?.as_str()?;
-    Some(RegistryAuth::Basic(user.into(), password.into()))
 }
 
 /// Run a registry conversation to its end from synchronous code (a policy's load), on a thread
@@ -575,41 +370,6 @@ fn offline(r: &OciRef, cache: &Cache, cause: String) -> Result<Fetched, Registry
     })
 }
 
-/// An in-memory sink that refuses to grow past a pack's limit (a registry may send more than
-/// the manifest declared).
-struct Bounded(Vec<u8>);
-
-impl tokio::io::AsyncWrite for Bounded {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        if (self.0.len() + buf.len()) as u64 > MAX_PACK_BYTES {
-            return std::task::Poll::Ready(Err(std::io::Error::other(format!(
-                "the layer is bigger than the {} MiB a pack may hold",
-                MAX_PACK_BYTES >> 20
-            ))));
-        }
-        self.0.extend_from_slice(buf);
-        std::task::Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-}
-
 /// Push a pack's `.tar.gz` bytes to `reference` (its tag); returns the manifest's digest.
 /// `title` names the layer's file (`NAME-VERSION.tar.gz`), as `oras pull` writes it.
 pub fn push(
@@ -688,93 +448,5 @@ mod tests {
             e.starts_with("oci://localhost:5000/x@sha256:abc: not a registry reference"),
             "{e}"
         );
-    }
-
-    #[test]
-    fn a_manifest_is_checked_against_its_digest_its_one_layer_and_the_size_limit() {
-        let manifest = |layers: &str| {
-            format!(
-                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
-                "config":{{"mediaType":"{EMPTY_CONFIG}","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2}},
-                "layers":[{layers}]}}"#
-            )
-        };
-        let layer = |size: u64| {
-            format!(
-                r#"{{"mediaType":"{LAYER_TYPE}","digest":"sha256:{}","size":{size}}}"#,
-                "b".repeat(64)
-            )
-        };
-        let check = |text: String| {
-            let digest = format!("sha256:{}", sha256_hex(text.as_bytes()));
-            check_manifest(text.as_bytes(), &digest, "oci://r/p:1").map(|l| l.size)
-        };
-        assert_eq!(check(manifest(&layer(10))).unwrap(), 10);
-        let e = check(manifest(&layer(MAX_PACK_BYTES + 1)))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with(
-                "oci://r/p:1: the pack's layer is 268435457 bytes, more than the 256 MiB"
-            ),
-            "{e}"
-        );
-        let two = format!("{},{}", layer(1), layer(1));
-        let e = check(manifest(&two)).unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "oci://r/p:1: not a Tollgate pack: a pack is one layer, and this artifact has 2"
-        );
-        let text = manifest(&layer(10));
-        let e = check_manifest(
-            text.as_bytes(),
-            &format!("sha256:{}", "0".repeat(64)),
-            "oci://r/p:1",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.starts_with("oci://r/p:1: the manifest has digest sha256:"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn plain_http_is_only_for_this_machine() {
-        for r in [
-            "localhost:5000",
-            "127.0.0.1:5000",
-            "[::1]:5000",
-            "localhost",
-        ] {
-            assert!(is_loopback(r), "{r}");
-        }
-        for r in [
-            "ghcr.io",
-            "registry.example:5000",
-            "10.0.0.1:5000",
-            "localhost.example.com",
-        ] {
-            assert!(!is_loopback(r), "{r}");
-        }
-    }
-
-    #[test]
-    fn docker_config_credentials_are_read_by_registry() {
-        let config = br#"{"auths":{"https://ghcr.io":{"auth":"dXNlcjpzM2NyZXQ="},
-            "localhost:5000":{"username":"me","password":"pw"}}}"#;
-        let basic = |a: Option<RegistryAuth>| match a {
-            Some(RegistryAuth::Basic(u, p)) => Some((u, p)),
-            _ => None,
-        };
-        assert_eq!(
-            basic(docker_config_auth(config, "ghcr.io")),
-            Some(("user".into(), "s3cret".into()))
-        );
-        assert_eq!(
-            basic(docker_config_auth(config, "localhost:5000")),
-            Some(("me".into(), "pw".into()))
-        );
-        assert!(docker_config_auth(config, "quay.io").is_none());
     }
 }
