@@ -11,7 +11,8 @@
 //! The API answers only callers named with `--approver` (each with its own `--auth-token`);
 //! `tollgate console` makes a token for the user who started it and prints the address.
 
-use super::{full, json_response, refuse, refused, serve_alone, Access, HttpError};
+use super::alone::serve_alone;
+use super::{full, json_response, refuse, refused, Access, HttpError};
 use crate::approval::DecideError;
 use crate::console::Console;
 use crate::transport::http::ResponseBody;

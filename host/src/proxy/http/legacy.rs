@@ -4,7 +4,8 @@
 //! that stream, and each POST is answered 202. The session (and its server process) ends when
 //! the stream closes.
 
-use super::{json_response, refuse, sse_response, Listener};
+use super::streams::sse_response;
+use super::{json_response, refuse, Listener};
 use crate::transport::http::{event_stream, read_body, sse_event, ResponseBody};
 use bytes::Bytes;
 use hyper::body::Incoming;

@@ -1,5 +1,5 @@
 //! The Streamable HTTP listener: agents reach Tollgate at `http://ADDR/mcp` and every message
-//! goes through a [`Session`] to the MCP server — a child process, or a remote server over
+//! goes through a [`Session`](crate::proxy::Session) to the MCP server — a child process, or a remote server over
 //! Streamable HTTP (each agent session then opens its own session there).
 //!
 //! **One child per session.** An `initialize` starts a new child and a new `Mcp-Session-Id`; its
@@ -11,38 +11,50 @@
 //! they share one child per caller (one for all when there is no authentication), which is safe
 //! because that revision keeps no per-connection state (version and client info ride in each
 //! request), and their ids are rewritten so concurrent agents' ids cannot collide.
+//!
+//! Along a request: this file accepts connections and routes by path and method; `access`
+//! checks Host, Origin and tokens; `post` reads a `POST /mcp` and hands it to the session;
+//! `sessions` is the table of agent sessions (and `DELETE`); `streams` carries answers back (SSE
+//! or JSON), the `GET` stream and held calls' release; `resume` replays a stream after
+//! `Last-Event-ID`; `stateless` is the 2026-07-28 revision's entry; `legacy` the 2024-11-05
+//! SSE transport; `upstream` each session's link to the server; `approvals` and `console` the
+//! operator's endpoints; `alone` the small server stdio mode runs for `/metrics` and the console.
 
 // Helpers return the early answer (a refusal) as the error: a whole Response, built at most once
 // per request, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
 mod access;
+mod alone;
 mod approvals;
 pub mod console;
 mod legacy;
 mod post;
 mod resume;
+mod sessions;
 mod stateless;
+mod streams;
 pub mod tls;
 mod upstream;
 
 pub use access::{Access, Refusal, Token};
+use alone::metrics_response;
+pub use alone::{serve_metrics, METRICS_PATH};
 
-use super::Session;
 use crate::audit::Recorder;
 use crate::chain::ChainCell;
-use crate::transport::http::{event_stream, full, ResponseBody};
+use crate::transport::http::{full, ResponseBody};
 use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
+use sessions::{reap_idle, Entry};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::TcpListener;
-use upstream::SessionUpstream;
 
 /// How the listener runs.
 #[derive(Debug, Clone)]
@@ -103,17 +115,6 @@ pub enum HttpError {
 
 /// The MCP endpoint's path.
 pub const PATH: &str = "/mcp";
-
-/// One agent session: its policy session and its child.
-struct Entry {
-    session: Arc<Session>,
-    upstream: Arc<SessionUpstream>,
-    /// The authenticated caller that created it; other tokens may not use it.
-    owner: Option<String>,
-    last_used: Mutex<Instant>,
-    /// Its POST streams, for `Last-Event-ID` resumption.
-    replay: resume::Replay,
-}
 
 /// Shared state of the listener.
 struct Listener {
@@ -259,53 +260,6 @@ async fn shutdown_signal() {
     }
 }
 
-async fn reap_idle(listener: std::sync::Weak<Listener>) {
-    loop {
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        let Some(l) = listener.upgrade() else { return };
-        let timeout = l.options.idle_timeout;
-        let idle: Vec<(String, Arc<Entry>)> = {
-            let mut sessions = l.sessions.lock().unwrap_or_else(|p| p.into_inner());
-            let ids: Vec<String> = sessions
-                .iter()
-                .filter(|(_, e)| e.idle_for() > timeout)
-                .map(|(id, _)| id.clone())
-                .collect();
-            ids.into_iter()
-                .filter_map(|id| sessions.remove(&id).map(|e| (id, e)))
-                .collect()
-        };
-        for (id, e) in idle {
-            tracing::info!(session = %id, "closing a session idle for over {timeout:?}");
-            e.upstream.shut_down(Duration::from_secs(2)).await;
-        }
-    }
-}
-
-impl Entry {
-    fn touch(&self) {
-        *self.last_used.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-    }
-
-    fn idle_for(&self) -> Duration {
-        self.last_used
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .elapsed()
-    }
-}
-
-/// A fresh session id: 128 random bits from the OS, in hex.
-fn new_session_id() -> String {
-    use std::io::Read;
-    let mut bytes = [0u8; 16];
-    if let Err(e) = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)) {
-        // Never fall back to something guessable.
-        panic!("cannot read /dev/urandom for a session id: {e}");
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A JSON answer.
 fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
     let mut r = Response::new(full(body));
@@ -417,266 +371,4 @@ impl Listener {
             }
         }
     }
-
-    /// The session a request names, checking it belongs to the same caller.
-    fn lookup(
-        &self,
-        req_headers: &hyper::HeaderMap,
-        caller: &Option<String>,
-    ) -> Result<Option<(String, Arc<Entry>)>, Response<ResponseBody>> {
-        let Some(id) = req_headers.get("mcp-session-id") else {
-            return Ok(None);
-        };
-        let id = id.to_str().unwrap_or("").to_string();
-        let entry = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-            .cloned();
-        match entry {
-            // As the SDKs' servers answer it: the client starts a new session on a 404.
-            None => Err(refuse(StatusCode::NOT_FOUND, -32600, "Session not found")),
-            Some(e) if e.owner.is_some() && e.owner != *caller => Err(refuse(
-                StatusCode::FORBIDDEN,
-                -32600,
-                "Forbidden: this session belongs to another caller",
-            )),
-            Some(e) => {
-                e.touch();
-                Ok(Some((id, e)))
-            }
-        }
-    }
-
-    /// A new session with its own child.
-    fn open_session(
-        &self,
-        caller: &Option<String>,
-    ) -> Result<(String, Arc<Entry>), Response<ResponseBody>> {
-        let entry = self.new_entry(caller)?;
-        let id = new_session_id();
-        self.sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), entry.clone());
-        tracing::info!(session = %id, caller = caller.as_deref().unwrap_or("-"), "session started");
-        Ok((id, entry))
-    }
-
-    fn new_entry(&self, caller: &Option<String>) -> Result<Arc<Entry>, Response<ResponseBody>> {
-        let session =
-            Arc::new(Session::shared(self.chain.clone()).with_recorder(self.recorder.clone()));
-        // A session's POST streams (and the legacy SSE stream) carry Tollgate's questions.
-        session.carry_questions();
-        if let Some(c) = caller {
-            session.set_authenticated_caller(c);
-        }
-        let upstream = match &self.options.upstream {
-            Upstream::Command(command) => {
-                SessionUpstream::spawn(command, session.clone()).map_err(|e| e.to_string())
-            }
-            Upstream::Remote(remote) => {
-                SessionUpstream::connect(remote, session.clone()).map_err(|e| e.to_string())
-            }
-        }
-        .map_err(|e| {
-            tracing::error!("{e}");
-            refuse(StatusCode::BAD_GATEWAY, -32603, &e)
-        })?;
-        let releases = session.take_releases();
-        let entry = Arc::new(Entry {
-            session,
-            upstream,
-            owner: caller.clone(),
-            last_used: Mutex::new(Instant::now()),
-            replay: resume::Replay::default(),
-        });
-        tokio::spawn(post::serve_releases(Arc::downgrade(&entry), releases));
-        Ok(entry)
-    }
-
-    /// The child shared by this caller's stateless requests.
-    async fn stateless_entry(
-        &self,
-        caller: &Option<String>,
-    ) -> Result<Arc<Entry>, Response<ResponseBody>> {
-        let mut shared = self.stateless.lock().await;
-        if let Some(e) = shared.get(caller) {
-            e.touch();
-            return Ok(e.clone());
-        }
-        let e = self.new_entry(caller)?;
-        shared.insert(caller.clone(), e.clone());
-        Ok(e)
-    }
-
-    fn get(&self, req: &Request<Incoming>, caller: Option<String>) -> Response<ResponseBody> {
-        let accepts_sse = req
-            .headers()
-            .get(ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/event-stream"));
-        if !accepts_sse {
-            return refuse(
-                StatusCode::NOT_ACCEPTABLE,
-                -32600,
-                "Not Acceptable: Client must accept text/event-stream",
-            );
-        }
-        let (id, entry) = match self.lookup(req.headers(), &caller) {
-            Ok(Some(found)) => found,
-            Ok(None) => {
-                return refuse(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    -32600,
-                    "Method Not Allowed: a GET stream needs an Mcp-Session-Id",
-                )
-            }
-            Err(r) => return r,
-        };
-        let (tx, body) = event_stream();
-        if let Some(last) = req.headers().get("last-event-id") {
-            let last = last.to_str().unwrap_or_default();
-            return match entry.replay.resume(last, tx) {
-                Ok(()) => sse_response(body, Some(&id)),
-                Err(e @ resume::ResumeError::Unknown(_)) => {
-                    refuse(StatusCode::NOT_FOUND, -32600, &e.to_string())
-                }
-                Err(e) => refuse(StatusCode::CONFLICT, -32600, &e.to_string()),
-            };
-        }
-        let (raw_tx, mut raw_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
-        if !entry.upstream.open_general(raw_tx) {
-            return refuse(
-                StatusCode::CONFLICT,
-                -32600,
-                "Conflict: this session already has a GET stream",
-            );
-        }
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    m = raw_rx.recv() => match m {
-                        Some(m) => if tx.send(crate::transport::http::sse_event(&m)).is_err() { break },
-                        None => break,
-                    },
-                    _ = tx.closed() => break,
-                }
-            }
-        });
-        sse_response(body, Some(&id))
-    }
-
-    async fn delete(
-        &self,
-        req: &Request<Incoming>,
-        caller: Option<String>,
-    ) -> Response<ResponseBody> {
-        match self.lookup(req.headers(), &caller) {
-            Ok(Some((id, entry))) => {
-                self.sessions
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id);
-                entry.upstream.close_general();
-                entry.upstream.shut_down(Duration::from_secs(2)).await;
-                tracing::info!(session = %id, "session deleted by the client");
-                let mut r = json_response(StatusCode::OK, "");
-                post::set_session(&mut r, Some(&id));
-                r
-            }
-            Ok(None) => refuse(
-                StatusCode::BAD_REQUEST,
-                -32600,
-                "Bad Request: DELETE needs an Mcp-Session-Id",
-            ),
-            Err(r) => r,
-        }
-    }
-
-    async fn take_all(&self) -> Vec<Arc<Entry>> {
-        let mut all: Vec<Arc<Entry>> = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .map(|(_, e)| e)
-            .collect();
-        all.extend(self.stateless.lock().await.drain().map(|(_, e)| e));
-        all
-    }
-}
-
-/// Where Prometheus metrics are served.
-pub const METRICS_PATH: &str = "/metrics";
-
-fn metrics_response() -> Response<ResponseBody> {
-    let mut r = Response::new(full(crate::metrics::render()));
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
-    );
-    r
-}
-
-/// Serve `/metrics` alone on `addr` (stdio mode's `--metrics`); returns the bound address.
-pub async fn serve_metrics(addr: SocketAddr) -> Result<SocketAddr, HttpError> {
-    serve_alone(addr, |req| async move {
-        if req.uri().path() == METRICS_PATH {
-            metrics_response()
-        } else {
-            refuse(
-                StatusCode::NOT_FOUND,
-                -32600,
-                "Not Found: metrics are at /metrics",
-            )
-        }
-    })
-    .await
-}
-
-/// Serve plain HTTP/1.1 on `addr`, each request answered by `answer`, until the process ends
-/// (what stdio mode serves beside the agent's pipe: metrics, the console). Returns the bound
-/// address.
-async fn serve_alone<F, Fut>(addr: SocketAddr, answer: F) -> Result<SocketAddr, HttpError>
-where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Response<ResponseBody>> + Send + 'static,
-{
-    let socket = TcpListener::bind(addr)
-        .await
-        .map_err(|cause| HttpError::Bind { addr, cause })?;
-    let bound = socket.local_addr().unwrap_or(addr);
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = socket.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let answer = answer.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let answer = answer.clone();
-                    async move { Ok::<_, std::convert::Infallible>(answer(req).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Ok(bound)
-}
-
-/// An SSE response, with the session id when one was just created.
-fn sse_response(body: ResponseBody, session_id: Option<&str>) -> Response<ResponseBody> {
-    let mut r = Response::new(body);
-    let h = r.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    h.insert("cache-control", HeaderValue::from_static("no-cache"));
-    if let Some(id) = session_id.and_then(|id| HeaderValue::from_str(id).ok()) {
-        h.insert("mcp-session-id", id);
-    }
-    r
 }

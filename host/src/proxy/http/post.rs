@@ -3,16 +3,18 @@
 //! clients that accept only JSON, with the response itself; notifications and responses get
 //! 202.
 
-use super::upstream::{requested_progress_token, Stream};
-use super::{json_response, refuse, sse_response, Entry, Listener};
+use super::stateless::IdSwap;
+use super::streams::{
+    answer_json, open_stream, release, set_session, sse_response, stream_answers, Awaiting,
+};
+use super::upstream::requested_progress_token;
+use super::{json_response, refuse, Listener};
 use crate::jsonrpc::{self, Envelope, Kind, Parsed};
-use crate::transport::http::{event_stream, read_body, sse_event, BodyError, ResponseBody};
+use crate::transport::http::{read_body, BodyError, ResponseBody};
 use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
+use hyper::header::{HeaderMap, ACCEPT, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
-use serde_json::value::RawValue;
-use serde_json::Value;
 use std::sync::Arc;
 
 use crate::jsonrpc::codes::HEADER_MISMATCH;
@@ -97,7 +99,7 @@ fn check_headers(headers: &HeaderMap, m: &Inspected, stateless: bool) -> Result<
 }
 
 /// The requests (ids as JSON text) in `bytes`, with the progress tokens they asked for.
-fn requests_in(bytes: &[u8]) -> (Vec<String>, Vec<(String, String)>) {
+pub(super) fn requests_in(bytes: &[u8]) -> (Vec<String>, Vec<(String, String)>) {
     let mut ids = Vec::new();
     let mut tokens = Vec::new();
     let mut note = |env: &Envelope<'_>| {
@@ -121,59 +123,6 @@ fn requests_in(bytes: &[u8]) -> (Vec<String>, Vec<(String, String)>) {
         Err(_) => {}
     }
     (ids, tokens)
-}
-
-/// Stateless requests share a child, so their ids are replaced by unique ones on the way in
-/// and restored on the way out.
-struct IdSwap {
-    ours: String,
-    theirs: Box<RawValue>,
-}
-
-impl IdSwap {
-    fn apply(message: &[u8], ours: String) -> Option<(Vec<u8>, IdSwap)> {
-        let mut v: Value = serde_json::from_slice(message).ok()?;
-        let theirs = RawValue::from_string(v.get("id")?.to_string()).ok()?;
-        v["id"] = Value::String(ours.clone());
-        let bytes = serde_json::to_vec(&v).ok()?;
-        Some((
-            bytes,
-            IdSwap {
-                ours: format!("\"{ours}\""),
-                theirs,
-            },
-        ))
-    }
-
-    /// Put the client's id back: on the response, and on the notifications of a
-    /// `subscriptions/listen` stream, which name it in `params._meta`.
-    fn restore(&self, message: Bytes) -> Bytes {
-        let theirs = || serde_json::from_str(self.theirs.get()).unwrap_or(Value::Null);
-        match jsonrpc::parse(&message) {
-            Ok(Parsed::Single(env)) if env.kind() == Kind::Response => {
-                if env.id_text() != self.ours {
-                    return message;
-                }
-                let Ok(mut v) = serde_json::from_slice::<Value>(&message) else {
-                    return message;
-                };
-                v["id"] = theirs();
-                serde_json::to_vec(&v).map(Bytes::from).unwrap_or(message)
-            }
-            Ok(Parsed::Single(env))
-                if env.kind() == Kind::Notification
-                    && super::upstream::subscription_id(env.params).as_deref()
-                        == Some(self.ours.as_str()) =>
-            {
-                let Ok(mut v) = serde_json::from_slice::<Value>(&message) else {
-                    return message;
-                };
-                v["params"]["_meta"][super::upstream::SUBSCRIPTION_ID] = theirs();
-                serde_json::to_vec(&v).map(Bytes::from).unwrap_or(message)
-            }
-            _ => message,
-        }
-    }
 }
 
 impl Listener {
@@ -390,222 +339,10 @@ impl Listener {
     }
 }
 
-/// Requests sent upstream whose answers a handler still waits for. Dropped before every one is
-/// answered (the client closed its stream, or hung up and hyper dropped the handler): their
-/// routes are removed, and stateless requests are cancelled upstream (in the 2026-07-28
-/// revision closing the stream is how a client cancels; in session revisions a disconnect is
-/// not a cancellation, and the answer is dropped).
-struct Awaiting {
-    entry: Arc<Entry>,
-    ids: Vec<String>,
-    shared: bool,
-}
-
-impl Awaiting {
-    /// Whether `m` answers one of the requests (which then no longer waits).
-    fn answered(&mut self, m: &[u8]) -> bool {
-        answers_one(m, &mut self.ids)
-    }
-}
-
-impl Drop for Awaiting {
-    fn drop(&mut self) {
-        if self.ids.is_empty() {
-            return;
-        }
-        self.entry.upstream.forget(&self.ids);
-        if !self.shared {
-            return;
-        }
-        let ids = std::mem::take(&mut self.ids);
-        let entry = self.entry.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                for id in ids {
-                    let cancel = format!(
-                        r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{id},"reason":"the client closed its stream"}}}}"#
-                    );
-                    let _ = entry.upstream.send(cancel.as_bytes()).await;
-                }
-            });
-        }
-    }
-}
-
-pub(super) fn set_session(r: &mut Response<ResponseBody>, id: Option<&str>) {
-    if let Some(v) = id.and_then(|id| HeaderValue::from_str(id).ok()) {
-        r.headers_mut().insert("mcp-session-id", v);
-    }
-}
-
-/// The client answered a question that held a call: the call goes to the server, or its
-/// refusal to the stream that holds it (its route was set when it was held); this POST, a
-/// response, is accepted.
-async fn release(
-    entry: &Arc<Entry>,
-    routed: crate::proxy::Routed,
-    session: Option<&str>,
-) -> Response<ResponseBody> {
-    release_held(entry, routed).await;
-    let mut r = json_response(StatusCode::ACCEPTED, "");
-    set_session(&mut r, session);
-    r
-}
-
-/// Pass the releases of the session's held calls (waits for an operator that are over, and
-/// progress while they last) to the streams that hold those calls, until the session ends.
-pub(super) async fn serve_releases(
-    entry: std::sync::Weak<Entry>,
-    mut releases: tokio::sync::mpsc::UnboundedReceiver<crate::proxy::Release>,
-) {
-    while let Some(release) = releases.recv().await {
-        let Some(entry) = entry.upgrade() else {
-            return;
-        };
-        match release {
-            crate::proxy::Release::Again(bytes) => {
-                let routed = entry.session.from_client(&bytes).await;
-                release_held(&entry, routed).await;
-            }
-            crate::proxy::Release::ToClient(bytes) => entry.upstream.deliver(bytes.into()),
-        }
-    }
-}
-
-/// Send a released call to the server, or its answer to the stream that holds it.
-async fn release_held(entry: &Arc<Entry>, routed: crate::proxy::Routed) {
-    for answer in routed.to_client {
-        entry.upstream.deliver(answer.into());
-    }
-    if let Some(call) = routed.to_server {
-        if let Err(e) = entry.upstream.send(&call).await {
-            for id in requests_in(&call).0 {
-                let gone = format!("the MCP server is gone: {e}");
-                entry
-                    .upstream
-                    .deliver(jsonrpc::error_response(&id, -32603, &gone, None).into());
-            }
-        }
-    }
-}
-
-/// Answer with JSON: one message, or several as an array.
-/// `modern`: a 2026-07-28 answer, whose status follows its error code.
-fn answer_json(
-    mut answers: Vec<Bytes>,
-    session: Option<&str>,
-    modern: bool,
-) -> Response<ResponseBody> {
-    let status = match &answers[..] {
-        [one] if modern => super::stateless::status_of(one),
-        _ => StatusCode::OK,
-    };
-    let body: Bytes = match answers.len() {
-        1 => answers.remove(0),
-        _ => {
-            let parts: Vec<&[u8]> = answers.iter().map(|a| &a[..]).collect();
-            let mut joined = b"[".to_vec();
-            joined.extend_from_slice(&parts.join(&b","[..]));
-            joined.push(b']');
-            joined.into()
-        }
-    };
-    let mut r = json_response(status, body);
-    set_session(&mut r, session);
-    r
-}
-
-/// Whether `m` is the response to one of `ids`; removes it from `ids`.
-fn answers_one(m: &[u8], ids: &mut Vec<String>) -> bool {
-    match jsonrpc::parse(m) {
-        Ok(Parsed::Single(env)) if env.kind() == Kind::Response => {
-            let before = ids.len();
-            ids.retain(|id| id != env.id_text());
-            ids.len() < before
-        }
-        _ => false,
-    }
-}
-
-/// A POST's SSE stream, `first` sent on it at once. A session's stream can be resumed; a
-/// stateless request's (`shared`) ends, and cancels it, when the client closes it.
-fn open_stream(entry: &Entry, shared: bool, first: &[Bytes]) -> (Sink, ResponseBody) {
-    let (tx, body) = event_stream();
-    let sink = if shared {
-        Sink::Plain(tx)
-    } else {
-        Sink::Resumable(entry.replay.open(tx))
-    };
-    for m in first {
-        sink.send(m);
-    }
-    (sink, body)
-}
-
-/// Where a POST's SSE events go.
-enum Sink {
-    /// Straight to the client (stateless requests: a closed stream cancels them).
-    Plain(Stream),
-    /// Through the session's replay buffer, with event ids (see `resume.rs`).
-    Resumable(Arc<std::sync::Mutex<super::resume::Resumable>>),
-}
-
-impl Sink {
-    fn send(&self, m: &[u8]) {
-        match self {
-            Sink::Plain(tx) => {
-                let _ = tx.send(sse_event(m));
-            }
-            Sink::Resumable(r) => {
-                r.lock().unwrap_or_else(|p| p.into_inner()).send(m);
-            }
-        }
-    }
-}
-
-/// Forward what the server says about these requests as SSE events until every one is
-/// answered. A stateless client that closes its stream first cancels them ([`Awaiting`]); a
-/// session's stream goes on collecting for a client that resumes it with `Last-Event-ID`.
-async fn stream_answers(
-    mut awaiting: Awaiting,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
-    sink: Sink,
-    swap: Option<IdSwap>,
-) {
-    let restore = |m: Bytes| match &swap {
-        Some(s) => s.restore(m),
-        None => m,
-    };
-    match sink {
-        Sink::Plain(tx) => {
-            while !awaiting.ids.is_empty() {
-                tokio::select! {
-                    m = rx.recv() => {
-                        let Some(m) = m else { break };
-                        awaiting.answered(&m);
-                        if tx.send(sse_event(&restore(m))).is_err() {
-                            break;
-                        }
-                    }
-                    _ = tx.closed() => break,
-                }
-            }
-        }
-        Sink::Resumable(stream) => {
-            while !awaiting.ids.is_empty() {
-                let Some(m) = rx.recv().await else { break };
-                awaiting.answered(&m);
-                let m = restore(m);
-                stream.lock().unwrap_or_else(|p| p.into_inner()).send(&m);
-            }
-            awaiting.entry.replay.finish(&stream);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::header::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -660,17 +397,5 @@ mod tests {
             inspected(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a"}}"#);
         assert_eq!(check_headers(&headers(&[]), &m, false), Ok(()));
         assert!(check_headers(&headers(&[("mcp-method", "tools/list")]), &m, false).is_err());
-    }
-
-    #[test]
-    fn swapped_ids_come_back_as_the_clients_own() {
-        let (bytes, swap) = IdSwap::apply(MODERN.as_bytes(), "tollgate-7".into()).unwrap();
-        assert!(String::from_utf8_lossy(&bytes).contains(r#""id":"tollgate-7""#));
-        let answer = Bytes::from_static(br#"{"jsonrpc":"2.0","id":"tollgate-7","result":{}}"#);
-        let restored = swap.restore(answer);
-        let v: Value = serde_json::from_slice(&restored).unwrap();
-        assert_eq!(v["id"], 1);
-        let other = Bytes::from_static(br#"{"jsonrpc":"2.0","id":"tollgate-8","result":{}}"#);
-        assert_eq!(swap.restore(other.clone()), other);
     }
 }

@@ -12,10 +12,12 @@
 //! status [`status_of`] its error code maps to.
 
 use super::{full, json_response};
-use crate::jsonrpc::codes;
+use crate::jsonrpc::{self, codes, Kind, Parsed};
 use crate::transport::http::ResponseBody;
+use bytes::Bytes;
 use hyper::header::{HeaderMap, HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 /// The revision served statelessly.
@@ -251,6 +253,59 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
     super::post::header(headers, name)
 }
 
+/// Stateless requests share a child, so their ids are replaced by unique ones on the way in
+/// and restored on the way out.
+pub(super) struct IdSwap {
+    ours: String,
+    theirs: Box<RawValue>,
+}
+
+impl IdSwap {
+    pub(super) fn apply(message: &[u8], ours: String) -> Option<(Vec<u8>, IdSwap)> {
+        let mut v: Value = serde_json::from_slice(message).ok()?;
+        let theirs = RawValue::from_string(v.get("id")?.to_string()).ok()?;
+        v["id"] = Value::String(ours.clone());
+        let bytes = serde_json::to_vec(&v).ok()?;
+        Some((
+            bytes,
+            IdSwap {
+                ours: format!("\"{ours}\""),
+                theirs,
+            },
+        ))
+    }
+
+    /// Put the client's id back: on the response, and on the notifications of a
+    /// `subscriptions/listen` stream, which name it in `params._meta`.
+    pub(super) fn restore(&self, message: Bytes) -> Bytes {
+        let theirs = || serde_json::from_str(self.theirs.get()).unwrap_or(Value::Null);
+        match jsonrpc::parse(&message) {
+            Ok(Parsed::Single(env)) if env.kind() == Kind::Response => {
+                if env.id_text() != self.ours {
+                    return message;
+                }
+                let Ok(mut v) = serde_json::from_slice::<Value>(&message) else {
+                    return message;
+                };
+                v["id"] = theirs();
+                serde_json::to_vec(&v).map(Bytes::from).unwrap_or(message)
+            }
+            Ok(Parsed::Single(env))
+                if env.kind() == Kind::Notification
+                    && super::upstream::subscription_id(env.params).as_deref()
+                        == Some(self.ours.as_str()) =>
+            {
+                let Ok(mut v) = serde_json::from_slice::<Value>(&message) else {
+                    return message;
+                };
+                v["params"]["_meta"][super::upstream::SUBSCRIPTION_ID] = theirs();
+                serde_json::to_vec(&v).map(Bytes::from).unwrap_or(message)
+            }
+            _ => message,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,5 +325,17 @@ mod tests {
             200
         );
         assert_eq!(status_of(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#), 200);
+    }
+
+    #[test]
+    fn swapped_ids_come_back_as_the_clients_own() {
+        let (bytes, swap) = IdSwap::apply(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"send_message","arguments":{}}}"#, "tollgate-7".into()).unwrap();
+        assert!(String::from_utf8_lossy(&bytes).contains(r#""id":"tollgate-7""#));
+        let answer = Bytes::from_static(br#"{"jsonrpc":"2.0","id":"tollgate-7","result":{}}"#);
+        let restored = swap.restore(answer);
+        let v: Value = serde_json::from_slice(&restored).unwrap();
+        assert_eq!(v["id"], 1);
+        let other = Bytes::from_static(br#"{"jsonrpc":"2.0","id":"tollgate-8","result":{}}"#);
+        assert_eq!(swap.restore(other.clone()), other);
     }
 }
