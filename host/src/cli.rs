@@ -19,7 +19,7 @@ use std::time::Duration;
 use tollgate::audit::{decisions::DecisionLog, AuditLog, AuditOptions, Recorder};
 use tollgate::chain::{Chain, ChainCell};
 use tollgate::config::{self, LimitSpec, Policy};
-use tollgate::engine::{CodeCache, EngineConfig, LimitsSpecExt, PolicyEngine};
+use tollgate::engine::{CodeCache, EngineConfig, PolicyEngine};
 use tollgate::pins::Baseline;
 use tollgate::proxy::colocate;
 use tollgate::proxy::http;

@@ -3,23 +3,23 @@
 //! An MCP policy proxy: it sits between an AI agent and an MCP server and sends every
 //! `tools/call` through a chain of sandboxed WebAssembly policy plugins before the server sees it.
 //!
-//! Layers, each using only those below it:
-//! - [`proxy`] pumps messages between the agent and the server, intercepting what policy decides;
-//! - [`transport`] frames messages (stdio lines, HTTP bodies and SSE, an HTTP client);
-//! - [`chain`] turns a `tools/call` into a decision: rules in order, rewrites, refunds;
-//! - [`config`] reads policy files into one normalised [`config::Policy`];
-//! - [`engine`] runs plugins in wasmtime under limits; [`builtin`] holds the embedded plugins;
-//! - [`state`] keeps counters, first-use pins and approval requests; [`jsonrpc`] reads the
-//!   JSON-RPC envelope and nothing more;
-//! - [`pins`] holds each server's tools to reviewed definitions (the session checks lists);
-//! - [`approval`] holds a call for a person's approval of exactly that call (requests kept in
-//!   the state store, decided by an operator or asked of the client's user);
-//! - [`audit`] and [`metrics`] record what was decided.
-//!
-//! Beside the data path, for the command line: [`pack`] (third-party plugin packs), [`scan`]
-//! (a server's tools), [`replay`] (`tollgate test`), [`reload`] (hot reload), [`wrap`] (MCP
-//! clients' configurations) and [`console`] (what the operator's page and `tollgate status`
-//! show, read from the decision log and the state store).
+//! Layers, top to bottom: a module uses only modules on lower lines, never one on its own line
+//! or above (`layers.rs`, a unit test, holds the imports to this list):
+//! 1. [`proxy`] pumps messages between the agent and the server, intercepting what policy decides;
+//! 2. [`console`] (what the operator's page and `tollgate status` show), [`reload`] (hot reload),
+//!    [`replay`] (`tollgate test`) and [`scan`] (a server's tools);
+//! 3. [`wrap`] edits MCP clients' configurations;
+//! 4. [`chain`] turns a `tools/call` into a decision: rules in order, rewrites, refunds;
+//! 5. [`config`] reads policy files (and their includes) into one normalised [`config::Policy`];
+//! 6. [`pack`] opens and verifies plugin and policy packs, local or from OCI registries;
+//! 7. [`engine`] runs plugins in wasmtime under limits;
+//! 8. [`builtin`] holds the embedded plugins;
+//! 9. [`audit`] records what was decided;
+//! 10. [`approval`] holds a call for a person's approval of exactly that call;
+//! 11. [`pins`] holds each server's tools to reviewed definitions;
+//! 12. [`transport`] frames messages (stdio lines, HTTP bodies and SSE, an HTTP client);
+//! 13. [`state`] keeps counters, first-use pins and approval requests; [`jsonrpc`] reads the
+//!     JSON-RPC envelope and nothing more; [`metrics`] counts.
 
 pub mod approval;
 pub mod audit;
@@ -39,3 +39,6 @@ pub mod scan;
 pub mod state;
 pub mod transport;
 pub mod wrap;
+
+#[cfg(test)]
+mod layers;

@@ -2,8 +2,8 @@
 //! its instance pool, and wrapped with what the chain needs to run it.
 
 use super::{ChainError, ChainRule};
-use crate::config::{LimitSpec, PluginSource, Rule};
-use crate::engine::{LimitsSpecExt, PluginSet, PluginSpec, PolicyEngine};
+use crate::config::{PluginSource, Rule};
+use crate::engine::{PluginSet, PluginSpec, PolicyEngine};
 use crate::state::CounterStore;
 use std::sync::Arc;
 
@@ -65,7 +65,7 @@ pub(super) async fn load_rule(
         PluginSource::File { grants, .. } => grants,
         PluginSource::Builtin(_) => &[],
     };
-    let limits = LimitSpec::to_limits(&rule.limits);
+    let limits = rule.limits.to_limits();
     let prefix = format!("{server}/{}/", rule.plugin);
     let spec = PluginSpec {
         name: &rule.plugin,

@@ -59,6 +59,22 @@ impl LimitSpec {
             fuel: self.fuel.or(defaults.fuel),
         }
     }
+
+    /// The engine's limits, with Tollgate's defaults for what the file leaves unset.
+    pub fn to_limits(&self) -> crate::engine::Limits {
+        let d = crate::engine::Limits::default();
+        crate::engine::Limits {
+            deadline: self
+                .deadline_ms
+                .map(std::time::Duration::from_millis)
+                .unwrap_or(d.deadline),
+            memory_bytes: self
+                .memory_mib
+                .map(|m| (m as usize) << 20)
+                .unwrap_or(d.memory_bytes),
+            fuel: self.fuel.or(d.fuel),
+        }
+    }
 }
 
 /// Where a plugin's component comes from.

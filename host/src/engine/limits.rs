@@ -119,29 +119,6 @@ pub fn describe_bytes(bytes: usize) -> String {
     }
 }
 
-/// Turning a policy file's [`LimitSpec`](crate::config::LimitSpec) into engine [`Limits`].
-pub trait LimitsSpecExt {
-    /// The limits, with Tollgate's defaults for what the file leaves unset.
-    fn to_limits(&self) -> Limits;
-}
-
-impl LimitsSpecExt for crate::config::LimitSpec {
-    fn to_limits(&self) -> Limits {
-        let d = Limits::default();
-        Limits {
-            deadline: self
-                .deadline_ms
-                .map(Duration::from_millis)
-                .unwrap_or(d.deadline),
-            memory_bytes: self
-                .memory_mib
-                .map(|m| (m as usize) << 20)
-                .unwrap_or(d.memory_bytes),
-            fuel: self.fuel.or(d.fuel),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

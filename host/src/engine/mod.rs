@@ -20,7 +20,7 @@ mod wasi;
 pub use cache::CodeCache;
 pub use call::{CallInput, Reviewed, Verdict};
 pub use capabilities::Capability;
-pub use limits::{Limits, LimitsSpecExt};
+pub use limits::Limits;
 pub use plugin::{Contract, Failure, Plugin, PluginError};
 pub use pool::Strategy;
 pub use rule::BoundRule;
