@@ -38,6 +38,7 @@
 //! refuse a plugin built against another contract.
 
 mod call;
+pub mod codes;
 pub mod conditions;
 pub mod counters;
 #[cfg(target_arch = "wasm32")]

@@ -76,9 +76,9 @@ pub fn allow() -> Verdict {
     Verdict::Allow
 }
 
-/// Deny the call with code `denied` and this reason.
+/// Deny the call with code [`codes::DENIED`](crate::codes::DENIED) and this reason.
 pub fn deny(reason: impl Into<String>) -> Verdict {
-    deny_with("denied", reason, None)
+    deny_with(crate::codes::DENIED, reason, None)
 }
 
 /// Deny the call with a code, a reason and optionally a retry delay in milliseconds.

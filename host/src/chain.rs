@@ -360,7 +360,7 @@ impl Chain {
                     "the tool `{}` is not allowed by this policy (default: deny)",
                     call.tool
                 ),
-                code: "denied".into(),
+                code: tollgate_sdk::codes::DENIED.into(),
                 rule: "default".into(),
                 plugin: String::new(),
                 retry_after_ms: None,
@@ -433,7 +433,7 @@ impl Chain {
                 }
                 Err(e) => Denial {
                     reason: e.to_string(),
-                    code: "policy_error".into(),
+                    code: tollgate_sdk::codes::POLICY_ERROR.into(),
                     rule: rule.label.clone(),
                     plugin: rule.bound.name().to_string(),
                     retry_after_ms: None,
@@ -506,7 +506,7 @@ impl Chain {
                 Err(e) => {
                     return Err(Denial {
                         reason: e.to_string(),
-                        code: "policy_error".into(),
+                        code: tollgate_sdk::codes::POLICY_ERROR.into(),
                         rule: rule.label.clone(),
                         plugin: rule.bound.name().to_string(),
                         retry_after_ms: None,

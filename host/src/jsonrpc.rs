@@ -22,6 +22,25 @@ pub mod codes {
     pub const MISSING_REQUIRED_CLIENT_CAPABILITY: i64 = -32021;
     /// A protocol revision the server does not serve (2026-07-28).
     pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+    /// Tollgate (or the link to the server) failed while handling the request.
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// A denial whose code Tollgate does not know (a plugin's own word), in the range's generic
+    /// server error; the denial's own code still reaches the agent in the error's `data`.
+    pub const OTHER_DENIAL: i64 = -32000;
+
+    /// Internal: the message with which Tollgate tells a session that a question it asked the
+    /// client went unanswered until its request expired (never sent to a peer).
+    pub const QUESTION_UNANSWERED: i64 = -32099;
+
+    /// The JSON-RPC code of a denial answered as an error (`deny_as: error`): the known codes
+    /// of [`tollgate_sdk::codes::ALL`] are `-32001`, `-32002`, … in that order; any other code
+    /// is [`OTHER_DENIAL`].
+    pub fn of_denial(code: &str) -> i64 {
+        match tollgate_sdk::codes::ALL.iter().position(|c| *c == code) {
+            Some(i) => -32001 - i as i64,
+            None => OTHER_DENIAL,
+        }
+    }
 }
 
 /// One message's envelope, borrowed from its bytes.
@@ -212,6 +231,14 @@ pub fn result_response(id: &str, result: &Value) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn denial_codes_map_in_the_sdks_order_and_unknown_ones_to_the_generic_server_error() {
+        assert_eq!(codes::of_denial("denied"), -32001);
+        assert_eq!(codes::of_denial("rate_limited"), -32002);
+        assert_eq!(codes::of_denial("approval_state_invalid"), -32011);
+        assert_eq!(codes::of_denial("path_not_allowed"), codes::OTHER_DENIAL);
+    }
+
     use super::*;
 
     #[test]

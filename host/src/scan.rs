@@ -170,7 +170,7 @@ impl Peer {
                 json!({"jsonrpc": "2.0", "id": req_id, "result": {}})
             } else {
                 json!({"jsonrpc": "2.0", "id": req_id,
-                       "error": {"code": -32601, "message": "Method not found: tollgate scan answers no requests"}})
+                       "error": {"code": crate::jsonrpc::codes::METHOD_NOT_FOUND, "message": "Method not found: tollgate scan answers no requests"}})
             };
             self.send(&answer).await?;
         } else {

@@ -18,19 +18,10 @@ use super::{Chain, ChainRule, Denial};
 use crate::approval::{self, Answer, Approval};
 use crate::engine::CallInput;
 
-/// A call that needs approval where none can be given (no store keeps approvals, or no channel
-/// the rule counts can reach a person for this request).
-pub const APPROVAL_REQUIRED: &str = "approval_required";
-/// A call waiting for a person's decision.
-pub const APPROVAL_PENDING: &str = "approval_pending";
-/// A call a person refused.
-pub const APPROVAL_DENIED: &str = "approval_denied";
-/// A call whose question the client's user dismissed without answering.
-pub const APPROVAL_CANCELLED: &str = "approval_cancelled";
-/// A call nobody decided in time, or whose approval was not used in time.
-pub const APPROVAL_EXPIRED: &str = "approval_expired";
-/// A retry whose approval state names no request for this call (altered, or other arguments).
-pub const APPROVAL_STATE_INVALID: &str = "approval_state_invalid";
+pub use tollgate_sdk::codes::{
+    APPROVAL_CANCELLED, APPROVAL_DENIED, APPROVAL_EXPIRED, APPROVAL_PENDING, APPROVAL_REQUIRED,
+    APPROVAL_STATE_INVALID,
+};
 
 /// What a request offers for asking in band.
 #[derive(Debug, Clone, Default)]
@@ -260,7 +251,7 @@ impl Chain {
             )),
             Err(e) => Err(deny(
                 format!("{message} This call needs a person's approval, and the approval store failed: {e}"),
-                "state_unavailable",
+                tollgate_sdk::codes::STATE_UNAVAILABLE,
                 None,
             )),
         }
@@ -279,7 +270,7 @@ impl Chain {
             let Some(store) = self.counters.approvals() else {
                 return Err(denial(
                     "the approval store is gone".into(),
-                    "state_unavailable",
+                    tollgate_sdk::codes::STATE_UNAVAILABLE,
                 ));
             };
             match approval::consume(store, &approval, self.counters.now_ms()).await {
@@ -296,7 +287,7 @@ impl Chain {
                 Err(e) => {
                     return Err(denial(
                         format!("{} The approval store failed: {e}", approval.message),
-                        "state_unavailable",
+                        tollgate_sdk::codes::STATE_UNAVAILABLE,
                     ))
                 }
             }

@@ -5,10 +5,7 @@
 //! forwarded as the original bytes.
 
 use crate::audit::{AuditRecord, Recorder};
-use crate::chain::{
-    Chain, ChainCell, Decision, Denial, Ticket, UpstreamOutcome, APPROVAL_CANCELLED,
-    APPROVAL_DENIED, APPROVAL_EXPIRED, APPROVAL_PENDING, APPROVAL_REQUIRED, APPROVAL_STATE_INVALID,
-};
+use crate::chain::{Chain, ChainCell, Decision, Denial, Ticket, UpstreamOutcome};
 use crate::config::DenyAs;
 use crate::engine::CallInput;
 use crate::jsonrpc::{
@@ -91,24 +88,6 @@ struct ClientFacts {
     elicitation: bool,
 }
 
-/// The JSON-RPC error code of a denial sent with `deny_as: error` (implementation range).
-fn error_code(code: &str) -> i64 {
-    match code {
-        "denied" => -32001,
-        "rate_limited" => -32002,
-        "invalid_arguments" => -32003,
-        "policy_error" => -32004,
-        "state_unavailable" => -32005,
-        APPROVAL_REQUIRED => -32006,
-        APPROVAL_PENDING => -32007,
-        APPROVAL_DENIED => -32008,
-        APPROVAL_EXPIRED => -32009,
-        APPROVAL_CANCELLED => -32010,
-        APPROVAL_STATE_INVALID => -32011,
-        _ => -32000,
-    }
-}
-
 /// The first revision whose results must say `resultType` (and that has no `initialize`).
 const STATELESS_REVISION: &str = "2026-07-28";
 
@@ -132,7 +111,12 @@ pub fn denial_response(id: &str, d: &Denial, prefix: &str, stateless: bool) -> V
         data["approvalId"] = json!(id);
     }
     match d.deny_as {
-        DenyAs::Error => jsonrpc::error_response(id, error_code(&d.code), &text, Some(&data)),
+        DenyAs::Error => jsonrpc::error_response(
+            id,
+            crate::jsonrpc::codes::of_denial(&d.code),
+            &text,
+            Some(&data),
+        ),
         DenyAs::Result => {
             let mut result = json!({
                 "content": [{ "type": "text", "text": text }],

@@ -8,7 +8,7 @@
 //! ends the session with DELETE. A failed request becomes a JSON-RPC error for its id, so the
 //! agent always gets an answer and counters are refunded.
 
-use crate::jsonrpc::{self, Envelope, Kind, Parsed};
+use crate::jsonrpc::{self, codes, Envelope, Kind, Parsed};
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -339,7 +339,7 @@ impl HttpUpstream {
     fn fail(&self, collect: &mut Option<&mut Vec<Bytes>>, ids: &[String], why: &str) {
         tracing::error!("{why}");
         for id in ids {
-            let error = jsonrpc::error_response(id, -32603, why, None).into();
+            let error = jsonrpc::error_response(id, codes::INTERNAL_ERROR, why, None).into();
             self.deliver(error, false, collect.as_deref_mut());
         }
     }

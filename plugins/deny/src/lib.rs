@@ -44,7 +44,7 @@ pub struct AskConfig {
 }
 
 fn default_code() -> String {
-    "denied".into()
+    tollgate_sdk::codes::DENIED.into()
 }
 
 /// The compiled plugin.

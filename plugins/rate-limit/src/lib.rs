@@ -127,7 +127,7 @@ impl Policy for RateLimit {
     fn check_call(&self, call: &Call) -> Verdict {
         let cost = match self.cost(call) {
             Ok(cost) => cost,
-            Err(reason) => return deny_with("invalid_arguments", reason, None),
+            Err(reason) => return deny_with(tollgate_sdk::codes::INVALID_ARGUMENTS, reason, None),
         };
         let key = self.key(call);
         let c = &self.config;
@@ -142,7 +142,11 @@ impl Policy for RateLimit {
                         describe_delay(t.resets_in_ms)
                     )
                 });
-                deny_with("rate_limited", reason, Some(t.resets_in_ms))
+                deny_with(
+                    tollgate_sdk::codes::RATE_LIMITED,
+                    reason,
+                    Some(t.resets_in_ms),
+                )
             }
             Err(e) if c.fail_mode == FailMode::Open => {
                 log::warn(&format!(

@@ -93,7 +93,7 @@ impl Policy for Validate {
                 problems.join("; ")
             )
         });
-        deny_with("invalid_arguments", reason, None)
+        deny_with(tollgate_sdk::codes::INVALID_ARGUMENTS, reason, None)
     }
 }
 

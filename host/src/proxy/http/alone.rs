@@ -2,6 +2,7 @@
 //! page (`tollgate console`).
 
 use super::{refuse, HttpError};
+use crate::jsonrpc::codes;
 use crate::transport::http::{full, ResponseBody};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
@@ -29,7 +30,7 @@ pub async fn serve_metrics(addr: SocketAddr) -> Result<SocketAddr, HttpError> {
         } else {
             refuse(
                 StatusCode::NOT_FOUND,
-                -32600,
+                codes::INVALID_REQUEST,
                 "Not Found: metrics are at /metrics",
             )
         }

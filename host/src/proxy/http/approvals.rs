@@ -10,6 +10,7 @@
 
 use super::{json_response, refuse, Listener};
 use crate::approval::{self, DecideError, State};
+use crate::jsonrpc::codes;
 use crate::transport::http::ResponseBody;
 use hyper::{Method, Response, StatusCode};
 
@@ -37,7 +38,7 @@ impl Listener {
         let Some(caller) = caller.filter(|c| self.options.access.approvers.contains(c)) else {
             return refuse(
                 StatusCode::FORBIDDEN,
-                -32600,
+                codes::INVALID_REQUEST,
                 "Forbidden: only the callers named with --approver may list or decide approval requests",
             );
         };
@@ -45,7 +46,7 @@ impl Listener {
         let Some(store) = chain.approval_store() else {
             return refuse(
                 StatusCode::NOT_FOUND,
-                -32600,
+                codes::INVALID_REQUEST,
                 "Not Found: this state store keeps no approval requests",
             );
         };
@@ -65,7 +66,11 @@ impl Listener {
                         serde_json::to_string(&shown).unwrap_or_default(),
                     )
                 }
-                Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, -32603, &e.to_string()),
+                Err(e) => refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    codes::INTERNAL_ERROR,
+                    &e.to_string(),
+                ),
             },
             (&Method::GET, [id]) => match approval::get(store, id).await {
                 Ok(Some(a)) => json_response(
@@ -74,10 +79,14 @@ impl Listener {
                 ),
                 Ok(None) => refuse(
                     StatusCode::NOT_FOUND,
-                    -32600,
+                    codes::INVALID_REQUEST,
                     &DecideError::NotFound(id.to_string()).to_string(),
                 ),
-                Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, -32603, &e.to_string()),
+                Err(e) => refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    codes::INTERNAL_ERROR,
+                    &e.to_string(),
+                ),
             },
             (&Method::POST, [id, verb @ ("approve" | "deny")]) => {
                 let approve = *verb == "approve";
@@ -89,26 +98,34 @@ impl Listener {
                             serde_json::to_string(&a).unwrap_or_default(),
                         )
                     }
-                    Err(e @ DecideError::NotFound(_)) => {
-                        refuse(StatusCode::NOT_FOUND, -32600, &e.to_string())
-                    }
+                    Err(e @ DecideError::NotFound(_)) => refuse(
+                        StatusCode::NOT_FOUND,
+                        codes::INVALID_REQUEST,
+                        &e.to_string(),
+                    ),
                     Err(e @ DecideError::NotPending { .. }) => {
-                        refuse(StatusCode::CONFLICT, -32600, &e.to_string())
+                        refuse(StatusCode::CONFLICT, codes::INVALID_REQUEST, &e.to_string())
                     }
-                    Err(e @ DecideError::OwnCall { .. }) => {
-                        refuse(StatusCode::FORBIDDEN, -32600, &format!("Forbidden: {e}"))
-                    }
-                    Err(e @ DecideError::Store(_)) => {
-                        refuse(StatusCode::SERVICE_UNAVAILABLE, -32603, &e.to_string())
-                    }
+                    Err(e @ DecideError::OwnCall { .. }) => refuse(
+                        StatusCode::FORBIDDEN,
+                        codes::INVALID_REQUEST,
+                        &format!("Forbidden: {e}"),
+                    ),
+                    Err(e @ DecideError::Store(_)) => refuse(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        codes::INTERNAL_ERROR,
+                        &e.to_string(),
+                    ),
                 }
             }
-            (_, [] | [_] | [_, "approve" | "deny"]) => {
-                refuse(StatusCode::METHOD_NOT_ALLOWED, -32600, "Method Not Allowed")
-            }
+            (_, [] | [_] | [_, "approve" | "deny"]) => refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                codes::INVALID_REQUEST,
+                "Method Not Allowed",
+            ),
             _ => refuse(
                 StatusCode::NOT_FOUND,
-                -32600,
+                codes::INVALID_REQUEST,
                 "Not Found: GET /approvals, GET /approvals/ID, POST /approvals/ID/approve or /deny",
             ),
         }

@@ -15,6 +15,7 @@ use super::alone::serve_alone;
 use super::{full, json_response, refuse, refused, Access, HttpError};
 use crate::approval::DecideError;
 use crate::console::Console;
+use crate::jsonrpc::codes;
 use crate::transport::http::ResponseBody;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
@@ -45,7 +46,11 @@ pub async fn answer(
         }
         return match *method {
             Method::GET | Method::HEAD => page(),
-            _ => refuse(StatusCode::METHOD_NOT_ALLOWED, -32600, "Method Not Allowed"),
+            _ => refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                codes::INVALID_REQUEST,
+                "Method Not Allowed",
+            ),
         };
     }
     let caller = match access.check(req.headers()) {
@@ -55,7 +60,7 @@ pub async fn answer(
     let Some(caller) = caller.filter(|c| access.approvers.contains(c)) else {
         return refuse(
             StatusCode::FORBIDDEN,
-            -32600,
+            codes::INVALID_REQUEST,
             "Forbidden: only the callers named with --approver may use the console",
         );
     };
@@ -82,16 +87,16 @@ pub async fn answer(
                         DecideError::OwnCall { .. } => StatusCode::FORBIDDEN,
                         DecideError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
                     };
-                    refuse(status, -32600, &e.to_string())
+                    refuse(status, codes::INVALID_REQUEST, &e.to_string())
                 }
             }
         }
         (_, ["state"] | ["approvals", _, "approve" | "deny"]) => {
-            refuse(StatusCode::METHOD_NOT_ALLOWED, -32600, "Method Not Allowed")
+            refuse(StatusCode::METHOD_NOT_ALLOWED, codes::INVALID_REQUEST, "Method Not Allowed")
         }
         _ => refuse(
             StatusCode::NOT_FOUND,
-            -32600,
+            codes::INVALID_REQUEST,
             "Not Found: GET /console, GET /console/api/state, POST /console/api/approvals/ID/approve or /deny",
         ),
     }
@@ -128,7 +133,7 @@ pub async fn serve(
             } else {
                 refuse(
                     StatusCode::NOT_FOUND,
-                    -32600,
+                    codes::INVALID_REQUEST,
                     "Not Found: the console is at /console",
                 )
             }

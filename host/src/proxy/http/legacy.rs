@@ -6,6 +6,7 @@
 
 use super::streams::sse_response;
 use super::{json_response, refuse, Listener};
+use crate::jsonrpc::codes;
 use crate::transport::http::{event_stream, read_body, sse_event, ResponseBody};
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -73,7 +74,7 @@ impl Listener {
         let Some(id) = session_param(req.uri().query()).map(str::to_string) else {
             return refuse(
                 StatusCode::BAD_REQUEST,
-                -32600,
+                codes::INVALID_REQUEST,
                 "Bad Request: sessionId query parameter required",
             );
         };
@@ -86,14 +87,14 @@ impl Listener {
         let Some(entry) = entry else {
             return refuse(
                 StatusCode::NOT_FOUND,
-                -32001,
+                codes::INVALID_REQUEST,
                 "Session not found: open a new stream at /sse",
             );
         };
         if entry.owner.is_some() && entry.owner != caller {
             return refuse(
                 StatusCode::FORBIDDEN,
-                -32600,
+                codes::INVALID_REQUEST,
                 "Forbidden: this session belongs to another caller",
             );
         }
@@ -106,7 +107,13 @@ impl Listener {
         .await
         {
             Ok(b) => b,
-            Err(e) => return refuse(e.status(), -32600, &format!("Invalid Request: {e}")),
+            Err(e) => {
+                return refuse(
+                    e.status(),
+                    codes::INVALID_REQUEST,
+                    &format!("Invalid Request: {e}"),
+                )
+            }
         };
         let routed = entry.session.from_client(&body).await;
         for answer in routed.to_client {
@@ -116,7 +123,7 @@ impl Listener {
             if let Err(e) = entry.upstream.send(&bytes).await {
                 return refuse(
                     StatusCode::BAD_GATEWAY,
-                    -32603,
+                    codes::INTERNAL_ERROR,
                     &format!("the MCP server is gone: {e}"),
                 );
             }

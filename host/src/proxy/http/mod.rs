@@ -37,6 +37,7 @@ mod streams;
 pub mod tls;
 mod upstream;
 
+use crate::jsonrpc::codes;
 pub use access::{Access, Refusal, Token};
 use alone::metrics_response;
 pub use alone::{serve_metrics, METRICS_PATH};
@@ -278,11 +279,15 @@ fn refuse(status: StatusCode, code: i64, message: &str) -> Response<ResponseBody
 /// How a request the access rules refuse is answered: 403, or 401 with the bearer challenge.
 fn refused(refusal: Refusal) -> Response<ResponseBody> {
     match refusal {
-        Refusal::Forbidden(m) => refuse(StatusCode::FORBIDDEN, -32600, &format!("Forbidden: {m}")),
+        Refusal::Forbidden(m) => refuse(
+            StatusCode::FORBIDDEN,
+            codes::INVALID_REQUEST,
+            &format!("Forbidden: {m}"),
+        ),
         Refusal::Unauthorized(m) => {
             let mut r = refuse(
                 StatusCode::UNAUTHORIZED,
-                -32600,
+                codes::INVALID_REQUEST,
                 &format!("Unauthorized: {m}"),
             );
             r.headers_mut().insert(
@@ -305,7 +310,7 @@ impl Listener {
         {
             return refuse(
                 StatusCode::NOT_FOUND,
-                -32600,
+                codes::INVALID_REQUEST,
                 &format!("Not Found: the MCP endpoint is {PATH}"),
             );
         }
@@ -323,7 +328,11 @@ impl Listener {
             (legacy::SSE_PATH, &Method::GET) => return self.legacy_stream(caller),
             (legacy::MESSAGE_PATH, &Method::POST) => return self.legacy_message(req, caller).await,
             (METRICS_PATH | legacy::SSE_PATH | legacy::MESSAGE_PATH, _) => {
-                return refuse(StatusCode::METHOD_NOT_ALLOWED, -32600, "Method Not Allowed")
+                return refuse(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    codes::INVALID_REQUEST,
+                    "Method Not Allowed",
+                )
             }
             _ => {}
         }
@@ -364,7 +373,11 @@ impl Listener {
             Method::GET => self.get(&req, caller),
             Method::DELETE => self.delete(&req, caller).await,
             _ => {
-                let mut r = refuse(StatusCode::METHOD_NOT_ALLOWED, -32600, "Method Not Allowed");
+                let mut r = refuse(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    codes::INVALID_REQUEST,
+                    "Method Not Allowed",
+                );
                 r.headers_mut()
                     .insert(ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
                 r

@@ -9,7 +9,7 @@ use super::streams::{
 };
 use super::upstream::requested_progress_token;
 use super::{json_response, refuse, Listener};
-use crate::jsonrpc::{self, Envelope, Kind, Parsed};
+use crate::jsonrpc::{self, codes, Envelope, Kind, Parsed};
 use crate::transport::http::{read_body, BodyError, ResponseBody};
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -17,7 +17,7 @@ use hyper::header::{HeaderMap, ACCEPT, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use std::sync::Arc;
 
-use crate::jsonrpc::codes::HEADER_MISMATCH;
+use codes::HEADER_MISMATCH;
 
 /// What the listener needs to know about a single message.
 struct Inspected {
@@ -154,7 +154,7 @@ impl Listener {
         if !(sse_ok && accept.contains("application/json")) {
             return refuse(
                 StatusCode::NOT_ACCEPTABLE,
-                -32600,
+                codes::INVALID_REQUEST,
                 "Not Acceptable: Client must accept both application/json and text/event-stream",
             );
         }
@@ -169,11 +169,11 @@ impl Listener {
             Err(e @ BodyError::TooLarge(_)) => {
                 return refuse(
                     e.status(),
-                    -32600,
+                    codes::INVALID_REQUEST,
                     &format!("Invalid Request: {e} (--max-message-bytes)"),
                 )
             }
-            Err(e) => return refuse(e.status(), -32600, &e.to_string()),
+            Err(e) => return refuse(e.status(), codes::INVALID_REQUEST, &e.to_string()),
         };
         if modern {
             if let super::stateless::Screened::Answer(r) =
@@ -211,7 +211,7 @@ impl Listener {
             Ok(None) => {
                 return refuse(
                     StatusCode::BAD_REQUEST,
-                    -32600,
+                    codes::INVALID_REQUEST,
                     "Bad Request: Missing session ID",
                 )
             }
@@ -225,7 +225,7 @@ impl Listener {
         if inspected.is_none() && batch_refused {
             let mut r = refuse(
                 StatusCode::BAD_REQUEST,
-                -32600,
+                codes::INVALID_REQUEST,
                 "Invalid Request: batches are not part of MCP since 2025-06-18; send one message per request",
             );
             set_session(&mut r, session_id.as_deref());
@@ -282,7 +282,7 @@ impl Listener {
             if let Err(e) = entry.upstream.send(&to_server).await {
                 return refuse(
                     StatusCode::BAD_GATEWAY,
-                    -32603,
+                    codes::INTERNAL_ERROR,
                     &format!("the MCP server is gone: {e}"),
                 );
             }
@@ -306,7 +306,7 @@ impl Listener {
             awaiting.shared = false;
             return refuse(
                 StatusCode::BAD_GATEWAY,
-                -32603,
+                codes::INTERNAL_ERROR,
                 &format!("the MCP server is gone: {e}"),
             );
         }

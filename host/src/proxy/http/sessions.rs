@@ -5,6 +5,7 @@
 use super::streams::set_session;
 use super::upstream::SessionUpstream;
 use super::{json_response, refuse, resume, Listener, Upstream};
+use crate::jsonrpc::codes;
 use crate::proxy::Session;
 use crate::transport::http::ResponseBody;
 use hyper::body::Incoming;
@@ -89,10 +90,14 @@ impl Listener {
             .cloned();
         match entry {
             // As the SDKs' servers answer it: the client starts a new session on a 404.
-            None => Err(refuse(StatusCode::NOT_FOUND, -32600, "Session not found")),
+            None => Err(refuse(
+                StatusCode::NOT_FOUND,
+                codes::INVALID_REQUEST,
+                "Session not found",
+            )),
             Some(e) if e.owner.is_some() && e.owner != *caller => Err(refuse(
                 StatusCode::FORBIDDEN,
-                -32600,
+                codes::INVALID_REQUEST,
                 "Forbidden: this session belongs to another caller",
             )),
             Some(e) => {
@@ -138,7 +143,7 @@ impl Listener {
         }
         .map_err(|e| {
             tracing::error!("{e}");
-            refuse(StatusCode::BAD_GATEWAY, -32603, &e)
+            refuse(StatusCode::BAD_GATEWAY, codes::INTERNAL_ERROR, &e)
         })?;
         let releases = session.take_releases();
         let entry = Arc::new(Entry {
@@ -190,7 +195,7 @@ impl Listener {
             }
             Ok(None) => refuse(
                 StatusCode::BAD_REQUEST,
-                -32600,
+                codes::INVALID_REQUEST,
                 "Bad Request: DELETE needs an Mcp-Session-Id",
             ),
             Err(r) => r,

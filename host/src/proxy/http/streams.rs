@@ -8,7 +8,7 @@ use super::sessions::Entry;
 use super::stateless::IdSwap;
 use super::upstream::Stream;
 use super::{json_response, refuse, Listener};
-use crate::jsonrpc::{self, Kind, Parsed};
+use crate::jsonrpc::{self, codes, Kind, Parsed};
 use crate::transport::http::{event_stream, sse_event, ResponseBody};
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -30,7 +30,7 @@ impl Listener {
         if !accepts_sse {
             return refuse(
                 StatusCode::NOT_ACCEPTABLE,
-                -32600,
+                codes::INVALID_REQUEST,
                 "Not Acceptable: Client must accept text/event-stream",
             );
         }
@@ -39,7 +39,7 @@ impl Listener {
             Ok(None) => {
                 return refuse(
                     StatusCode::METHOD_NOT_ALLOWED,
-                    -32600,
+                    codes::INVALID_REQUEST,
                     "Method Not Allowed: a GET stream needs an Mcp-Session-Id",
                 )
             }
@@ -50,17 +50,19 @@ impl Listener {
             let last = last.to_str().unwrap_or_default();
             return match entry.replay.resume(last, tx) {
                 Ok(()) => sse_response(body, Some(&id)),
-                Err(e @ resume::ResumeError::Unknown(_)) => {
-                    refuse(StatusCode::NOT_FOUND, -32600, &e.to_string())
-                }
-                Err(e) => refuse(StatusCode::CONFLICT, -32600, &e.to_string()),
+                Err(e @ resume::ResumeError::Unknown(_)) => refuse(
+                    StatusCode::NOT_FOUND,
+                    codes::INVALID_REQUEST,
+                    &e.to_string(),
+                ),
+                Err(e) => refuse(StatusCode::CONFLICT, codes::INVALID_REQUEST, &e.to_string()),
             };
         }
         let (raw_tx, mut raw_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
         if !entry.upstream.open_general(raw_tx) {
             return refuse(
                 StatusCode::CONFLICT,
-                -32600,
+                codes::INVALID_REQUEST,
                 "Conflict: this session already has a GET stream",
             );
         }
@@ -182,9 +184,9 @@ pub(super) async fn release_held(entry: &Arc<Entry>, routed: crate::proxy::Route
         if let Err(e) = entry.upstream.send(&call).await {
             for id in requests_in(&call).0 {
                 let gone = format!("the MCP server is gone: {e}");
-                entry
-                    .upstream
-                    .deliver(jsonrpc::error_response(&id, -32603, &gone, None).into());
+                entry.upstream.deliver(
+                    jsonrpc::error_response(&id, codes::INTERNAL_ERROR, &gone, None).into(),
+                );
             }
         }
     }

@@ -9,7 +9,7 @@
 //! stream, else it waits (bounded) for a GET stream to open.
 
 use super::super::Session;
-use crate::jsonrpc::{self, Envelope, Kind, Parsed};
+use crate::jsonrpc::{self, codes, Envelope, Kind, Parsed};
 use crate::transport::http_client::{HttpUpstream, UpstreamError, UpstreamOptions};
 use crate::transport::lines::{Line, LineReader};
 use bytes::Bytes;
@@ -254,7 +254,7 @@ impl SessionUpstream {
             let _ = stream.send(
                 jsonrpc::error_response(
                     &id,
-                    -32603,
+                    codes::INTERNAL_ERROR,
                     "the MCP server exited before answering",
                     None,
                 )

@@ -26,7 +26,7 @@ pub const INPUT_KEY: &str = "dev.tollgate/approval";
 
 /// The error code of the message that tells the session a question went unanswered until its
 /// request expired (a client sending it only expires its own question).
-const UNANSWERED: i64 = -32099;
+const UNANSWERED: i64 = crate::jsonrpc::codes::QUESTION_UNANSWERED;
 
 /// The id prefix of the message that ends a wait for an operator.
 const WAIT_KEY: &str = "dev.tollgate/wait";
