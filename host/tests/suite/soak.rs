@@ -4,9 +4,7 @@
 //! be flat (resident size after warm-up vs at the end), and no file descriptors or server
 //! processes may be left over. Resource checks, not timings.
 
-mod e2e;
-
-use e2e::{http_request, policy_path, repo, Listening};
+use crate::e2e::{http_request, policy_path, repo, Listening};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};

@@ -3,9 +3,7 @@
 //! listener's `/metrics`) and hot reload (a good change takes effect, a broken one is refused
 //! and the old policy stays).
 
-mod e2e;
-
-use e2e::repo;
+use crate::e2e::repo;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -309,7 +307,7 @@ fn a_changed_policy_takes_effect_and_a_broken_one_is_refused() {
 
 #[test]
 fn the_listener_serves_metrics_under_its_own_access_rules() {
-    let listening = e2e::Listening::start(
+    let listening = crate::e2e::Listening::start(
         "everything.yaml",
         vec![
             "python3".into(),

@@ -4,9 +4,7 @@
 //! 1.x and 2.x, TypeScript), plus raw HTTP for what no well-behaved client sends: foreign
 //! origins, missing or wrong tokens, headers that contradict the body.
 
-mod e2e;
-
-use e2e::{
+use crate::e2e::{
     allowed_cpus, assert_denial, assert_rate_limited, certificates, child_pids, drive,
     drive_with_env, fastmcp1, fastmcp2, http_request, in_one_minute, in_one_window,
     one_cpu_allowed, server_everything, setup, text, Client, Listening,
@@ -117,7 +115,7 @@ fn everything_over_http_python2_client() {
 /// The messaging policy over FastMCP: 1.x (sessions) and 2.x (2026-07-28, stateless: the
 /// Python 2.x client discovers the server through Tollgate and never sends `initialize`). The
 /// server's own log notifications prove refused calls never ran.
-fn messaging_over_http(client: Client, server: Vec<String>) -> e2e::Run {
+fn messaging_over_http(client: Client, server: Vec<String>) -> crate::e2e::Run {
     setup(POLICIES);
     let send = |to: &str, body: &str| call("send_message", json!({"to": to, "body": body}));
     let steps = scenario(vec![
@@ -694,7 +692,7 @@ fn concurrent_sessions_get_their_own_server_and_share_limits() {
         "send_message",
         json!({"to": "+15550009", "body": "hi"}),
     )]);
-    let runs: Vec<e2e::Run> = in_one_minute(|| {
+    let runs: Vec<crate::e2e::Run> = in_one_minute(|| {
         let listening = Listening::start("twilio.yaml", fastmcp1(), &[], &[]);
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..3)

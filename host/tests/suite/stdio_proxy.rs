@@ -2,18 +2,11 @@
 //! upstream is the repo's stdlib-only demo server (scripts/demo/server.py), which reports every
 //! call it receives on stderr, so a test can show what never reached it.
 
+use crate::e2e::repo;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 struct Proxy {
     child: Child,

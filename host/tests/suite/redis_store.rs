@@ -3,10 +3,11 @@
 //! in-memory store, one exact limit across replicas, refunds, a bounded failure when Redis is
 //! unreachable, and two `tollgate run` processes sharing one limit.
 
+use crate::e2e::repo;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 use tollgate::state::memory::MemoryStore;
@@ -14,13 +15,6 @@ use tollgate::state::redis::RedisStore;
 use tollgate::state::{Algorithm, CounterStore, Reservation, TakeRequest, Taken};
 
 const MIN: u64 = 60_000;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

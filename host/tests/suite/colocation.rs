@@ -3,9 +3,7 @@
 //! server here is a small Python script that reports its pid and, on a `burn` notification,
 //! starts two threads that spin.
 
-mod e2e;
-
-use e2e::{allowed_cpus, one_cpu_allowed};
+use crate::e2e::{allowed_cpus, one_cpu_allowed};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -3,9 +3,9 @@
 //! schema, a new tool) is caught; policies select tools by their pinned annotations; `pins: tofu`
 //! baselines are shared by every proxy of one state store.
 
-mod e2e;
-
-use e2e::{assert_denial, drive, drive_with_env, fastmcp1, fastmcp2, peers, setup, text, Client};
+use crate::e2e::{
+    assert_denial, drive, drive_with_env, fastmcp1, fastmcp2, peers, setup, text, Client,
+};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -412,7 +412,7 @@ fn pins_hold_on_the_stateless_revision_over_http() {
     setup(POLICIES);
     let dir = pinned(&fastmcp2(), "");
     let policy = dir.path().join("policy.yaml");
-    let listening = e2e::Listening::start(
+    let listening = crate::e2e::Listening::start(
         policy.to_str().unwrap(),
         fastmcp2(),
         &[],
@@ -458,12 +458,12 @@ fn pins_hold_on_the_stateless_revision_over_http() {
 #[test]
 fn server_everything_pinned_lists_every_tool_and_reports_nothing() {
     setup(POLICIES);
-    let dir = pinned(&e2e::server_everything(), "");
+    let dir = pinned(&crate::e2e::server_everything(), "");
     let lock = dir.path().join("server.pins.yaml");
     let lock_arg = lock.to_str().unwrap();
     let locked = tollgate::pins::Lock::read(&lock).unwrap();
     assert!(locked.tools.len() >= 10, "{locked:?}");
-    let (command, audit) = audited(dir.path(), &e2e::server_everything());
+    let (command, audit) = audited(dir.path(), &crate::e2e::server_everything());
     let run = drive(
         Client::Ts,
         &command,
@@ -488,7 +488,7 @@ fn server_everything_pinned_lists_every_tool_and_reports_nothing() {
     assert_eq!(pin_mismatches(&audit), Vec::<Value>::new());
     let (code, same, _) = pin(
         &["--diff", "--lock", lock_arg],
-        &e2e::server_everything(),
+        &crate::e2e::server_everything(),
         &[],
     );
     assert_eq!(code, 0, "{same}");

@@ -6,6 +6,7 @@
 //! - deliberately bad documents are rejected both by the schema and by Tollgate (the parser, or
 //!   for plugin configuration, loading the chain).
 
+use crate::e2e::repo;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -15,10 +16,6 @@ use tollgate::config::parse_native;
 use tollgate::engine::{CodeCache, EngineConfig, PolicyEngine};
 use tollgate::pack::sha256_hex;
 use tollgate::state::memory::MemoryStore;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))

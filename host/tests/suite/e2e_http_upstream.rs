@@ -4,9 +4,7 @@
 //! 1.x/2.x and TypeScript SDK clients) and on Tollgate's own HTTP listener; and
 //! `tollgate scan --url`.
 
-mod e2e;
-
-use e2e::{
+use crate::e2e::{
     assert_denial, assert_rate_limited, drive, drive_in_one_minute, in_one_minute, peers,
     policy_path, setup, text, Client, Listening,
 };
@@ -134,7 +132,7 @@ fn everything_steps(client: Client) -> Vec<Value> {
     steps
 }
 
-fn assert_everything(run: &e2e::Run, client: Client) {
+fn assert_everything(run: &crate::e2e::Run, client: Client) {
     assert_eq!(
         run.out["server_info"]["name"], "mcp-servers/everything",
         "{run}"
@@ -207,7 +205,7 @@ fn messaging_steps() -> Vec<Value> {
     ]
 }
 
-fn assert_messaging(run: &e2e::Run) {
+fn assert_messaging(run: &crate::e2e::Run) {
     assert_eq!(text(run.result(0)), "5", "{run}");
     assert_eq!(text(run.result(1)), "sent to +15550001: one", "{run}");
     assert_eq!(text(run.result(2)), "sent to +15550001: two", "{run}");
@@ -413,7 +411,7 @@ fn expect(requests: &[&str], fields: &str) -> Vec<String> {
 /// listed, and when a listed one goes away, so the list stays true.
 #[test]
 fn on_the_stateless_revision_tollgate_answers_as_the_server_does() {
-    let (found, report) = differential("fastmcp2", e2e::fastmcp2(), "2026-07-28");
+    let (found, report) = differential("fastmcp2", crate::e2e::fastmcp2(), "2026-07-28");
     // A request without the revision's header goes to the session path, where the SDK hands
     // out a fresh Mcp-Session-Id with its refusal of a request that named no session; Tollgate
     // opens sessions only for `initialize`.
@@ -432,7 +430,7 @@ fn on_the_stateless_revision_tollgate_answers_as_the_server_does() {
 /// stream, DELETE and a request on a deleted session.
 #[test]
 fn on_the_session_revision_tollgate_answers_as_the_server_does() {
-    let (found, report) = differential("fastmcp2", e2e::fastmcp2(), "2025-11-25");
+    let (found, report) = differential("fastmcp2", crate::e2e::fastmcp2(), "2025-11-25");
     let mut expected = Vec::new();
     // As on the stateless revision: the SDK hands out a session id with this refusal.
     expected.extend(expect(
@@ -534,11 +532,11 @@ fn everyday_requests_match(kind: &str, child: Vec<String>) {
 /// The TypeScript SDK's server-everything, as a remote upstream and as a stdio child.
 #[test]
 fn with_the_typescript_sdks_server_everyday_requests_are_answered_as_it_answers_them() {
-    everyday_requests_match("everything", e2e::server_everything());
+    everyday_requests_match("everything", crate::e2e::server_everything());
 }
 
 /// The Python SDK 1.x (FastMCP), as a remote upstream and as a stdio child.
 #[test]
 fn with_the_python_1x_sdks_server_everyday_requests_are_answered_as_it_answers_them() {
-    everyday_requests_match("fastmcp1", e2e::fastmcp1());
+    everyday_requests_match("fastmcp1", crate::e2e::fastmcp1());
 }

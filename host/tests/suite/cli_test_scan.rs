@@ -5,22 +5,16 @@
 //!   repo's demo server, a server that chatters and pages its tools/list, and (when the test
 //!   peers are installed) server-everything.
 
+use crate::e2e::repo;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 const TOLLGATE: &str = env!("CARGO_BIN_EXE_tollgate");
 /// Compiled built-in plugins, shared with the other integration tests (a debug build compiles
 /// them slowly).
 const CODE_CACHE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/code-cache");
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
 
 /// Run tollgate from the repository root, with the compiled-plugin cache under cargo's tmpdir.
 fn tollgate(args: &[&str]) -> Output {

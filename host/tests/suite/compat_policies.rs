@@ -2,6 +2,7 @@
 //! YAML and PolicyLayer's JSON (format detected), decided through the chain with the real
 //! built-in plugins; plus the two seed documents and the mistakes each format reports.
 
+use crate::e2e::repo;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,13 +13,6 @@ use tollgate::engine::{CallInput, CodeCache, EngineConfig, PolicyEngine};
 use tollgate::state::memory::MemoryStore;
 
 const GUESTS: &str = env!("TOLLGATE_GUEST_DIR");
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ sits in the repository root")
-        .to_path_buf()
-}
 
 fn parse(text: &str) -> Policy {
     config::parse(text, Path::new(GUESTS)).expect("test policy parses")

@@ -4,11 +4,9 @@
 //! refused at load time with a message naming what failed. Packs in a real OCI registry are in
 //! `packs/registry.rs`.
 
-mod e2e;
-#[path = "packs/registry.rs"]
 mod registry;
 
-use e2e::{assert_denial, drive, peers, repo, server_everything, setup, text, Client};
+use crate::e2e::{assert_denial, drive, peers, repo, server_everything, setup, text, Client};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! started on loopback for each test. Push, pull, load by tag and by digest, the cache when the
 //! registry is gone, a moved tag, and every bad artifact refused naming the reference.
 
-use super::e2e::{assert_denial, drive_with_env, peers, repo, setup, text, Client};
+use crate::e2e::{assert_denial, drive_with_env, peers, repo, setup, text, Client};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};

@@ -2,9 +2,7 @@
 //! `action: ask` rule, and an operator decides from another process with `tollgate approvals`.
 //! The server's own call log says what executed.
 
-mod e2e;
-
-use e2e::*;
+use crate::e2e::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

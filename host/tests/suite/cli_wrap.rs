@@ -2,9 +2,7 @@
 //! every server put behind Tollgate with a policy, the wrapped entry working with a real SDK
 //! client, idempotence, an exact restore, and bad input refused with the file untouched.
 
-mod e2e;
-
-use e2e::{drive_with_env, fastmcp1, setup, text, Client};
+use crate::e2e::{drive_with_env, fastmcp1, setup, text, Client};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -264,7 +262,7 @@ fn servers_of(path: &Path, text: &str) -> (Value, Value) {
 /// wrapping again changes nothing; unwrap restores the file byte for byte.
 #[test]
 fn every_clients_documented_configuration_round_trips_through_wrap_and_unwrap() {
-    let fixtures = e2e::repo().join("host/tests/fixtures/clients");
+    let fixtures = crate::e2e::repo().join("host/tests/fixtures/clients");
     for (client, fixture, at) in [
         (
             "claude-desktop",

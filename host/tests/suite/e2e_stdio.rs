@@ -3,9 +3,7 @@
 //! is server-everything or a FastMCP server, and reports what the agent saw.
 //! The peers are installed by scripts/test-peers.sh (run here once per test binary).
 
-mod e2e;
-
-use e2e::{
+use crate::e2e::{
     assert_denial, assert_rate_limited, drive, drive_in_one_minute, fastmcp1, fastmcp2,
     server_everything, setup, text, tollgate, Client,
 };
@@ -209,7 +207,7 @@ fn messaging_steps() -> Vec<Value> {
 }
 
 /// The assertions shared by the mcp 1.x and 2.x servers.
-fn assert_messaging(run: &e2e::Run) {
+fn assert_messaging(run: &crate::e2e::Run) {
     let add = run.result(0);
     assert_eq!(text(add), "5", "{run}");
     assert_eq!(add["structuredContent"], json!({"result": 5}), "{run}");
@@ -383,7 +381,7 @@ fn fastmcp2_subscriptions_listen_passes_through() {
 #[test]
 fn over_stdio_tollgate_answers_as_the_server_does() {
     setup(&["allow_all.yaml"]);
-    let allow = e2e::policy_path("allow_all.yaml");
+    let allow = crate::e2e::policy_path("allow_all.yaml");
     for server in [fastmcp1(), fastmcp2(), server_everything()] {
         let mut through = vec![
             env!("CARGO_BIN_EXE_tollgate").to_string(),
@@ -395,8 +393,8 @@ fn over_stdio_tollgate_answers_as_the_server_does() {
             "--".into(),
         ];
         through.extend(server.iter().cloned());
-        let out = std::process::Command::new(e2e::peers().join(".env/py2/bin/python"))
-            .arg(e2e::peers().join("clients/differential_stdio.py"))
+        let out = std::process::Command::new(crate::e2e::peers().join(".env/py2/bin/python"))
+            .arg(crate::e2e::peers().join("clients/differential_stdio.py"))
             .args(["--direct", &json!(server).to_string()])
             .args(["--through", &json!(through).to_string()])
             .args(["--json", "--timeout", "5"])
