@@ -61,6 +61,16 @@ pub(crate) async fn check(path: &Path) -> Result<()> {
             if p.refuse_unlisted { "deny" } else { "allow" }
         );
     }
+    let mut included: Vec<&str> = Vec::new();
+    let rules = policy.tools.iter().flat_map(|t| &t.rules);
+    for origin in rules.chain(&policy.all_tools).filter_map(|r| r.origin.as_deref()) {
+        if !included.contains(&origin) {
+            included.push(origin);
+        }
+    }
+    for origin in &included {
+        println!("  includes {origin} (its rules run before this file's own for the same tool)");
+    }
     if !policy.hide.is_empty() {
         let hidden: Vec<String> = policy.hide.iter().map(|h| selection(h)).collect();
         println!("  hidden: {}", hidden.join(", "));
