@@ -63,7 +63,10 @@ pub(crate) async fn check(path: &Path) -> Result<()> {
     }
     let mut included: Vec<&str> = Vec::new();
     let rules = policy.tools.iter().flat_map(|t| &t.rules);
-    for origin in rules.chain(&policy.all_tools).filter_map(|r| r.origin.as_deref()) {
+    for origin in rules
+        .chain(&policy.all_tools)
+        .filter_map(|r| r.origin.as_deref())
+    {
         if !included.contains(&origin) {
             included.push(origin);
         }

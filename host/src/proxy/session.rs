@@ -551,9 +551,10 @@ impl Session {
                         metrics::upstream_latency(p.sent.elapsed());
                         self.chain().settle(p.ticket, outcome_of(&env)).await;
                         match (&p.review, env.result) {
-                            (Some((call, stateless)), Some(result)) => {
-                                Some(self.review_result(&env, call, result, *stateless).await)
-                            }
+                            (Some((call, stateless)), Some(result)) => Some(
+                                self.review_result(&env, line, call, result, *stateless)
+                                    .await,
+                            ),
                             _ => Some(line.to_vec()),
                         }
                     }
@@ -580,21 +581,20 @@ impl Session {
         }
     }
 
-    /// The server's answer to a call whose result the rules look at: unchanged, replaced
-    /// (redacted), or — if a rule failed — a `policy_error` denial instead.
+    /// The server's answer to a call whose result the rules look at: its original bytes when no
+    /// rule changed it, replaced (redacted), or — if a rule failed — a `policy_error` denial.
     async fn review_result(
         &self,
         env: &Envelope<'_>,
+        original: &[u8],
         call: &CallInput,
         result: &RawValue,
         stateless: bool,
     ) -> Vec<u8> {
         let chain = self.chain();
         match chain.check_result(call, result.get()).await {
-            Ok(None) => jsonrpc::result_response(
-                env.id_text(),
-                &serde_json::from_str::<Value>(result.get()).unwrap_or(Value::Null),
-            ),
+            // No rule changed it: the server's own bytes, as everything else.
+            Ok(None) => original.to_vec(),
             Ok(Some(replaced)) => {
                 tracing::info!(tool = %call.tool, "result replaced by policy");
                 let value: Value = serde_json::from_str(&replaced).unwrap_or(Value::Null);

@@ -54,9 +54,14 @@ impl Proxy {
         stdin.flush().unwrap();
     }
 
-    fn recv(&mut self) -> Value {
+    fn recv_line(&mut self) -> String {
         let mut line = String::new();
         self.stdout.read_line(&mut line).unwrap();
+        line
+    }
+
+    fn recv(&mut self) -> Value {
+        let line = self.recv_line();
         serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("not JSON from the proxy ({e}): {line:?}"))
     }
@@ -586,4 +591,39 @@ fn under_pins_calls_wait_for_a_checked_listing_and_a_bad_lock_file_stops_the_loa
         stderr.contains("pin lock file ") && stderr.contains("line"),
         "{stderr}"
     );
+}
+
+/// A server whose answers keep their own spacing and key order (what a byte-exact proxy must
+/// forward), with a result that names no secret.
+const SPACED_SERVER: &str = r#"
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if "id" not in m:
+        continue
+    if m["method"] == "initialize":
+        r = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "spaced", "version": "1"}}
+        print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": r}), flush=True)
+    else:
+        print('{"jsonrpc": "2.0",  "id": %s, "result": {"zeta": 1, "content": [ {"type": "text", "text": "plain words"} ], "alpha": 2}}' % json.dumps(m["id"]), flush=True)
+"#;
+
+#[test]
+fn a_result_no_rule_changes_reaches_the_agent_as_the_servers_own_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("redact.yaml");
+    std::fs::write(
+        &policy,
+        "version: 1\ntools:\n  \"*\":\n    rules:\n      - redact: { patterns: [\"secret-[0-9]+\"] }\n",
+    )
+    .unwrap();
+    let mut p = Proxy::start_with(&policy, &[], &["python3", "-c", SPACED_SERVER]);
+    p.request(1, "initialize", json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}));
+    p.send_raw(br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#);
+    assert_eq!(
+        p.recv_line(),
+        "{\"jsonrpc\": \"2.0\",  \"id\": 2, \"result\": {\"zeta\": 1, \"content\": [ {\"type\": \"text\", \"text\": \"plain words\"} ], \"alpha\": 2}}\n",
+        "a result the redact rule left alone is forwarded byte for byte"
+    );
+    p.finish();
 }
