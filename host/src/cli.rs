@@ -656,5 +656,10 @@ fn watched_files(path: &Path, policy: &Policy) -> Vec<PathBuf> {
     if let Some(Baseline::File(lock)) = policy.pins.as_ref().map(|p| &p.baseline) {
         files.push(lock.clone());
     }
+    for included in &policy.included {
+        if !files.contains(included) {
+            files.push(included.clone());
+        }
+    }
     files
 }

@@ -119,6 +119,8 @@ pub(super) struct Fragment {
     pub sections: IndexMap<String, Section>,
     /// `pins:` if set.
     pub pins: Option<PinPolicy>,
+    /// The local files and pack folders read to build it (for hot reload).
+    pub files: Vec<PathBuf>,
 }
 
 impl Fragment {
@@ -126,6 +128,7 @@ impl Fragment {
     /// includes (`own` true).
     pub fn absorb(&mut self, other: Fragment, own: bool, shown: &str) -> Result<(), String> {
         use super::DefaultAction::Deny;
+        self.files.extend(other.files);
         for h in other.hide {
             if !self.hide.contains(&h) {
                 self.hide.push(h);
@@ -169,6 +172,7 @@ pub(super) fn load(include: IncludeFile, parent: &Origin) -> Result<Fragment, St
         .iter()
         .map(|g| g.parse::<Capability>().map_err(|x| fail(x.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
+    let local = !OciRef::is_oci(&e.source);
     let (path, from) = if OciRef::is_oci(&e.source) {
         let r = OciRef::parse(&e.source).map_err(|x| x.to_string())?;
         let fetched = registry::fetch(&r, &Cache::default_location()).map_err(|x| x.to_string())?;
@@ -263,8 +267,16 @@ pub(super) fn load(include: IncludeFile, parent: &Origin) -> Result<Fragment, St
     let mut stack = parent.stack.clone();
     stack.push(key);
     let origin = Origin { stack, ..origin };
-    super::native::compose(&text, &origin)
-        .map_err(|x| fail(format!("{}: {x}", origin.shown.as_deref().unwrap_or(""))))
+    let mut fragment = super::native::compose(&text, &origin)
+        .map_err(|x| fail(format!("{}: {x}", origin.shown.as_deref().unwrap_or(""))))?;
+    if local {
+        // A pack folder changes through its manifest, which holds every digest.
+        fragment.files.push(match path.is_dir() {
+            true => path.join(manifest::FILE),
+            false => path,
+        });
+    }
+    Ok(fragment)
 }
 
 /// An archived pack's files in a folder of the cache (by its manifest's digest), so that its
@@ -332,6 +344,11 @@ mod tests {
             "an include's deny holds when the file says none"
         );
         assert_eq!(p.hide, ["debug_*", "admin_*"]);
+        assert_eq!(
+            p.included,
+            [dir.path().join("base.yaml")],
+            "hot reload watches it"
+        );
         let send = &p.tools[0].rules;
         assert_eq!(
             send[0].origin.as_deref(),

@@ -216,6 +216,7 @@ pub fn parse_intercept(text: &str) -> Result<Policy, String> {
         tools,
         all_tools,
         pins: None,
+        included: Vec::new(),
     })
 }
 

@@ -206,6 +206,9 @@ pub struct Policy {
     pub all_tools: Vec<Rule>,
     /// The server's tools held to a reviewed lock file (`pins:`), if the policy says so.
     pub pins: Option<crate::pins::PinPolicy>,
+    /// The local files and pack folders `include:` read (hot reload watches them; packs from
+    /// registries are fetched again on reload instead).
+    pub included: Vec<PathBuf>,
 }
 
 /// A policy file could not be used.

@@ -254,6 +254,7 @@ pub fn parse_native(text: &str, base: &Path) -> Result<Policy, String> {
         tools,
         all_tools,
         pins: fragment.pins,
+        included: fragment.files,
     })
 }
 
@@ -306,6 +307,7 @@ pub(super) fn compose(text: &str, origin: &Origin) -> Result<Fragment, String> {
         hide: file.hide,
         sections: Default::default(),
         pins,
+        files: Vec::new(),
     };
     for (pattern, tool) in &file.tools {
         let rules = tool

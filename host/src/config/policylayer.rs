@@ -160,6 +160,7 @@ pub fn parse_policylayer(text: &str) -> Result<Policy, String> {
         tools,
         all_tools,
         pins: None,
+        included: Vec::new(),
     })
 }
 

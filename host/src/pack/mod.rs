@@ -151,6 +151,34 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// The bytes of `file`, which `what` (a component, the policy, the cases) names, checked against
+/// the digest the manifest gives it.
+fn digested<'f>(
+    path: &Path,
+    files: &'f Files,
+    what: &str,
+    file: &str,
+    sha256: &Option<String>,
+) -> Result<&'f [u8], PackError> {
+    let bytes = files.get(file).ok_or_else(|| PackError::MissingFile {
+        path: path.to_path_buf(),
+        component: what.to_string(),
+        file: file.to_string(),
+    })?;
+    let actual = sha256_hex(bytes);
+    let expected = sha256.clone().unwrap_or_default();
+    if !actual.eq_ignore_ascii_case(&expected) {
+        return Err(PackError::Digest {
+            path: path.to_path_buf(),
+            what: what.to_string(),
+            expected_by: "its manifest",
+            expected,
+            actual,
+        });
+    }
+    Ok(bytes)
+}
+
 /// An opened and verified pack.
 #[derive(Debug)]
 pub struct Pack {
@@ -183,22 +211,8 @@ impl Pack {
             });
         }
         for c in &manifest.components {
-            let bytes = files.get(&c.file).ok_or_else(|| PackError::MissingFile {
-                path: at(),
-                component: format!("component `{}`", c.name),
-                file: c.file.clone(),
-            })?;
-            let actual = sha256_hex(bytes);
-            let expected = c.sha256.clone().unwrap_or_default();
-            if !actual.eq_ignore_ascii_case(&expected) {
-                return Err(PackError::Digest {
-                    path: at(),
-                    what: format!("component `{}`", c.name),
-                    expected_by: "its manifest",
-                    expected,
-                    actual,
-                });
-            }
+            let what = format!("component `{}`", c.name);
+            let bytes = digested(path, &files, &what, &c.file, &c.sha256)?;
             let implemented =
                 version::exported_contract(bytes).map_err(|e| PackError::Unreadable {
                     path: at(),
@@ -216,24 +230,14 @@ impl Pack {
         }
         let others = [("policy", &manifest.policy), ("cases", &manifest.cases)];
         for (what, entry) in others {
-            let Some(entry) = entry else { continue };
-            let bytes = files
-                .get(&entry.file)
-                .ok_or_else(|| PackError::MissingFile {
-                    path: at(),
-                    component: format!("its {what}"),
-                    file: entry.file.clone(),
-                })?;
-            let actual = sha256_hex(bytes);
-            let expected = entry.sha256.clone().unwrap_or_default();
-            if !actual.eq_ignore_ascii_case(&expected) {
-                return Err(PackError::Digest {
-                    path: at(),
-                    what: format!("its {what} file {}", entry.file),
-                    expected_by: "its manifest",
-                    expected,
-                    actual,
-                });
+            if let Some(entry) = entry {
+                digested(
+                    path,
+                    &files,
+                    &format!("its {what}"),
+                    &entry.file,
+                    &entry.sha256,
+                )?;
             }
         }
         let signer = match files.get(signing::FILE) {

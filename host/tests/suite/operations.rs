@@ -374,3 +374,29 @@ fn results_are_redacted_and_a_failing_result_check_fails_closed() {
     assert!(reason.contains("plugin `fragile` trapped"), "{reason}");
     assert!(!deleted.to_string().contains("deleted SM0001"), "{deleted}");
 }
+
+#[test]
+fn an_edited_include_takes_effect_without_touching_the_policy_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared.yaml");
+    std::fs::write(&shared, "version: 1\ntools:\n  send_message:\n    rules:\n      - action: deny\n        reason: closed by the shared rules\n").unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "version: 1\ninclude: [shared.yaml]\n").unwrap();
+    let mut p = Proxy::start(&policy, &[]);
+    let hi = json!({"to": "+15550100", "body": "hi"});
+    assert_eq!(denial_code(&p.call("send_message", hi.clone())), "denied");
+    std::fs::write(
+        &shared,
+        "version: 1\ntools:\n  send_message:\n    rules: []\n",
+    )
+    .unwrap();
+    p.stderr_line("policy reloaded");
+    let sent = p.call("send_message", hi);
+    assert!(
+        sent["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("queued"),
+        "{sent}"
+    );
+}

@@ -78,26 +78,11 @@ impl Listener {
                 "Bad Request: sessionId query parameter required",
             );
         };
-        let entry = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-            .cloned();
-        let Some(entry) = entry else {
-            return refuse(
-                StatusCode::NOT_FOUND,
-                codes::INVALID_REQUEST,
-                "Session not found: open a new stream at /sse",
-            );
-        };
-        if entry.owner.is_some() && entry.owner != caller {
-            return refuse(
-                StatusCode::FORBIDDEN,
-                codes::INVALID_REQUEST,
-                "Forbidden: this session belongs to another caller",
-            );
-        }
+        let entry =
+            match self.session_of(&id, &caller, "Session not found: open a new stream at /sse") {
+                Ok(e) => e,
+                Err(r) => return r,
+            };
         entry.touch();
         let body = match read_body(
             req.into_body(),

@@ -82,28 +82,37 @@ impl Listener {
             return Ok(None);
         };
         let id = id.to_str().unwrap_or("").to_string();
+        // As the SDKs' servers answer it: the client starts a new session on a 404.
+        let entry = self.session_of(&id, caller, "Session not found")?;
+        entry.touch();
+        Ok(Some((id, entry)))
+    }
+
+    /// Session `id` if `caller` may use it; else the 404 (saying `not_found`) or 403 answer.
+    pub(super) fn session_of(
+        &self,
+        id: &str,
+        caller: &Option<String>,
+        not_found: &str,
+    ) -> Result<Arc<Entry>, Response<ResponseBody>> {
         let entry = self
             .sessions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
+            .get(id)
             .cloned();
         match entry {
-            // As the SDKs' servers answer it: the client starts a new session on a 404.
             None => Err(refuse(
                 StatusCode::NOT_FOUND,
                 codes::INVALID_REQUEST,
-                "Session not found",
+                not_found,
             )),
             Some(e) if e.owner.is_some() && e.owner != *caller => Err(refuse(
                 StatusCode::FORBIDDEN,
                 codes::INVALID_REQUEST,
                 "Forbidden: this session belongs to another caller",
             )),
-            Some(e) => {
-                e.touch();
-                Ok(Some((id, e)))
-            }
+            Some(e) => Ok(e),
         }
     }
 
