@@ -215,6 +215,28 @@ impl ParamFacts {
     }
 }
 
+/// The `_meta.progressToken` a request's params ask for (as JSON text), if any: what routes the
+/// server's progress notifications about it. Params that cannot hold one (no `progressToken`
+/// and no `\u` escape that could spell it) are not parsed.
+pub fn progress_token(params: Option<&RawValue>) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Meta<'a> {
+        #[serde(rename = "progressToken", borrow)]
+        token: Option<&'a RawValue>,
+    }
+    #[derive(Deserialize)]
+    struct P<'a> {
+        #[serde(rename = "_meta", borrow)]
+        meta: Option<Meta<'a>>,
+    }
+    let params = params?.get();
+    if !params.contains("progressToken") && !params.contains("\\u") {
+        return None;
+    }
+    let p: P = serde_json::from_str(params).ok()?;
+    p.meta?.token.map(|t| t.get().to_string())
+}
+
 /// A JSON-RPC error response line.
 pub fn error_response(id: &str, code: i64, message: &str, data: Option<&Value>) -> Vec<u8> {
     let mut error = serde_json::json!({ "code": code, "message": message });
@@ -231,6 +253,29 @@ pub fn result_response(id: &str, result: &Value) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_progress_token_is_read_where_params_can_hold_one() {
+        let token = |text: &str| {
+            let raw = RawValue::from_string(text.to_string()).unwrap();
+            progress_token(Some(&raw))
+        };
+        assert_eq!(
+            token(r#"{"_meta":{"progressToken":7},"name":"x"}"#).as_deref(),
+            Some("7")
+        );
+        assert_eq!(
+            token(r#"{"_meta":{"progressToken":"p-1"}}"#).as_deref(),
+            Some(r#""p-1""#)
+        );
+        assert_eq!(token(r#"{"name":"x","arguments":{}}"#), None);
+        assert_eq!(
+            token(r#"{"_meta":{"progress\u0054oken":3}}"#).as_deref(),
+            Some("3"),
+            "an escaped key is still the key"
+        );
+        assert_eq!(progress_token(None), None);
+    }
+
     #[test]
     fn denial_codes_map_in_the_sdks_order_and_unknown_ones_to_the_generic_server_error() {
         assert_eq!(codes::of_denial("denied"), -32001);

@@ -37,6 +37,28 @@ pub struct Routed {
     /// The message answered a question: `to_server` is the held call, released, and
     /// `to_client` its answer — both belong to the held call's exchange, not this message's.
     pub release: bool,
+    /// The requests in `to_server`, as the session read them: what a transport routes the
+    /// server's answers and progress by, without parsing the bytes again.
+    pub forwarded: Vec<Forwarded>,
+}
+
+/// A request forwarded to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarded {
+    /// Its id, as JSON text.
+    pub id: String,
+    /// The `_meta.progressToken` it asked for, as JSON text.
+    pub progress_token: Option<String>,
+}
+
+impl Forwarded {
+    /// `env`, when it is a request.
+    fn of(env: &Envelope<'_>) -> Option<Forwarded> {
+        (env.kind() == Kind::Request).then(|| Forwarded {
+            id: env.id_text().to_string(),
+            progress_token: jsonrpc::progress_token(env.params),
+        })
+    }
 }
 
 enum Pending {
@@ -262,11 +284,16 @@ impl Session {
                     Err(answer) if answer.is_empty() => (None, vec![]),
                     Err(answer) => (None, vec![answer]),
                 };
+                let forwarded = match &to_server {
+                    Some(_) if !release => Forwarded::of(&env).into_iter().collect(),
+                    _ => Vec::new(),
+                };
                 Routed {
                     to_server,
                     to_client,
                     held,
                     release,
+                    forwarded,
                 }
             }
             Ok(Parsed::Batch(items)) => self.client_batch(items).await,
@@ -506,11 +533,18 @@ impl Session {
 
     async fn client_batch(&self, items: Vec<&RawValue>) -> Routed {
         let mut forward: Vec<String> = Vec::new();
+        let mut forwarded: Vec<Forwarded> = Vec::new();
         let mut answers: Vec<String> = Vec::new();
         for item in items {
             let bytes = item.get().as_bytes();
             let outcome = match serde_json::from_str::<Envelope>(item.get()) {
-                Ok(env) => self.client_message(&env, bytes).await,
+                Ok(env) => {
+                    let outcome = self.client_message(&env, bytes).await;
+                    if outcome.is_ok() {
+                        forwarded.extend(Forwarded::of(&env));
+                    }
+                    outcome
+                }
                 Err(e) => Err(jsonrpc::error_response(
                     "null",
                     codes::INVALID_REQUEST,
@@ -532,6 +566,7 @@ impl Session {
         Routed {
             to_server: join(forward),
             to_client: join(answers).into_iter().collect(),
+            forwarded,
             ..Routed::default()
         }
     }

@@ -7,7 +7,6 @@ use super::stateless::IdSwap;
 use super::streams::{
     answer_json, open_stream, release, set_session, sse_response, stream_answers, Awaiting,
 };
-use super::upstream::requested_progress_token;
 use super::{json_response, refuse, Listener};
 use crate::jsonrpc::{self, codes, Envelope, Kind, Parsed};
 use crate::transport::http::{read_body, BodyError, ResponseBody};
@@ -105,7 +104,7 @@ pub(super) fn requests_in(bytes: &[u8]) -> (Vec<String>, Vec<(String, String)>) 
     let mut note = |env: &Envelope<'_>| {
         if env.kind() == Kind::Request {
             let id = env.id_text().to_string();
-            if let Some(t) = requested_progress_token(env.params) {
+            if let Some(t) = jsonrpc::progress_token(env.params) {
                 tokens.push((t, id.clone()));
             }
             ids.push(id);
@@ -277,7 +276,13 @@ impl Listener {
         let Some(to_server) = routed.to_server else {
             return answer_json(answers, session_id.as_deref(), modern);
         };
-        let (ids, tokens) = requests_in(&to_server);
+        // What the session read of the forwarded requests: no third parse of the bytes.
+        let ids: Vec<String> = routed.forwarded.iter().map(|f| f.id.clone()).collect();
+        let tokens: Vec<(String, String)> = routed
+            .forwarded
+            .into_iter()
+            .filter_map(|f| Some((f.progress_token?, f.id)))
+            .collect();
         if ids.is_empty() {
             if let Err(e) = entry.upstream.send(&to_server).await {
                 return refuse(

@@ -331,19 +331,3 @@ pub fn progress_token(params: Option<&serde_json::value::RawValue>) -> Option<St
     let p: P = serde_json::from_str(params?.get()).ok()?;
     p.token.map(|t| t.get().to_string())
 }
-
-/// A request's `params._meta.progressToken` as JSON text.
-pub fn requested_progress_token(params: Option<&serde_json::value::RawValue>) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Meta<'a> {
-        #[serde(rename = "progressToken", borrow)]
-        token: Option<&'a serde_json::value::RawValue>,
-    }
-    #[derive(serde::Deserialize)]
-    struct P<'a> {
-        #[serde(rename = "_meta", borrow)]
-        meta: Option<Meta<'a>>,
-    }
-    let p: P = serde_json::from_str(params?.get()).ok()?;
-    p.meta?.token.map(|t| t.get().to_string())
-}
