@@ -265,7 +265,13 @@ impl Session {
 
     /// Route one message (line) from the agent.
     pub async fn from_client(&self, line: &[u8]) -> Routed {
-        match jsonrpc::parse(line) {
+        self.route(line, jsonrpc::parse(line)).await
+    }
+
+    /// Route one message from the agent that its transport has parsed already (`parsed` is
+    /// [`jsonrpc::parse`] of `line`): the message is not read twice.
+    pub async fn route(&self, line: &[u8], parsed: Result<Parsed<'_>, (i64, String)>) -> Routed {
+        match parsed {
             Err((code, message)) => Routed {
                 to_client: vec![jsonrpc::error_response("null", code, &message, None)],
                 ..Routed::default()

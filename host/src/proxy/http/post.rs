@@ -181,10 +181,14 @@ impl Listener {
                 return r;
             }
         }
-        let inspected = match jsonrpc::parse(&body) {
+        // Parsed once: the same parse goes to the session (unless ids are swapped below).
+        let parsed = match jsonrpc::parse(&body) {
             Err((code, message)) => return refuse(StatusCode::BAD_REQUEST, code, &message),
-            Ok(Parsed::Single(env)) => {
-                let m = inspect(&env);
+            Ok(parsed) => parsed,
+        };
+        let inspected = match &parsed {
+            Parsed::Single(env) => {
+                let m = inspect(env);
                 if let Err(why) = check_headers(&headers, &m, modern) {
                     let answer =
                         jsonrpc::error_response(env.id_text(), HEADER_MISMATCH, &why, None);
@@ -192,7 +196,7 @@ impl Listener {
                 }
                 Some(m)
             }
-            Ok(Parsed::Batch(_)) => None,
+            Parsed::Batch(_) => None,
         };
         let is_initialize = inspected.as_ref().is_some_and(|m| m.is_initialize);
         let stateless = modern;
@@ -241,7 +245,11 @@ impl Listener {
                 swap = Some(s);
             }
         }
-        let routed = entry.session.from_client(&message).await;
+        let routed = match swap {
+            // Other bytes than those parsed above: the session reads them.
+            Some(_) => entry.session.from_client(&message).await,
+            None => entry.session.route(&message, Ok(parsed)).await,
+        };
         if routed.release {
             return release(&entry, routed, session_id.as_deref()).await;
         }
