@@ -31,8 +31,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// An entry of `include:` as written: a path or reference, or the long form.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub(super) enum IncludeFile {
     /// `./common.yaml`, `packs/github`, `oci://…`.
     Short(String),
@@ -51,6 +50,23 @@ pub(super) struct IncludeEntry {
     trusted_keys: Vec<String>,
     #[serde(default)]
     grant: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for IncludeFile {
+    /// By hand rather than `untagged`, so that a mistake in the long form is named (`unknown
+    /// field `trusted_key``) instead of "did not match any variant".
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Ok(IncludeFile::Short(s)),
+            v @ serde_json::Value::Object(_) => serde_json::from_value(v)
+                .map(IncludeFile::Long)
+                .map_err(D::Error::custom),
+            other => Err(D::Error::custom(format!(
+                "an include is a path or reference, or {{source, sha256, trusted_keys, grant}}, not {other}"
+            ))),
+        }
+    }
 }
 
 impl IncludeFile {
@@ -409,6 +425,14 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("the file has sha256 "), "{e}");
+        let e = parse_native(
+            "include: [{ source: g.yaml, trusted_key: [x] }]\n",
+            dir.path(),
+        )
+        .unwrap_err();
+        assert!(e.contains("unknown field `trusted_key`, expected one of `source`, `sha256`, `trusted_keys`, `grant`"), "{e}");
+        let e = parse_native("include: [7]\n", dir.path()).unwrap_err();
+        assert!(e.contains("an include is a path or reference"), "{e}");
         let e = parse_native("include: [missing.yaml]\n", dir.path()).unwrap_err();
         assert!(e.starts_with("include missing.yaml: cannot read "), "{e}");
     }

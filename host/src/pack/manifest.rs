@@ -178,11 +178,6 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Whether it carries a policy fragment.
-    pub fn is_policy(&self) -> bool {
-        self.policy.is_some()
-    }
-
     /// The WIT version, e.g. `0.1.0`.
     pub fn wit_version(&self) -> &str {
         self.wit.trim_start_matches("tollgate:policy@")
@@ -244,7 +239,8 @@ mod tests {
         let policy = r#"{"name":"github","version":"1.0.0","policy":{"file":"policy.yaml"}}"#;
         assert!(Manifest::parse(policy.as_bytes(), false)
             .unwrap()
-            .is_policy());
+            .policy
+            .is_some());
         let e = Manifest::parse(policy.as_bytes(), true)
             .unwrap_err()
             .to_string();
