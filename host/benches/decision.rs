@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tollgate::chain::{Chain, Decision, UpstreamOutcome};
+use tollgate::chain::{Chain, Decision, ServerOutcome};
 use tollgate::config::parse_native;
 use tollgate::engine::{CallInput, EngineConfig, PolicyEngine, Strategy};
 use tollgate::state::memory::MemoryStore;
@@ -104,7 +104,7 @@ async fn measure(
         let Decision::Allow { ticket, .. } = decision else {
             panic!("the benchmark call must be allowed: {decision:?}")
         };
-        chain.settle(ticket, UpstreamOutcome::Success).await;
+        chain.settle(ticket, ServerOutcome::Success).await;
         if i >= iterations / 10 {
             samples.push(elapsed); // the first 10% warm up
         }

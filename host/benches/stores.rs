@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tollgate::chain::{Chain, Decision, UpstreamOutcome};
+use tollgate::chain::{Chain, Decision, ServerOutcome};
 use tollgate::config::parse_native;
 use tollgate::engine::{CallInput, EngineConfig, PolicyEngine};
 use tollgate::state::memory::MemoryStore;
@@ -107,7 +107,7 @@ async fn rate(chain: &Arc<Chain>, callers: usize, seconds: f64) -> f64 {
                     let Decision::Allow { ticket, .. } = decision else {
                         panic!("the benchmark call must be allowed: {decision:?}")
                     };
-                    chain.settle(ticket, UpstreamOutcome::Success).await;
+                    chain.settle(ticket, ServerOutcome::Success).await;
                     if counting.load(Ordering::Relaxed) {
                         done.fetch_add(1, Ordering::Relaxed);
                     }

@@ -66,14 +66,19 @@ pub struct Denial {
     pub approval: Option<String>,
 }
 
-/// What the server's answer to an allowed call was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamOutcome {
-    /// A result without `isError`.
+/// What the server's answer to an allowed call was (in a test case's `upstream:`, `success`,
+/// `error_result` or `error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerOutcome {
+    /// A result without `isError`: the call's reservations are committed.
+    #[default]
     Success,
-    /// A result with `isError: true`.
+    /// A result with `isError: true`: refunded unless the rule says
+    /// `refund_on_error_result: false`.
     ErrorResult,
-    /// A JSON-RPC error, or no answer at all.
+    /// A JSON-RPC error, or no answer at all: reservations are refunded.
+    #[serde(rename = "error")]
     Failed,
 }
 
@@ -520,15 +525,15 @@ impl Chain {
     }
 
     /// Commit or refund an allowed call's reservations once the server has answered.
-    pub async fn settle(&self, ticket: Ticket, outcome: UpstreamOutcome) {
+    pub async fn settle(&self, ticket: Ticket, outcome: ServerOutcome) {
         let refunded =
             ticket
                 .reservations
                 .into_iter()
                 .filter(|(_, on_error_result)| match outcome {
-                    UpstreamOutcome::Success => false,
-                    UpstreamOutcome::ErrorResult => *on_error_result,
-                    UpstreamOutcome::Failed => true,
+                    ServerOutcome::Success => false,
+                    ServerOutcome::ErrorResult => *on_error_result,
+                    ServerOutcome::Failed => true,
                 });
         self.refund(refunded.map(|(r, _)| r)).await;
     }

@@ -28,7 +28,8 @@ use tollgate::proxy::Session;
 use tollgate::state::memory::MemoryStore;
 use tollgate::state::sqlite::SqliteStore;
 use tollgate::state::CounterStore;
-use tollgate::transport::http_client::UpstreamOptions;
+use tollgate::transport::remote::RemoteOptions;
+use tollgate::transport::server::ServerAddress;
 
 /// Tollgate: an MCP policy proxy. Every tools/call passes sandboxed WebAssembly policy plugins
 /// before the MCP server sees it.
@@ -550,8 +551,8 @@ async fn run(args: RunArgs, threads: u16) -> Result<i32> {
     };
     // What is still in memory is written when the proxy ends, however it ends.
     let _flush = FlushAtExit(decisions);
-    let remote = match &args.upstream {
-        Some(url) => Some(UpstreamOptions {
+    let address = match &args.upstream {
+        Some(url) => ServerAddress::Url(RemoteOptions {
             url: url.clone(),
             headers: args
                 .upstream_header
@@ -560,7 +561,7 @@ async fn run(args: RunArgs, threads: u16) -> Result<i32> {
                 .collect::<Result<Vec<_>>>()?,
             timeout: Duration::from_secs(300),
         }),
-        None => None,
+        None => ServerAddress::command(args.command),
     };
     let colocate = match args.colocate {
         // Several runtime threads were asked for to use several CPUs.
@@ -573,10 +574,7 @@ async fn run(args: RunArgs, threads: u16) -> Result<i32> {
         let access = args.http.access(listen)?;
         let options = http::HttpOptions {
             listen,
-            upstream: match remote {
-                Some(r) => http::Upstream::Remote(r),
-                None => http::Upstream::Command(args.command),
-            },
+            server: address,
             access,
             max_message_bytes: args.max_message_bytes,
             idle_timeout: Duration::from_secs(args.http.session_idle_secs),
@@ -607,11 +605,8 @@ async fn run(args: RunArgs, threads: u16) -> Result<i32> {
         eprintln!("tollgate: metrics on http://{bound}/metrics");
     }
     let session = Arc::new(Session::shared(cell).with_recorder(recorder));
-    if let Some(upstream) = remote {
-        return Ok(stdio::run_remote(session, &upstream, args.max_message_bytes).await?);
-    }
     let options = StdioOptions {
-        command: args.command,
+        server: address,
         max_message_bytes: args.max_message_bytes,
         shutdown_grace: Duration::from_secs(5),
         colocate,

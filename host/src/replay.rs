@@ -30,7 +30,7 @@
 //! (UTC, 2025-01-01) and moves only when a case says `wait: SECONDS`, so rate-limit windows never
 //! roll over in the middle of a run and the results are the same on every run.
 
-use crate::chain::{Chain, Decision, UpstreamOutcome};
+use crate::chain::{Chain, Decision, ServerOutcome};
 use crate::engine::CallInput;
 use crate::state::memory::MemoryStore;
 use crate::state::{CounterStore, Reservation, StoreError, TakeRequest, Taken};
@@ -141,7 +141,7 @@ pub struct Case {
     pub reason_contains: Option<String>,
     /// For an allowed call: the server's answer, which settles the counters (default success).
     #[serde(default)]
-    pub upstream: Upstream,
+    pub upstream: ServerOutcome,
     /// Seconds to move the replay clock forward before this call (e.g. past a rate-limit window).
     #[serde(default)]
     pub wait: Option<f64>,
@@ -192,29 +192,6 @@ impl Expect {
             Expect::Allow => "allow",
             Expect::Deny => "deny",
             Expect::Unknown => "unknown",
-        }
-    }
-}
-
-/// What the server answers an allowed call with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Upstream {
-    /// A result: the call's reservations are committed.
-    #[default]
-    Success,
-    /// A JSON-RPC error: reservations are refunded.
-    Error,
-    /// A result with `isError: true`: refunded unless the rule says `refund_on_error_result: false`.
-    ErrorResult,
-}
-
-impl From<Upstream> for UpstreamOutcome {
-    fn from(u: Upstream) -> Self {
-        match u {
-            Upstream::Success => UpstreamOutcome::Success,
-            Upstream::Error => UpstreamOutcome::Failed,
-            Upstream::ErrorResult => UpstreamOutcome::ErrorResult,
         }
     }
 }
@@ -442,7 +419,7 @@ pub async fn run(chain: &Chain, clock: &ReplayStore, cases: &[Case]) -> Vec<Outc
             Decision::Allow {
                 ticket, arguments, ..
             } => {
-                chain.settle(ticket, case.upstream.into()).await;
+                chain.settle(ticket, case.upstream).await;
                 if let Some(a) = arguments {
                     forwarded.arguments = a;
                 }
@@ -543,7 +520,7 @@ mod tests {
             "cases:\n  - {name: a, tool: t, expect: deny, code: denied, upstream: error_result}\n",
         )
         .unwrap();
-        assert_eq!(cases[0].upstream, Upstream::ErrorResult);
+        assert_eq!(cases[0].upstream, ServerOutcome::ErrorResult);
         assert!(parse_cases("cases:\n  - {name: a, tool: t, expect: maybe}\n").is_err());
         assert!(parse_cases("cases:\n  - {name: a, tool: t, expect: allow, typo: 1}\n").is_err());
         assert!(

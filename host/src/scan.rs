@@ -13,15 +13,12 @@
 //! declared: a server that has them asks for the roots, and a declined answer would change what
 //! it serves (the filesystem server's allowed directories).
 
-use crate::transport::http_client::{HttpUpstream, UpstreamOptions};
-use crate::transport::lines::{Line, LineReader, SERVER_LINE_LIMIT};
+use crate::transport::server::{self, ServerAddress, ServerLink, ServerMessages};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
-use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 /// The protocol revision `scan` asks for.
 pub const PROTOCOL_VERSION: &str = "2025-06-18";
@@ -54,66 +51,28 @@ pub struct Scan {
     pub tools: Vec<ScannedTool>,
 }
 
-/// How the scan reaches the server.
-// One per session (or scan): the size difference costs nothing worth boxing for.
-#[allow(clippy::large_enum_variant)]
-enum Link {
-    Child {
-        child: Child,
-        stdin: ChildStdin,
-        stdout: LineReader<BufReader<ChildStdout>>,
-    },
-    Remote {
-        upstream: std::sync::Arc<HttpUpstream>,
-        messages: tokio::sync::mpsc::UnboundedReceiver<bytes::Bytes>,
-    },
-}
-
 struct Peer {
-    link: Link,
+    link: Arc<ServerLink>,
+    messages: ServerMessages,
     next_id: u64,
     timeout: Duration,
 }
 
 impl Peer {
     async fn send(&mut self, message: &Value) -> Result<()> {
-        match &mut self.link {
-            Link::Child { stdin, .. } => {
-                let mut line = message.to_string();
-                line.push('\n');
-                stdin
-                    .write_all(line.as_bytes())
-                    .await
-                    .context("cannot write to the server (did it exit?)")?;
-                stdin.flush().await?;
-            }
-            Link::Remote { upstream, .. } => upstream.send(message.to_string().into_bytes()),
-        }
-        Ok(())
+        self.link
+            .send(message.to_string().as_bytes())
+            .await
+            .context("cannot write to the server (did it exit?)")
     }
 
     /// The server's next message; `None` when it is gone.
     async fn next_message(&mut self) -> Result<Option<String>> {
-        match &mut self.link {
-            // Framed as the stdio proxy frames a server: a line over the limit is skipped
-            // without being held whole, and reported.
-            Link::Child { stdout, .. } => loop {
-                match stdout.next().await.context("cannot read from the server")? {
-                    None => return Ok(None),
-                    Some(Line::Message(bytes)) => {
-                        return Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
-                    }
-                    Some(Line::TooLong(n)) => tracing::warn!(
-                        "the server sent a line of {n} bytes, more than the {} MiB limit; skipped",
-                        SERVER_LINE_LIMIT >> 20
-                    ),
-                }
-            },
-            Link::Remote { messages, .. } => Ok(messages
-                .recv()
-                .await
-                .map(|m| String::from_utf8_lossy(&m).into_owned())),
-        }
+        Ok(self
+            .messages
+            .next()
+            .await
+            .map(|m| String::from_utf8_lossy(&m).into_owned()))
     }
 
     /// Send a request and wait for the response with its id, skipping everything else.
@@ -178,89 +137,28 @@ impl Peer {
         }
         Ok(None)
     }
-
-    /// Close the server's stdin, give it a moment to exit, then kill it; or end the remote
-    /// session.
-    async fn stop(self) {
-        match self.link {
-            Link::Child {
-                mut child, stdin, ..
-            } => {
-                drop(stdin);
-                if tokio::time::timeout(Duration::from_secs(2), child.wait())
-                    .await
-                    .is_err()
-                {
-                    let _ = child.kill().await;
-                }
-            }
-            Link::Remote { upstream, .. } => upstream.close().await,
-        }
-    }
 }
 
-/// Start `command` (with `env` added to Tollgate's environment), list its tools, stop it.
-/// `timeout` bounds each response.
-pub async fn scan(command: &[String], env: &[(String, String)], timeout: Duration) -> Result<Scan> {
-    let (program, args) = command
-        .split_first()
-        .ok_or_else(|| anyhow!("no server command given"))?;
-    let mut child = Command::new(program)
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("cannot start `{program}`"))?;
-    let stdin = child.stdin.take().expect("stdin is piped");
-    let stdout = LineReader::new(
-        BufReader::new(child.stdout.take().expect("stdout is piped")),
-        SERVER_LINE_LIMIT,
-    );
+/// Start the server at `address`, list its tools, stop it (a remote session is ended). `timeout`
+/// bounds each response.
+pub async fn scan(address: &ServerAddress, timeout: Duration) -> Result<Scan> {
+    let (link, messages) = server::start(address, 0)?;
     let mut peer = Peer {
-        link: Link::Child {
-            child,
-            stdin,
-            stdout,
-        },
+        link,
+        messages,
         next_id: 0,
         timeout,
     };
     let result = match talk(&mut peer).await {
         Ok(scan) => Ok(scan),
-        Err(e) => {
-            // Say so when the server is gone: that is usually the real problem.
-            let Link::Child { child, .. } = &mut peer.link else {
-                unreachable!("a command scan talks to a child")
-            };
-            match tokio::time::timeout(Duration::from_millis(500), child.wait()).await {
-                Ok(Ok(status)) => Err(e.context(format!("the server exited ({status})"))),
-                _ => Err(e),
-            }
-        }
-    };
-    peer.stop().await;
-    result
-}
-
-/// Open a session on the server at `url` (Streamable HTTP), list its tools, end the session.
-pub async fn scan_url(upstream: &UpstreamOptions, timeout: Duration) -> Result<Scan> {
-    let (remote, messages) = HttpUpstream::connect(upstream)?;
-    let mut peer = Peer {
-        link: Link::Remote {
-            upstream: remote,
-            messages,
+        // Say so when a child is gone: that is usually the real problem.
+        Err(e) => match tokio::time::timeout(Duration::from_millis(500), peer.link.wait()).await {
+            Ok(Some(Ok(status))) => Err(e.context(format!("the server exited ({status})"))),
+            _ => Err(e),
         },
-        next_id: 0,
-        timeout,
     };
-    let result = talk(&mut peer)
-        .await
-        .with_context(|| format!("scanning {}", upstream.url));
-    peer.stop().await;
-    result
+    peer.link.shut_down(Duration::from_secs(2)).await;
+    result.with_context(|| format!("scanning {address}"))
 }
 
 async fn talk(peer: &mut Peer) -> Result<Scan> {

@@ -4,7 +4,8 @@
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::time::Duration;
-use tollgate::transport::http_client::UpstreamOptions;
+use tollgate::transport::remote::RemoteOptions;
+use tollgate::transport::server::ServerAddress;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ScanArgs {
@@ -35,25 +36,20 @@ pub(crate) struct ServerArgs {
 /// Ask the server `args` names for its tools; what it listed and how to name it to a reader.
 pub(crate) async fn scan_server(args: &ServerArgs) -> Result<(tollgate::scan::Scan, String)> {
     let timeout = Duration::from_secs(args.timeout.max(1));
-    Ok(match &args.url {
-        Some(url) => {
-            let upstream = UpstreamOptions {
-                url: url.clone(),
-                headers: args
-                    .header
-                    .iter()
-                    .map(|h| super::upstream_header(h))
-                    .collect::<Result<Vec<_>>>()?,
-                timeout,
-            };
-            let found = tollgate::scan::scan_url(&upstream, timeout).await?;
-            (found, url.clone())
-        }
-        None => (
-            tollgate::scan::scan(&args.command, &[], timeout).await?,
-            format!("`{}`", args.command.join(" ")),
-        ),
-    })
+    let address = match &args.url {
+        Some(url) => ServerAddress::Url(RemoteOptions {
+            url: url.clone(),
+            headers: args
+                .header
+                .iter()
+                .map(|h| super::upstream_header(h))
+                .collect::<Result<Vec<_>>>()?,
+            timeout,
+        }),
+        None => ServerAddress::command(args.command.clone()),
+    };
+    let found = tollgate::scan::scan(&address, timeout).await?;
+    Ok((found, address.to_string()))
 }
 
 pub(crate) async fn scan(args: ScanArgs) -> Result<()> {

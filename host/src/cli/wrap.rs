@@ -5,7 +5,8 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tollgate::transport::http_client::UpstreamOptions;
+use tollgate::transport::remote::RemoteOptions;
+use tollgate::transport::server::ServerAddress;
 use tollgate::wrap::{self, catalog, Client, ConfigFile, Record, Shape, Syntax};
 
 #[derive(Debug, clap::Args)]
@@ -224,27 +225,22 @@ async fn policy_text(server: &wrap::Server, args: &WrapArgs) -> Result<(String, 
         bail!("--no-scan");
     }
     let timeout = Duration::from_secs(args.timeout.max(1));
-    let (found, source) = match &server.shape {
-        Shape::Stdio { command, args: a } => {
-            let mut line = vec![command.clone()];
-            line.extend(a.iter().cloned());
-            let env = string_pairs(&server.entry, "env");
-            let found = tollgate::scan::scan(&line, &env, timeout).await?;
-            (found, format!("`{}`", line.join(" ")))
-        }
-        Shape::Remote { url, .. } => {
-            let upstream = UpstreamOptions {
-                url: url.clone(),
-                headers: string_pairs(&server.entry, "headers"),
-                timeout,
-            };
-            (
-                tollgate::scan::scan_url(&upstream, timeout).await?,
-                url.clone(),
-            )
-        }
+    let address = match &server.shape {
+        Shape::Stdio { command, args: a } => ServerAddress::Command {
+            argv: std::iter::once(command.clone())
+                .chain(a.iter().cloned())
+                .collect(),
+            env: string_pairs(&server.entry, "env"),
+        },
+        Shape::Remote { url, .. } => ServerAddress::Url(RemoteOptions {
+            url: url.clone(),
+            headers: string_pairs(&server.entry, "headers"),
+            timeout,
+        }),
         Shape::Sse | Shape::Wrapped => bail!("not a server Tollgate fronts"),
     };
+    let found = tollgate::scan::scan(&address, timeout).await?;
+    let source = address.to_string();
     let tools = found.tools.len();
     Ok((
         tollgate::scan::starter_policy(&found, &source),

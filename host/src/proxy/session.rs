@@ -5,7 +5,7 @@
 //! forwarded as the original bytes.
 
 use crate::audit::{AuditRecord, Recorder};
-use crate::chain::{Chain, ChainCell, Decision, Denial, Ticket, UpstreamOutcome};
+use crate::chain::{Chain, ChainCell, Decision, Denial, Ticket, ServerOutcome};
 use crate::config::DenyAs;
 use crate::engine::CallInput;
 use crate::jsonrpc::{
@@ -677,19 +677,19 @@ impl Session {
     }
 
     /// The server is gone: refund every call still waiting for an answer.
-    pub async fn upstream_lost(&self) {
+    pub async fn server_lost(&self) {
         let pending: Vec<Pending> = self.pending().drain().map(|(_, p)| p).collect();
         for p in pending {
             if let Pending::Call(p) = p {
-                self.chain().settle(p.ticket, UpstreamOutcome::Failed).await;
+                self.chain().settle(p.ticket, ServerOutcome::Failed).await;
             }
         }
     }
 }
 
-fn outcome_of(env: &Envelope<'_>) -> UpstreamOutcome {
+fn outcome_of(env: &Envelope<'_>) -> ServerOutcome {
     if env.error.is_some() {
-        return UpstreamOutcome::Failed;
+        return ServerOutcome::Failed;
     }
     #[derive(serde::Deserialize)]
     struct IsError {
@@ -700,8 +700,8 @@ fn outcome_of(env: &Envelope<'_>) -> UpstreamOutcome {
         .result
         .and_then(|r| serde_json::from_str::<IsError>(r.get()).ok())
     {
-        Some(IsError { is_error: true }) => UpstreamOutcome::ErrorResult,
-        _ => UpstreamOutcome::Success,
+        Some(IsError { is_error: true }) => ServerOutcome::ErrorResult,
+        _ => ServerOutcome::Success,
     }
 }
 

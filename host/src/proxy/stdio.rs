@@ -1,50 +1,41 @@
-//! The stdio proxy: the MCP server runs as a child process; the agent talks to Tollgate on
-//! Tollgate's own stdin/stdout, exactly as it would to the server.
+//! The stdio proxy: the agent talks to Tollgate on Tollgate's own stdin/stdout, exactly as it
+//! would to the server — a child process, or a remote server over Streamable HTTP.
 //!
 //! Process hygiene: the child's stderr is Tollgate's stderr; SIGINT/SIGTERM are passed to the
-//! child; when the agent closes stdin the child's stdin is closed and the child gets a grace
-//! period before SIGTERM and then SIGKILL; Tollgate exits with the child's exit code.
+//! child; when the agent closes stdin the server link shuts down (the child's stdin is closed
+//! and it gets a grace period before SIGTERM and then SIGKILL; a remote session is ended) and
+//! Tollgate exits with the child's exit code (0 with a remote server).
 
-use super::colocate::{self, Colocation};
+use super::colocate::Colocation;
 use super::Session;
 use crate::jsonrpc::{self, codes};
-use crate::transport::http_client::{HttpUpstream, UpstreamError, UpstreamOptions};
-use crate::transport::lines::{Line, LineReader, SERVER_LINE_LIMIT};
+use crate::transport::lines::{Line, LineReader};
+use crate::transport::server::{self, ServerAddress, ServerLink, StartError};
 use crate::transport::stdio;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
 /// How the stdio proxy runs.
 #[derive(Debug, Clone)]
 pub struct StdioOptions {
-    /// The server's command and arguments.
-    pub command: Vec<String>,
+    /// The server.
+    pub server: ServerAddress,
     /// Largest message accepted from the agent, in bytes.
     pub max_message_bytes: usize,
     /// How long the child may take to exit after its stdin closes.
     pub shutdown_grace: Duration,
-    /// Whether Tollgate and the child share a CPU.
-    pub colocate: colocate::Mode,
+    /// Whether Tollgate and a child server share a CPU.
+    pub colocate: super::colocate::Mode,
 }
 
 /// The proxy could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    /// No command was given.
-    #[error("no MCP server command given: use `tollgate run --policy FILE -- COMMAND [ARGS...]`")]
-    NoCommand,
-    /// The child could not be started.
-    #[error("cannot start the MCP server `{command}`: {cause}")]
-    Spawn {
-        /// The command.
-        command: String,
-        /// Why.
-        cause: std::io::Error,
-    },
+    /// The server could not be started.
+    #[error(transparent)]
+    Start(#[from] StartError),
     /// Waiting for the child failed.
     #[error("lost track of the MCP server process: {0}")]
     Wait(std::io::Error),
@@ -62,25 +53,14 @@ async fn send(out: &Writer, message: &[u8]) -> std::io::Result<()> {
     w.flush().await
 }
 
-/// Run the proxy until the server exits or the agent goes away; returns the exit code to use.
+/// Run the proxy until the server goes away or the agent does; returns the exit code to use.
 pub async fn run(session: Arc<Session>, options: StdioOptions) -> Result<i32, ProxyError> {
-    let (program, args) = options.command.split_first().ok_or(ProxyError::NoCommand)?;
     // Pinned before the spawn, so the child starts on the shared CPU.
-    let colocation = Colocation::start(options.colocate);
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|cause| ProxyError::Spawn {
-            command: options.command.join(" "),
-            cause,
-        })?;
-    let pid = child.id();
-    let child_in = child.stdin.take().expect("stdin was piped");
-    let child_out = child.stdout.take().expect("stdout was piped");
+    let colocation = match options.server.is_command() {
+        true => Colocation::start(options.colocate),
+        false => None,
+    };
+    let (link, mut messages) = server::start(&options.server, options.max_message_bytes)?;
     let to_client: Writer = Arc::new(Mutex::new(stdio::stdout()));
 
     // Agent -> server.
@@ -88,77 +68,40 @@ pub async fn run(session: Arc<Session>, options: StdioOptions) -> Result<i32, Pr
         session.clone(),
         to_client.clone(),
         options.max_message_bytes,
-        Forward::Child(child_in),
+        link.clone(),
     ));
 
     // Server -> agent.
     let server_session = session.clone();
-    let max = options.max_message_bytes;
     let server = tokio::spawn(async move {
-        let mut lines = LineReader::new(
-            BufReader::with_capacity(64 << 10, child_out),
-            max.max(SERVER_LINE_LIMIT),
-        );
-        loop {
-            match lines.next().await {
-                Ok(Some(Line::Message(bytes))) => {
-                    if let Some(out) = server_session.from_server(&bytes).await {
-                        if send(&to_client, &out).await.is_err() {
-                            tracing::info!("the agent closed its output; stopping");
-                            break;
-                        }
-                    }
-                }
-                Ok(Some(Line::TooLong(n))) => tracing::error!(
-                    "dropped a message of {n} bytes from the MCP server: over the size limit"
-                ),
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::error!(error = %e, "reading from the MCP server failed");
+        while let Some(bytes) = messages.next().await {
+            if let Some(out) = server_session.from_server(&bytes).await {
+                if send(&to_client, &out).await.is_err() {
+                    tracing::info!("the agent closed its output; stopping");
                     break;
                 }
             }
         }
-        server_session.upstream_lost().await;
+        server_session.server_lost().await;
     });
 
-    let signals = tokio::spawn(forward_signals(pid));
+    // Only a child gets the signals: without one, they stop Tollgate as usual.
+    let signals = link.pid().map(|pid| tokio::spawn(forward_signals(pid)));
     let watcher = colocation.map(|c| tokio::spawn(c.watch()));
-    let code = supervise(&mut child, agent, server, options.shutdown_grace).await;
-    signals.abort();
-    if let Some(w) = watcher {
-        w.abort();
+    let mut server = server;
+    let code = supervise(&link, agent, &mut server, options.shutdown_grace).await;
+    // Calls still waiting for the server are settled as failed.
+    server.abort();
+    session.server_lost().await;
+    for task in signals.into_iter().chain(watcher) {
+        task.abort();
     }
     code
 }
 
-/// Where the agent's messages go.
-enum Forward {
-    /// A child process's stdin.
-    Child(tokio::process::ChildStdin),
-    /// A remote server over Streamable HTTP.
-    Remote(Arc<HttpUpstream>),
-}
-
-impl Forward {
-    async fn send(&mut self, message: Vec<u8>) -> std::io::Result<()> {
-        match self {
-            Forward::Child(stdin) => {
-                let mut framed = message;
-                framed.push(b'\n');
-                stdin.write_all(&framed).await
-            }
-            Forward::Remote(upstream) => {
-                upstream.send(message);
-                Ok(())
-            }
-        }
-    }
-}
-
 /// Read the agent's messages until it closes stdin; decide, answer or forward each — and the
 /// calls held while an operator decides, when their wait is over.
-async fn pump_agent(session: Arc<Session>, agent_out: Writer, max: usize, mut forward: Forward) {
+async fn pump_agent(session: Arc<Session>, agent_out: Writer, max: usize, link: Arc<ServerLink>) {
     // The agent's stdout carries Tollgate's own questions, and its stdin brings the answers.
     session.carry_questions();
     let mut releases = session.take_releases();
@@ -203,72 +146,39 @@ async fn pump_agent(session: Arc<Session>, agent_out: Writer, max: usize, mut fo
             }
         }
         if let Some(bytes) = routed.to_server {
-            if let Err(e) = forward.send(bytes).await {
+            if let Err(e) = link.send(&bytes).await {
                 tracing::error!(error = %e, "the MCP server stopped reading its input");
                 break;
             }
         }
     }
-    // Dropping the child's stdin tells it the session is over.
-    drop(forward);
 }
 
-/// Serve the agent on stdio in front of a remote MCP server over Streamable HTTP, until the
-/// agent closes stdin (then the remote session is ended with DELETE).
-pub async fn run_remote(
-    session: Arc<Session>,
-    upstream: &UpstreamOptions,
-    max_message_bytes: usize,
-) -> Result<i32, UpstreamError> {
-    let (remote, mut from_server) = HttpUpstream::connect(upstream)?;
-    let to_client: Writer = Arc::new(Mutex::new(stdio::stdout()));
-    let agent = tokio::spawn(pump_agent(
-        session.clone(),
-        to_client.clone(),
-        max_message_bytes,
-        Forward::Remote(remote.clone()),
-    ));
-    let server_session = session.clone();
-    let server = tokio::spawn(async move {
-        while let Some(message) = from_server.recv().await {
-            if let Some(out) = server_session.from_server(&message).await {
-                if send(&to_client, &out).await.is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    let _ = agent.await;
-    remote.close().await;
-    server.abort();
-    session.upstream_lost().await;
-    Ok(0)
-}
-
-/// Wait for the end of the session and of the child; returns the exit code to use.
+/// Wait for the end of the session and of the server; returns the exit code to use.
 async fn supervise(
-    child: &mut Child,
+    link: &ServerLink,
     agent: tokio::task::JoinHandle<()>,
-    mut server: tokio::task::JoinHandle<()>,
+    server: &mut tokio::task::JoinHandle<()>,
     grace: Duration,
 ) -> Result<i32, ProxyError> {
-    tokio::select! {
-        _ = &mut server => {}
+    let status = tokio::select! {
+        // The server closed its output: a child is exiting, or a remote link is gone.
+        _ = &mut *server => link.wait().await,
+        // The agent is gone: the link closes the child's input and gives it time to exit (or
+        // ends the remote session).
         _ = agent => {
-            // The agent is gone and the child's stdin is closed: give the child time to exit.
-            if tokio::time::timeout(grace, child.wait()).await.is_err() {
-                tracing::warn!("the MCP server did not exit {grace:?} after its input closed; sending SIGTERM");
-                signal(child.id(), libc::SIGTERM);
-                if tokio::time::timeout(Duration::from_secs(2), child.wait()).await.is_err() {
-                    tracing::warn!("the MCP server ignored SIGTERM; killing it");
-                    let _ = child.start_kill();
-                }
+            let status = link.shut_down(grace).await;
+            if status.is_some() {
+                // What the child said before it exited still reaches the agent.
+                let _ = tokio::time::timeout(Duration::from_secs(1), &mut *server).await;
             }
-            let _ = tokio::time::timeout(Duration::from_secs(1), &mut server).await;
+            status
         }
+    };
+    match status {
+        Some(status) => Ok(exit_code(status.map_err(ProxyError::Wait)?)),
+        None => Ok(0),
     }
-    let status = child.wait().await.map_err(ProxyError::Wait)?;
-    Ok(exit_code(status))
 }
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {
@@ -288,17 +198,8 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
     }
 }
 
-fn signal(pid: Option<u32>, sig: i32) {
-    if let Some(pid) = pid {
-        // SAFETY: sending a signal to our own child process.
-        unsafe {
-            libc::kill(pid as i32, sig);
-        }
-    }
-}
-
 /// Pass SIGINT and SIGTERM on to the child; it decides how to exit, and Tollgate follows.
-async fn forward_signals(pid: Option<u32>) {
+async fn forward_signals(pid: u32) {
     use tokio::signal::unix::{signal as listen, SignalKind};
     let (Ok(mut int), Ok(mut term)) = (
         listen(SignalKind::interrupt()),
@@ -311,6 +212,6 @@ async fn forward_signals(pid: Option<u32>) {
             _ = int.recv() => libc::SIGINT,
             _ = term.recv() => libc::SIGTERM,
         };
-        signal(pid, sig);
+        server::signal(Some(pid), sig);
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use tollgate::chain::{Chain, Decision, Denial, UpstreamOutcome};
+use tollgate::chain::{Chain, Decision, Denial, ServerOutcome};
 use tollgate::config::{parse_native, DenyAs};
 use tollgate::engine::{CallInput, CodeCache, EngineConfig, PolicyEngine};
 use tollgate::state::memory::MemoryStore;
@@ -54,7 +54,7 @@ async fn denial(chain: &Chain, tool: &str, args: &str) -> Denial {
 async fn allowed(chain: &Chain, tool: &str, args: &str) -> bool {
     match chain.decide(call(tool, args)).await {
         Decision::Allow { ticket, .. } => {
-            chain.settle(ticket, UpstreamOutcome::Success).await;
+            chain.settle(ticket, ServerOutcome::Success).await;
             true
         }
         _ => false,
@@ -124,12 +124,12 @@ async fn the_call_after_the_limit_is_rate_limited_and_failures_are_refunded() {
     let Decision::Allow { ticket, .. } = c.decide(call("send", "{}")).await else {
         panic!()
     };
-    c.settle(ticket, UpstreamOutcome::Failed).await;
+    c.settle(ticket, ServerOutcome::Failed).await;
     // Nor does one whose result has isError (refund_on_error_result defaults to true).
     let Decision::Allow { ticket, .. } = c.decide(call("send", "{}")).await else {
         panic!()
     };
-    c.settle(ticket, UpstreamOutcome::ErrorResult).await;
+    c.settle(ticket, ServerOutcome::ErrorResult).await;
     assert!(allowed(&c, "send", "{}").await);
     let d = denial(&c, "send", "{}").await;
     assert_eq!(d.code, "rate_limited");
@@ -149,7 +149,7 @@ async fn error_results_can_be_made_to_count() {
     let Decision::Allow { ticket, .. } = c.decide(call("send", "{}")).await else {
         panic!()
     };
-    c.settle(ticket, UpstreamOutcome::ErrorResult).await;
+    c.settle(ticket, ServerOutcome::ErrorResult).await;
     assert_eq!(denial(&c, "send", "{}").await.code, "rate_limited");
 }
 

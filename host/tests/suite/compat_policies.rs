@@ -7,7 +7,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tollgate::chain::{Chain, ChainError, Decision, Denial, UpstreamOutcome};
+use tollgate::chain::{Chain, ChainError, Decision, Denial, ServerOutcome};
 use tollgate::config::{self, DefaultAction, Format, Policy};
 use tollgate::engine::{CallInput, CodeCache, EngineConfig, PolicyEngine};
 use tollgate::state::memory::MemoryStore;
@@ -47,7 +47,7 @@ fn call_as(tool: &str, args: &str, caller: &str) -> CallInput {
 async fn decide_as(chain: &Chain, tool: &str, args: &str, caller: &str) -> Result<(), Denial> {
     match chain.decide(call_as(tool, args, caller)).await {
         Decision::Allow { ticket, .. } => {
-            chain.settle(ticket, UpstreamOutcome::Success).await;
+            chain.settle(ticket, ServerOutcome::Success).await;
             Ok(())
         }
         Decision::Deny(d) => Err(d),

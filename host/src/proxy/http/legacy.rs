@@ -40,7 +40,7 @@ impl Listener {
         let endpoint = format!("event: endpoint\ndata: {MESSAGE_PATH}?sessionId={id}\n\n");
         let _ = tx.send(Bytes::from(endpoint));
         let (raw_tx, mut raw_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
-        entry.upstream.open_general(raw_tx);
+        entry.server.open_general(raw_tx);
         let listener = self.clone();
         tokio::spawn(async move {
             loop {
@@ -59,7 +59,7 @@ impl Listener {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
             if let Some(e) = gone {
-                e.upstream.shut_down(Duration::from_secs(2)).await;
+                e.server.shut_down(Duration::from_secs(2)).await;
                 tracing::info!(session = %id, "legacy SSE session closed");
             }
         });
@@ -102,10 +102,10 @@ impl Listener {
         };
         let routed = entry.session.from_client(&body).await;
         for answer in routed.to_client {
-            entry.upstream.deliver(answer.into());
+            entry.server.deliver(answer.into());
         }
         if let Some(bytes) = routed.to_server {
-            if let Err(e) = entry.upstream.send(&bytes).await {
+            if let Err(e) = entry.server.send(&bytes).await {
                 return refuse(
                     StatusCode::BAD_GATEWAY,
                     codes::INTERNAL_ERROR,

@@ -17,7 +17,7 @@
 //! `sessions` is the table of agent sessions (and `DELETE`); `streams` carries answers back (SSE
 //! or JSON), the `GET` stream and held calls' release; `resume` replays a stream after
 //! `Last-Event-ID`; `stateless` is the 2026-07-28 revision's entry; `legacy` the 2024-11-05
-//! SSE transport; `upstream` each session's link to the server; `approvals` and `console` the
+//! SSE transport; `routes` each session's server link and where its messages go; `approvals` and `console` the
 //! operator's endpoints; `alone` the small server stdio mode runs for `/metrics` and the console.
 
 // Helpers return the early answer (a refusal) as the error: a whole Response, built at most once
@@ -31,11 +31,11 @@ pub mod console;
 mod legacy;
 mod post;
 mod resume;
+mod routes;
 mod sessions;
 mod stateless;
 mod streams;
 pub mod tls;
-mod upstream;
 
 use crate::jsonrpc::codes;
 pub use access::{Access, Refusal, Token};
@@ -64,7 +64,7 @@ pub struct HttpOptions {
     pub listen: SocketAddr,
     /// The MCP server: a command started once per session, or a remote endpoint on which each
     /// agent session opens its own session.
-    pub upstream: Upstream,
+    pub server: crate::transport::server::ServerAddress,
     /// Who may connect.
     pub access: Access,
     /// Largest request body, in bytes.
@@ -80,19 +80,10 @@ pub struct HttpOptions {
     pub allow_remote_without_auth: bool,
     /// Serve HTTPS with this certificate and key.
     pub tls: Option<tls::TlsFiles>,
-    /// Whether Tollgate and the servers it starts (a command upstream) share a CPU.
+    /// Whether Tollgate and the servers it starts (a command) share a CPU.
     pub colocate: super::colocate::Mode,
     /// The operator's console at `/console` (for `--approver` callers).
     pub console: Option<crate::console::Console>,
-}
-
-/// The server behind the listener.
-#[derive(Debug, Clone)]
-pub enum Upstream {
-    /// A command (and arguments) started once per session.
-    Command(Vec<String>),
-    /// A remote Streamable HTTP endpoint.
-    Remote(crate::transport::http_client::UpstreamOptions),
 }
 
 /// The listener could not run.
@@ -155,7 +146,7 @@ pub async fn run(
     let mut options = options;
     options.access.bound = Some(bound);
     // Before any session starts its server, so every server starts on the shared CPU.
-    if let Upstream::Command(_) = options.upstream {
+    if options.server.is_command() {
         if let Some(c) = super::colocate::Colocation::start(options.colocate) {
             tokio::spawn(c.watch());
         }
@@ -207,7 +198,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let entries: Vec<Arc<Entry>> = listener.take_all().await;
     for e in &entries {
-        e.upstream.close_general();
+        e.server.close_general();
     }
     let grace = listener.options.shutdown_grace;
     let _ = tokio::time::timeout(grace, async {
@@ -215,7 +206,7 @@ pub async fn run(
     })
     .await;
     for e in entries {
-        e.upstream.shut_down(Duration::from_secs(2)).await;
+        e.server.shut_down(Duration::from_secs(2)).await;
     }
     Ok(0)
 }

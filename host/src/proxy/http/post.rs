@@ -269,7 +269,7 @@ impl Listener {
             // Progress for the held call (a wait for an operator) goes to its stream too.
             let (_, tokens) = requests_in(&message);
             entry
-                .upstream
+                .server
                 .expect(std::slice::from_ref(&held), &tokens, &raw_tx);
             drop(raw_tx);
             let awaiting = Awaiting {
@@ -292,7 +292,7 @@ impl Listener {
             .filter_map(|f| Some((f.progress_token?, f.id)))
             .collect();
         if ids.is_empty() {
-            if let Err(e) = entry.upstream.send(&to_server).await {
+            if let Err(e) = entry.server.send(&to_server).await {
                 return refuse(
                     StatusCode::BAD_GATEWAY,
                     codes::INTERNAL_ERROR,
@@ -307,7 +307,7 @@ impl Listener {
             return answer_json(answers, session_id.as_deref(), modern);
         }
         let (raw_tx, raw_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
-        entry.upstream.expect(&ids, &tokens, &raw_tx);
+        entry.server.expect(&ids, &tokens, &raw_tx);
         drop(raw_tx);
         // From here on, a handler dropped early (the client hung up) cleans up after itself.
         let mut awaiting = Awaiting {
@@ -315,7 +315,7 @@ impl Listener {
             ids,
             shared,
         };
-        if let Err(e) = entry.upstream.send(&to_server).await {
+        if let Err(e) = entry.server.send(&to_server).await {
             awaiting.shared = false;
             return refuse(
                 StatusCode::BAD_GATEWAY,

@@ -2,9 +2,9 @@
 //! owner and its streams for resumption), looked up by `Mcp-Session-Id` and checked against the
 //! caller; the children shared by stateless requests; `DELETE`; and reaping idle sessions.
 
+use super::routes::ServerRoutes;
 use super::streams::set_session;
-use super::upstream::SessionUpstream;
-use super::{json_response, refuse, resume, Listener, Upstream};
+use super::{json_response, refuse, resume, Listener};
 use crate::jsonrpc::codes;
 use crate::proxy::Session;
 use crate::transport::http::ResponseBody;
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 /// One agent session: its policy session and its child.
 pub(super) struct Entry {
     pub(super) session: Arc<Session>,
-    pub(super) upstream: Arc<SessionUpstream>,
+    pub(super) server: Arc<ServerRoutes>,
     /// The authenticated caller that created it; other tokens may not use it.
     pub(super) owner: Option<String>,
     pub(super) last_used: Mutex<Instant>,
@@ -42,7 +42,7 @@ pub(super) async fn reap_idle(listener: std::sync::Weak<Listener>) {
         };
         for (id, e) in idle {
             tracing::info!(session = %id, "closing a session idle for over {timeout:?}");
-            e.upstream.shut_down(Duration::from_secs(2)).await;
+            e.server.shut_down(Duration::from_secs(2)).await;
         }
     }
 }
@@ -142,22 +142,23 @@ impl Listener {
         if let Some(c) = caller {
             session.set_authenticated_caller(c);
         }
-        let upstream = match &self.options.upstream {
-            Upstream::Command(command) => {
-                SessionUpstream::spawn(command, session.clone()).map_err(|e| e.to_string())
-            }
-            Upstream::Remote(remote) => {
-                SessionUpstream::connect(remote, session.clone()).map_err(|e| e.to_string())
-            }
-        }
+        let server = ServerRoutes::start(
+            &self.options.server,
+            self.options.max_message_bytes,
+            session.clone(),
+        )
         .map_err(|e| {
             tracing::error!("{e}");
-            refuse(StatusCode::BAD_GATEWAY, codes::INTERNAL_ERROR, &e)
+            refuse(
+                StatusCode::BAD_GATEWAY,
+                codes::INTERNAL_ERROR,
+                &e.to_string(),
+            )
         })?;
         let releases = session.take_releases();
         let entry = Arc::new(Entry {
             session,
-            upstream,
+            server,
             owner: caller.clone(),
             last_used: Mutex::new(Instant::now()),
             replay: resume::Replay::default(),
@@ -195,8 +196,8 @@ impl Listener {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&id);
-                entry.upstream.close_general();
-                entry.upstream.shut_down(Duration::from_secs(2)).await;
+                entry.server.close_general();
+                entry.server.shut_down(Duration::from_secs(2)).await;
                 tracing::info!(session = %id, "session deleted by the client");
                 let mut r = json_response(StatusCode::OK, "");
                 set_session(&mut r, Some(&id));

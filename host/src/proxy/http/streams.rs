@@ -4,9 +4,9 @@
 
 use super::post::requests_in;
 use super::resume;
+use super::routes::Stream;
 use super::sessions::Entry;
 use super::stateless::IdSwap;
-use super::upstream::Stream;
 use super::{json_response, refuse, Listener};
 use crate::jsonrpc::{self, codes, Kind, Parsed};
 use crate::transport::http::{event_stream, sse_event, ResponseBody};
@@ -59,7 +59,7 @@ impl Listener {
             };
         }
         let (raw_tx, mut raw_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
-        if !entry.upstream.open_general(raw_tx) {
+        if !entry.server.open_general(raw_tx) {
             return refuse(
                 StatusCode::CONFLICT,
                 codes::INVALID_REQUEST,
@@ -116,7 +116,7 @@ impl Drop for Awaiting {
         if self.ids.is_empty() {
             return;
         }
-        self.entry.upstream.forget(&self.ids);
+        self.entry.server.forget(&self.ids);
         if !self.shared {
             return;
         }
@@ -128,7 +128,7 @@ impl Drop for Awaiting {
                     let cancel = format!(
                         r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{id},"reason":"the client closed its stream"}}}}"#
                     );
-                    let _ = entry.upstream.send(cancel.as_bytes()).await;
+                    let _ = entry.server.send(cancel.as_bytes()).await;
                 }
             });
         }
@@ -170,7 +170,7 @@ pub(super) async fn serve_releases(
                 let routed = entry.session.from_client(&bytes).await;
                 release_held(&entry, routed).await;
             }
-            crate::proxy::Release::ToClient(bytes) => entry.upstream.deliver(bytes.into()),
+            crate::proxy::Release::ToClient(bytes) => entry.server.deliver(bytes.into()),
         }
     }
 }
@@ -178,13 +178,13 @@ pub(super) async fn serve_releases(
 /// Send a released call to the server, or its answer to the stream that holds it.
 pub(super) async fn release_held(entry: &Arc<Entry>, routed: crate::proxy::Routed) {
     for answer in routed.to_client {
-        entry.upstream.deliver(answer.into());
+        entry.server.deliver(answer.into());
     }
     if let Some(call) = routed.to_server {
-        if let Err(e) = entry.upstream.send(&call).await {
+        if let Err(e) = entry.server.send(&call).await {
             for id in requests_in(&call).0 {
                 let gone = format!("the MCP server is gone: {e}");
-                entry.upstream.deliver(
+                entry.server.deliver(
                     jsonrpc::error_response(&id, codes::INTERNAL_ERROR, &gone, None).into(),
                 );
             }

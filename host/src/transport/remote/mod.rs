@@ -1,5 +1,5 @@
 //! A remote MCP server over Streamable HTTP, presented like a child process: messages go in with
-//! [`HttpUpstream::send`], and everything the server says (responses, notifications, its own
+//! [`RemoteServer::send`], and everything the server says (responses, notifications, its own
 //! requests, from POST answers and the GET stream alike) comes out of one channel.
 //!
 //! It keeps the session (`Mcp-Session-Id` from the `initialize` answer, `MCP-Protocol-Version`
@@ -8,8 +8,12 @@
 //! ends the session with DELETE. A failed request becomes a JSON-RPC error for its id, so the
 //! agent always gets an answer and counters are refunded.
 
-use crate::jsonrpc::{self, codes, Envelope, Kind, Parsed};
-use bytes::{Bytes, BytesMut};
+mod facts;
+
+use super::sse::SseParser;
+use crate::jsonrpc::{self, codes, Kind, Parsed};
+use bytes::Bytes;
+use facts::{Facts, VERSION};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
@@ -22,7 +26,7 @@ use tokio::sync::mpsc;
 
 /// The upstream URL or a header could not be used.
 #[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
+pub enum RemoteError {
     /// Not an `http://` URL.
     #[error("--upstream `{0}`: expected an http:// URL (for https, put a TLS-terminating proxy in front or use a plain-HTTP loopback address)")]
     Url(String),
@@ -33,7 +37,7 @@ pub enum UpstreamError {
 
 /// How to reach the server.
 #[derive(Debug, Clone)]
-pub struct UpstreamOptions {
+pub struct RemoteOptions {
     /// The MCP endpoint, e.g. `http://127.0.0.1:3001/mcp`.
     pub url: String,
     /// Extra headers sent with every request (e.g. `Authorization`).
@@ -49,7 +53,7 @@ struct State {
 }
 
 /// A connection to a remote MCP server.
-pub struct HttpUpstream {
+pub struct RemoteServer {
     client: Client<HttpConnector, Full<Bytes>>,
     uri: Uri,
     headers: Vec<(HeaderName, HeaderValue)>,
@@ -59,32 +63,31 @@ pub struct HttpUpstream {
 }
 
 const SESSION: &str = "mcp-session-id";
-const VERSION: &str = "mcp-protocol-version";
 
-impl HttpUpstream {
+impl RemoteServer {
     /// Prepare a connection (nothing is sent yet); the receiver yields every message the server
     /// sends.
     pub fn connect(
-        options: &UpstreamOptions,
-    ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<Bytes>), UpstreamError> {
+        options: &RemoteOptions,
+    ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<Bytes>), RemoteError> {
         let uri: Uri = options
             .url
             .parse()
-            .map_err(|_| UpstreamError::Url(options.url.clone()))?;
+            .map_err(|_| RemoteError::Url(options.url.clone()))?;
         if uri.scheme_str() != Some("http") || uri.host().is_none() {
-            return Err(UpstreamError::Url(options.url.clone()));
+            return Err(RemoteError::Url(options.url.clone()));
         }
         let headers = options
             .headers
             .iter()
             .map(|(k, v)| {
-                let bad = || UpstreamError::Header(format!("{k}: {v}"));
+                let bad = || RemoteError::Header(format!("{k}: {v}"));
                 Ok((
                     HeaderName::try_from(k.as_str()).map_err(|_| bad())?,
                     HeaderValue::try_from(v.as_str()).map_err(|_| bad())?,
                 ))
             })
-            .collect::<Result<Vec<_>, UpstreamError>>()?;
+            .collect::<Result<Vec<_>, RemoteError>>()?;
         let mut connector = HttpConnector::new();
         // Without it an SSE answer written in pieces waits on delayed ACKs: tens of ms a call.
         connector.set_nodelay(true);
@@ -142,7 +145,7 @@ impl HttpUpstream {
 
     /// Send one message and wait for the server's answer on this task: a JSON answer (or a
     /// failure) is returned; an SSE answer is read on its own task and its messages arrive on
-    /// the receiver as with [`HttpUpstream::send`]. Saves the task hand-offs of the usual case.
+    /// the receiver as with [`RemoteServer::send`]. Saves the task hand-offs of the usual case.
     pub async fn send_now(self: &Arc<Self>, message: Vec<u8>) -> Vec<Bytes> {
         let mut got = Vec::new();
         self.clone().exchange(message.into(), Some(&mut got)).await;
@@ -419,89 +422,6 @@ impl Awaited {
     }
 }
 
-/// What the client needs to know about a message it sends.
-struct Facts {
-    ids: Vec<String>,
-    initialize: bool,
-    initialized_notification: bool,
-    /// `Mcp-Method`, `Mcp-Name` and `MCP-Protocol-Version` for a 2026-07-28 request.
-    mirrored: Vec<(&'static str, String)>,
-}
-
-impl Facts {
-    fn of(message: &[u8]) -> Facts {
-        let mut f = Facts {
-            ids: Vec::new(),
-            initialize: false,
-            initialized_notification: false,
-            mirrored: Vec::new(),
-        };
-        match jsonrpc::parse(message) {
-            Ok(Parsed::Single(env)) => f.note(&env, true),
-            Ok(Parsed::Batch(items)) => {
-                for item in items {
-                    if let Ok(env) = serde_json::from_str::<Envelope>(item.get()) {
-                        f.note(&env, false);
-                    }
-                }
-            }
-            Err(_) => {}
-        }
-        f
-    }
-
-    fn note(&mut self, env: &Envelope<'_>, single: bool) {
-        let method = env.method.as_deref();
-        match env.kind() {
-            Kind::Request => {
-                self.ids.push(env.id_text().to_string());
-                self.initialize |= method == Some("initialize");
-            }
-            Kind::Notification => {
-                self.initialized_notification |= method == Some("notifications/initialized")
-            }
-            _ => {}
-        }
-        if !single {
-            return;
-        }
-        let facts = jsonrpc::ParamFacts::of(env.params);
-        let (Some(revision), Some(method)) = (facts.revision(), method) else {
-            return;
-        };
-        self.mirrored.push((VERSION, revision.to_string()));
-        self.mirrored.push(("mcp-method", method.to_string()));
-        if let Some(name) = facts.target(Some(method)) {
-            self.mirrored.push(("mcp-name", header_safe(name)));
-        }
-    }
-
-    fn mirror(&self, headers: &mut hyper::HeaderMap) {
-        for (k, v) in &self.mirrored {
-            if let Ok(v) = HeaderValue::try_from(v.as_str()) {
-                headers.insert(*k, v);
-            }
-        }
-    }
-}
-
-/// A header value as MCP clients write it: plain printable ASCII verbatim, anything else in the
-/// `=?base64?…?=` form.
-fn header_safe(value: &str) -> String {
-    let plain = !value.is_empty()
-        && value.bytes().all(|b| (0x20..0x7f).contains(&b))
-        && value.trim() == value
-        && !value.starts_with("=?base64?");
-    if plain {
-        return value.to_string();
-    }
-    use base64::Engine;
-    format!(
-        "=?base64?{}?=",
-        base64::engine::general_purpose::STANDARD.encode(value)
-    )
-}
-
 fn is_json_rpc(body: &[u8]) -> bool {
     matches!(jsonrpc::parse(body), Ok(Parsed::Single(env)) if env.kind() == Kind::Response)
 }
@@ -512,65 +432,6 @@ fn negotiated_version(message: &[u8]) -> Option<String> {
     v.pointer("/result/protocolVersion")?
         .as_str()
         .map(str::to_string)
-}
-
-/// Splits an SSE byte stream into the `data` of its events, keeping the last event id and the
-/// server's `retry` (for resuming).
-#[derive(Default)]
-struct SseParser {
-    buffer: BytesMut,
-    last_id: Option<String>,
-    retry_ms: Option<u64>,
-    /// Events with data handed out so far.
-    delivered: u64,
-}
-
-impl SseParser {
-    fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
-        self.buffer.extend_from_slice(chunk);
-        let mut events = Vec::new();
-        while let Some(end) = find_event_end(&self.buffer) {
-            let (len, sep) = end;
-            let event = self.buffer.split_to(len + sep);
-            let mut data = Vec::new();
-            for line in event[..len].split(|b| *b == b'\n') {
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                let field = |name: &[u8]| {
-                    line.strip_prefix(name).map(|v| {
-                        String::from_utf8_lossy(v.strip_prefix(b" ").unwrap_or(v)).into_owned()
-                    })
-                };
-                if let Some(d) = line.strip_prefix(b"data:") {
-                    if !data.is_empty() {
-                        data.push(b'\n');
-                    }
-                    data.extend_from_slice(d.strip_prefix(b" ").unwrap_or(d));
-                } else if let Some(id) = field(b"id:") {
-                    self.last_id = Some(id);
-                } else if let Some(retry) = field(b"retry:") {
-                    self.retry_ms = retry.trim().parse().ok().or(self.retry_ms);
-                }
-            }
-            if !data.is_empty() {
-                self.delivered += 1;
-                events.push(data.into());
-            }
-        }
-        events
-    }
-}
-
-/// Where the first event ends: its length and the separator's.
-fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
-    for i in 0..buf.len() {
-        if buf[i..].starts_with(b"\n\n") {
-            return Some((i, 2));
-        }
-        if buf[i..].starts_with(b"\r\n\r\n") {
-            return Some((i, 4));
-        }
-    }
-    None
 }
 
 /// Whether an answer is an event stream.
@@ -587,47 +448,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn events_split_across_chunks_come_out_whole() {
-        let mut p = SseParser::default();
-        assert!(p.push(b"event: message\ndata: {\"a\"").is_empty());
-        let out = p.push(b":1}\n\n: keepalive\n\nid: 2\r\ndata: {\r\ndata: }\r\n\r\n");
-        assert_eq!(
-            out,
-            vec![
-                Bytes::from_static(b"{\"a\":1}"),
-                Bytes::from_static(b"{\n}")
-            ]
-        );
-        assert_eq!(p.last_id.as_deref(), Some("2"));
-    }
-
-    #[test]
-    fn a_priming_event_gives_the_id_and_retry_to_resume_with_and_no_message() {
-        let mut p = SseParser::default();
-        assert!(p.push(b"id: 17\nretry: 300\ndata: \n\n").is_empty());
-        assert_eq!(
-            (p.last_id.as_deref(), p.retry_ms, p.delivered),
-            (Some("17"), Some(300), 0)
-        );
+    fn a_stream_is_done_once_every_awaited_request_is_answered() {
         let mut awaited = Awaited::Answers(vec!["4".into()]);
         awaited.answered(br#"{"jsonrpc":"2.0","id":3,"result":{}}"#);
         assert!(!awaited.is_done());
         awaited.answered(br#"{"jsonrpc":"2.0","id":4,"result":{}}"#);
         assert!(awaited.is_done());
-    }
-
-    #[test]
-    fn stateless_requests_mirror_their_body_in_headers() {
-        let f = Facts::of(br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"send_message","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#);
-        assert_eq!(f.ids, ["3"]);
-        assert_eq!(
-            f.mirrored,
-            [
-                (VERSION, "2026-07-28".to_string()),
-                ("mcp-method", "tools/call".to_string()),
-                ("mcp-name", "send_message".to_string())
-            ]
-        );
-        assert_eq!(header_safe("naïve"), "=?base64?bmHDr3Zl?=");
     }
 }

@@ -1,5 +1,5 @@
-//! One agent session's MCP server behind the HTTP listener — a child process, or a session on a
-//! remote server over Streamable HTTP — and where its messages go.
+//! One agent session's MCP server behind the HTTP listener (its [`ServerLink`]: a child process,
+//! or a session on a remote server) and where its messages go.
 //!
 //! A response goes to the POST stream of the request it answers; a progress notification to the
 //! stream of the request that asked for progress with that token; anything else the server
@@ -10,15 +10,11 @@
 
 use super::super::Session;
 use crate::jsonrpc::{self, codes, Envelope, Kind, Parsed};
-use crate::transport::http_client::{HttpUpstream, UpstreamError, UpstreamOptions};
-use crate::transport::lines::{Line, LineReader};
+use crate::transport::server::{self, ServerAddress, ServerLink, StartError};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// Messages (raw JSON-RPC, unframed) for one HTTP response stream.
@@ -26,9 +22,6 @@ pub type Stream = UnboundedSender<Bytes>;
 
 /// Server-initiated messages kept while no stream can take them.
 const BACKLOG: usize = 1024;
-
-/// Upstream messages may be much larger than what agents send.
-const UPSTREAM_LIMIT: usize = 64 << 20;
 
 #[derive(Default)]
 struct Routes {
@@ -41,109 +34,49 @@ struct Routes {
     backlog: VecDeque<Bytes>,
 }
 
-/// How messages reach the server.
-// One per session (or scan): the size difference costs nothing worth boxing for.
-#[allow(clippy::large_enum_variant)]
-enum Link {
-    /// A child process: its stdin, and the process to stop.
-    Child {
-        stdin: tokio::sync::Mutex<Option<ChildStdin>>,
-        child: tokio::sync::Mutex<Child>,
-    },
-    /// A remote server, and the session its answers pass through.
-    Remote(Arc<HttpUpstream>, Arc<Session>),
-}
-
-/// A session's server and its routing table.
-pub struct SessionUpstream {
-    link: Link,
+/// One session's server: the link to it, and where its messages go.
+pub struct ServerRoutes {
+    link: Arc<ServerLink>,
+    /// The session the server's messages pass through on their way to the agent.
+    session: Arc<Session>,
     routes: Mutex<Routes>,
 }
 
-/// The child could not start.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot start the MCP server `{command}`: {cause}")]
-pub struct SpawnError {
-    command: String,
-    cause: std::io::Error,
-}
-
-impl SessionUpstream {
-    /// Start `command`; its output is routed through `session` until it exits.
-    pub fn spawn(command: &[String], session: Arc<Session>) -> Result<Arc<Self>, SpawnError> {
-        let spawn_error = |cause| SpawnError {
-            command: command.join(" "),
-            cause,
-        };
-        let (program, args) = command.split_first().ok_or_else(|| {
-            spawn_error(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "no command",
-            ))
-        })?;
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(spawn_error)?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stdout was piped");
-        let upstream = Arc::new(Self {
-            link: Link::Child {
-                stdin: tokio::sync::Mutex::new(stdin),
-                child: tokio::sync::Mutex::new(child),
-            },
+impl ServerRoutes {
+    /// Start the session's server; its messages pass through `session` and are routed until it
+    /// is gone (then every request still waiting gets an error).
+    pub fn start(
+        address: &ServerAddress,
+        agent_limit: usize,
+        session: Arc<Session>,
+    ) -> Result<Arc<Self>, StartError> {
+        let (link, mut messages) = server::start(address, agent_limit)?;
+        let this = Arc::new(Self {
+            link,
+            session,
             routes: Mutex::new(Routes::default()),
         });
-        let pump = upstream.clone();
+        // Weak: the task must not keep the session's server alive (a remote link's messages
+        // end only when the link is dropped).
+        let pump = Arc::downgrade(&this);
         tokio::spawn(async move {
-            let mut lines =
-                LineReader::new(BufReader::with_capacity(64 << 10, stdout), UPSTREAM_LIMIT);
-            loop {
-                match lines.next().await {
-                    Ok(Some(Line::Message(bytes))) => {
-                        if let Some(out) = session.from_server(&bytes).await {
-                            pump.route(out.into());
-                        }
-                    }
-                    Ok(Some(Line::TooLong(n))) => tracing::error!(
-                        "dropped a message of {n} bytes from the MCP server: over the size limit"
-                    ),
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::error!(error = %e, "reading from the MCP server failed");
-                        break;
-                    }
-                }
+            while let Some(message) = messages.next().await {
+                let Some(this) = pump.upgrade() else { return };
+                this.from_server(&message).await;
             }
-            session.upstream_lost().await;
-            pump.fail_all();
+            if let Some(this) = pump.upgrade() {
+                this.session.server_lost().await;
+                this.fail_all();
+            }
         });
-        Ok(upstream)
+        Ok(this)
     }
 
-    /// Open a session on a remote server; its messages are routed through `session`.
-    pub fn connect(
-        options: &UpstreamOptions,
-        session: Arc<Session>,
-    ) -> Result<Arc<Self>, UpstreamError> {
-        let (remote, mut from_server) = HttpUpstream::connect(options)?;
-        let upstream = Arc::new(Self {
-            link: Link::Remote(remote, session.clone()),
-            routes: Mutex::new(Routes::default()),
-        });
-        let pump = upstream.clone();
-        tokio::spawn(async move {
-            while let Some(message) = from_server.recv().await {
-                if let Some(out) = session.from_server(&message).await {
-                    pump.route(out.into());
-                }
-            }
-        });
-        Ok(upstream)
+    /// A message from the server: through the session, then to its stream.
+    async fn from_server(&self, message: &[u8]) {
+        if let Some(out) = self.session.from_server(message).await {
+            self.route(out.into());
+        }
     }
 
     fn routes(&self) -> std::sync::MutexGuard<'_, Routes> {
@@ -189,33 +122,13 @@ impl SessionUpstream {
         self.routes().general = None;
     }
 
-    /// Send one message to the server.
+    /// Send one message to the server. A remote server's JSON answer is routed before this
+    /// returns, on this task, so the waiting handler finds it without a wake-up.
     pub async fn send(&self, message: &[u8]) -> std::io::Result<()> {
-        let stdin = match &self.link {
-            Link::Child { stdin, .. } => stdin,
-            Link::Remote(remote, session) => {
-                // On this task: a JSON answer is routed before this returns, so the waiting
-                // handler finds it without a wake-up (SSE answers stream on their own task).
-                for m in remote.send_now(message.to_vec()).await {
-                    if let Some(out) = session.from_server(&m).await {
-                        self.route(out.into());
-                    }
-                }
-                return Ok(());
-            }
-        };
-        let mut stdin = stdin.lock().await;
-        let Some(w) = stdin.as_mut() else {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::BrokenPipe,
-                "the MCP server's input is closed",
-            ));
-        };
-        let mut framed = Vec::with_capacity(message.len() + 1);
-        framed.extend_from_slice(message);
-        framed.push(b'\n');
-        w.write_all(&framed).await?;
-        w.flush().await
+        for answer in self.link.exchange(message).await? {
+            self.from_server(&answer).await;
+        }
+        Ok(())
     }
 
     /// Deliver a message of Tollgate's own (a denial) as if the server had sent it.
@@ -264,19 +177,9 @@ impl SessionUpstream {
         r.general = None;
     }
 
-    /// Close the child's input, give it `grace` to exit, then kill it; or end the remote
-    /// session.
+    /// Stop the server (see [`ServerLink::shut_down`]).
     pub async fn shut_down(&self, grace: Duration) {
-        let (stdin, child) = match &self.link {
-            Link::Child { stdin, child } => (stdin, child),
-            Link::Remote(remote, _) => return remote.close().await,
-        };
-        stdin.lock().await.take();
-        let mut child = child.lock().await;
-        if tokio::time::timeout(grace, child.wait()).await.is_err() {
-            let _ = child.start_kill();
-            let _ = child.wait().await;
-        }
+        self.link.shut_down(grace).await;
     }
 }
 
