@@ -237,6 +237,74 @@ pub fn progress_token(params: Option<&RawValue>) -> Option<String> {
     p.meta?.token.map(|t| t.get().to_string())
 }
 
+/// Who a server's message is for, read where the message is parsed anyway so that the
+/// transport routing it does not parse it again: the request a response answers, or the request
+/// a progress or listen-stream notification is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recipient {
+    /// A response: the id of the request it answers (JSON text).
+    pub answers: Option<String>,
+    /// A `notifications/progress`: its `params.progressToken` (JSON text).
+    pub progress: Option<String>,
+    /// A 2026-07-28 notification's `subscriptions/listen` request id (JSON text).
+    pub subscription: Option<String>,
+}
+
+impl Recipient {
+    /// Read a parsed message.
+    pub fn of(env: &Envelope<'_>) -> Self {
+        if env.kind() == Kind::Response {
+            return Recipient {
+                answers: Some(env.id_text().to_string()),
+                ..Recipient::default()
+            };
+        }
+        let progress = match env.method.as_deref() {
+            Some("notifications/progress") => notification_progress_token(env.params),
+            _ => None,
+        };
+        Recipient {
+            answers: None,
+            progress,
+            subscription: subscription_id(env.params),
+        }
+    }
+
+    /// Parse `message` and read it (a batch or invalid JSON is for no one in particular).
+    pub fn read(message: &[u8]) -> Self {
+        match parse(message) {
+            Ok(Parsed::Single(env)) => Recipient::of(&env),
+            _ => Recipient::default(),
+        }
+    }
+}
+
+/// Where a 2026-07-28 listen-stream notification names its `subscriptions/listen` request.
+pub const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
+
+/// A notification's `params._meta["io.modelcontextprotocol/subscriptionId"]` as JSON text.
+pub fn subscription_id(params: Option<&serde_json::value::RawValue>) -> Option<String> {
+    let params = params?.get();
+    if !params.contains(SUBSCRIPTION_ID) {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(params).ok()?;
+    v.get("_meta")?
+        .get(SUBSCRIPTION_ID)
+        .map(|id| id.to_string())
+}
+
+/// A notification's `params.progressToken` as JSON text.
+fn notification_progress_token(params: Option<&serde_json::value::RawValue>) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct P<'a> {
+        #[serde(rename = "progressToken", borrow)]
+        token: Option<&'a serde_json::value::RawValue>,
+    }
+    let p: P = serde_json::from_str(params?.get()).ok()?;
+    p.token.map(|t| t.get().to_string())
+}
+
 /// A JSON-RPC error response line.
 pub fn error_response(id: &str, code: i64, message: &str, data: Option<&Value>) -> Vec<u8> {
     let mut error = serde_json::json!({ "code": code, "message": message });

@@ -5,11 +5,11 @@
 //! forwarded as the original bytes.
 
 use crate::audit::{AuditRecord, Recorder};
-use crate::chain::{Chain, ChainCell, Decision, Denial, Ticket, ServerOutcome};
+use crate::chain::{Chain, ChainCell, Decision, Denial, ServerOutcome, Ticket};
 use crate::config::DenyAs;
 use crate::engine::CallInput;
 use crate::jsonrpc::{
-    self, codes, Envelope, Kind, Parsed, CLIENT_INFO_META, PROTOCOL_VERSION_META,
+    self, codes, Envelope, Kind, Parsed, Recipient, CLIENT_INFO_META, PROTOCOL_VERSION_META,
 };
 use crate::metrics;
 use serde_json::value::RawValue;
@@ -578,34 +578,55 @@ impl Session {
     }
 
     /// Route one message (line) from the server: `None` drops it (never, today), `Some` forwards
-    /// these bytes (the original unless a `tools/list` was filtered).
+    /// these bytes (the original unless the rules replaced a result or hid tools from a
+    /// `tools/list`).
     pub async fn from_server(&self, line: &[u8]) -> Option<Vec<u8>> {
+        self.relay_from_server(line, false)
+            .await
+            .map(|(bytes, _)| bytes)
+    }
+
+    /// As [`Session::from_server`], with who the message is for: for transports that route the
+    /// server's messages (HTTP), which then need not parse them again.
+    pub async fn from_server_for(&self, line: &[u8]) -> Option<(Vec<u8>, Recipient)> {
+        self.relay_from_server(line, true).await
+    }
+
+    async fn relay_from_server(
+        &self,
+        line: &[u8],
+        recipient_wanted: bool,
+    ) -> Option<(Vec<u8>, Recipient)> {
         self.note_list_changed(line);
-        if self.pending().is_empty() {
-            return Some(line.to_vec());
+        if self.pending().is_empty() && !recipient_wanted {
+            return Some((line.to_vec(), Recipient::default()));
         }
         match jsonrpc::parse(line) {
-            Ok(Parsed::Single(env)) if env.kind() == Kind::Response => {
+            Ok(Parsed::Single(env)) => {
+                let recipient = Recipient::of(&env);
+                if env.kind() != Kind::Response {
+                    return Some((line.to_vec(), recipient));
+                }
                 let pending = self.pending().remove(env.id_text());
-                match pending {
+                let out = match pending {
                     Some(Pending::Call(p)) => {
                         metrics::upstream_latency(p.sent.elapsed());
                         self.chain().settle(p.ticket, outcome_of(&env)).await;
                         match (&p.review, env.result) {
-                            (Some((call, stateless)), Some(result)) => Some(
+                            (Some((call, stateless)), Some(result)) => {
                                 self.review_result(&env, line, call, result, *stateless)
-                                    .await,
-                            ),
-                            _ => Some(line.to_vec()),
+                                    .await
+                            }
+                            _ => line.to_vec(),
                         }
                     }
-                    Some(Pending::List) => Some(
-                        self.filter_list(&env)
-                            .await
-                            .unwrap_or_else(|| line.to_vec()),
-                    ),
-                    None => Some(line.to_vec()),
-                }
+                    Some(Pending::List) => self
+                        .filter_list(&env)
+                        .await
+                        .unwrap_or_else(|| line.to_vec()),
+                    None => line.to_vec(),
+                };
+                Some((out, recipient))
             }
             Ok(Parsed::Batch(items)) => {
                 for item in items {
@@ -616,9 +637,9 @@ impl Session {
                         }
                     }
                 }
-                Some(line.to_vec())
+                Some((line.to_vec(), Recipient::default()))
             }
-            _ => Some(line.to_vec()),
+            _ => Some((line.to_vec(), Recipient::default())),
         }
     }
 

@@ -4,6 +4,7 @@
 //! that stream, and each POST is answered 202. The session (and its server process) ends when
 //! the stream closes.
 
+use super::routes::Delivered;
 use super::streams::sse_response;
 use super::{json_response, refuse, Listener};
 use crate::jsonrpc::codes;
@@ -39,14 +40,14 @@ impl Listener {
         let (tx, body) = event_stream();
         let endpoint = format!("event: endpoint\ndata: {MESSAGE_PATH}?sessionId={id}\n\n");
         let _ = tx.send(Bytes::from(endpoint));
-        let (raw_tx, mut raw_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let (raw_tx, mut raw_rx) = tokio::sync::mpsc::unbounded_channel::<Delivered>();
         entry.server.open_general(raw_tx);
         let listener = self.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     m = raw_rx.recv() => match m {
-                        Some(m) => if tx.send(sse_event(&m)).is_err() { break },
+                        Some(m) => if tx.send(sse_event(&m.bytes)).is_err() { break },
                         None => break,
                     },
                     _ = tx.closed() => break,

@@ -3,6 +3,7 @@
 //! clients that accept only JSON, with the response itself; notifications and responses get
 //! 202.
 
+use super::routes::Delivered;
 use super::stateless::IdSwap;
 use super::streams::{
     answer_json, open_stream, release, set_session, sse_response, stream_answers, Awaiting,
@@ -265,7 +266,7 @@ impl Listener {
         if let Some(held) = routed.held {
             // The call waits for the client's answer to the question in `answers`: the stream
             // stays open for the call's own answer, which comes once the client has answered.
-            let (raw_tx, raw_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+            let (raw_tx, raw_rx) = tokio::sync::mpsc::unbounded_channel::<Delivered>();
             // Progress for the held call (a wait for an operator) goes to its stream too.
             let (_, tokens) = requests_in(&message);
             entry
@@ -306,7 +307,7 @@ impl Listener {
             }
             return answer_json(answers, session_id.as_deref(), modern);
         }
-        let (raw_tx, raw_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let (raw_tx, raw_rx) = tokio::sync::mpsc::unbounded_channel::<Delivered>();
         entry.server.expect(&ids, &tokens, &raw_tx);
         drop(raw_tx);
         // From here on, a handler dropped early (the client hung up) cleans up after itself.
@@ -332,8 +333,8 @@ impl Listener {
         if let Some(m) = &first {
             if modern && answers.is_empty() && awaiting.ids.len() == 1 && awaiting.answered(m) {
                 let m = match &swap {
-                    Some(s) => s.restore(m.clone()),
-                    None => m.clone(),
+                    Some(s) => s.restore(m.bytes.clone()),
+                    None => m.bytes.clone(),
                 };
                 return answer_json(vec![m], session_id.as_deref(), modern);
             }
@@ -342,8 +343,8 @@ impl Listener {
         if let Some(m) = first {
             awaiting.answered(&m);
             let m = match &swap {
-                Some(s) => s.restore(m),
-                None => m,
+                Some(s) => s.restore(m.bytes),
+                None => m.bytes,
             };
             sink.send(&m);
         }

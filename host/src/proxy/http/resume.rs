@@ -4,7 +4,7 @@
 //! `GET` with `Last-Event-ID` replays the events after that id and continues the stream. In the
 //! stateless 2026-07-28 revision a closed stream is a cancellation instead (see `post.rs`).
 
-use super::routes::Stream;
+use super::streams::Stream;
 use crate::transport::http::sse_event_with_id;
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};

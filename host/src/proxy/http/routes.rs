@@ -9,7 +9,7 @@
 //! stream, else it waits (bounded) for a GET stream to open.
 
 use super::super::Session;
-use crate::jsonrpc::{self, codes, Envelope, Kind, Parsed};
+use crate::jsonrpc::{self, codes, Recipient};
 use crate::transport::server::{self, ServerAddress, ServerLink, StartError};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
@@ -17,8 +17,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 
-/// Messages (raw JSON-RPC, unframed) for one HTTP response stream.
-pub type Stream = UnboundedSender<Bytes>;
+/// A server message routed to one of the session's streams, with what the stream needs to know
+/// of it (read where the session parsed it).
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    /// The message as it goes to the agent.
+    pub bytes: Bytes,
+    /// For a response: the id of the request it answers (JSON text).
+    pub answers: Option<String>,
+}
+
+/// Where a session's routes deliver: a POST's stream, or the session's GET stream.
+pub type Inbox = UnboundedSender<Delivered>;
 
 /// Server-initiated messages kept while no stream can take them.
 const BACKLOG: usize = 1024;
@@ -26,12 +36,12 @@ const BACKLOG: usize = 1024;
 #[derive(Default)]
 struct Routes {
     /// Request id (JSON text) -> the POST stream waiting for its response.
-    requests: HashMap<String, Stream>,
+    requests: HashMap<String, Inbox>,
     /// Progress token (JSON text) -> request id.
     tokens: HashMap<String, String>,
     /// The session's GET stream.
-    general: Option<Stream>,
-    backlog: VecDeque<Bytes>,
+    general: Option<Inbox>,
+    backlog: VecDeque<Delivered>,
 }
 
 /// One session's server: the link to it, and where its messages go.
@@ -74,8 +84,8 @@ impl ServerRoutes {
 
     /// A message from the server: through the session, then to its stream.
     async fn from_server(&self, message: &[u8]) {
-        if let Some(out) = self.session.from_server(message).await {
-            self.route(out.into());
+        if let Some((out, recipient)) = self.session.from_server_for(message).await {
+            self.route(out.into(), recipient);
         }
     }
 
@@ -84,7 +94,7 @@ impl ServerRoutes {
     }
 
     /// Send the responses to `ids` (and progress for `tokens`) to `stream`.
-    pub fn expect(&self, ids: &[String], tokens: &[(String, String)], stream: &Stream) {
+    pub fn expect(&self, ids: &[String], tokens: &[(String, String)], stream: &Inbox) {
         let mut r = self.routes();
         for id in ids {
             r.requests.insert(id.clone(), stream.clone());
@@ -105,7 +115,7 @@ impl ServerRoutes {
 
     /// Make `stream` the session's GET stream, delivering what waited for one. False when one
     /// is already open.
-    pub fn open_general(&self, stream: Stream) -> bool {
+    pub fn open_general(&self, stream: Inbox) -> bool {
         let mut r = self.routes();
         if r.general.as_ref().is_some_and(|g| !g.is_closed()) {
             return false;
@@ -133,30 +143,37 @@ impl ServerRoutes {
 
     /// Deliver a message of Tollgate's own (a denial) as if the server had sent it.
     pub fn deliver(&self, message: Bytes) {
-        self.route(message);
+        let recipient = Recipient::read(&message);
+        self.route(message, recipient);
     }
 
-    fn route(&self, message: Bytes) {
+    fn route(&self, bytes: Bytes, recipient: Recipient) {
         let mut r = self.routes();
-        let target = match jsonrpc::parse(&message) {
-            Ok(Parsed::Single(env)) => match env.kind() {
-                Kind::Response => {
-                    let id = env.id_text().to_string();
-                    r.tokens.retain(|_, waiting| *waiting != id);
-                    // Nobody waits on a POST stream (legacy HTTP+SSE): the session's stream.
-                    let waiting = r.requests.remove(&id);
-                    waiting.or_else(|| r.general.clone().filter(|g| !g.is_closed()))
-                }
-                _ => progress_target(&r, &env)
-                    .or_else(|| subscription_target(&r, &env))
-                    .or_else(|| unrelated_target(&r)),
-            },
-            _ => unrelated_target(&r),
+        let target = match &recipient.answers {
+            Some(id) => {
+                r.tokens.retain(|_, waiting| waiting != id);
+                // Nobody waits on a POST stream (legacy HTTP+SSE): the session's stream.
+                let waiting = r.requests.remove(id);
+                waiting.or_else(|| r.general.clone().filter(|g| !g.is_closed()))
+            }
+            None => progress_target(&r, &recipient)
+                .or_else(|| subscription_target(&r, &recipient))
+                .or_else(|| unrelated_target(&r)),
         };
-        match target {
-            Some(stream) if stream.send(message.clone()).is_ok() => {}
-            _ if r.backlog.len() < BACKLOG => r.backlog.push_back(message),
-            _ => tracing::warn!("dropped a server message: no client stream to deliver it to"),
+        let message = Delivered {
+            bytes,
+            answers: recipient.answers,
+        };
+        let unsent = match target {
+            Some(stream) => stream.send(message).err().map(|e| e.0),
+            None => Some(message),
+        };
+        match unsent {
+            None => {}
+            Some(m) if r.backlog.len() < BACKLOG => r.backlog.push_back(m),
+            Some(_) => {
+                tracing::warn!("dropped a server message: no client stream to deliver it to")
+            }
         }
     }
 
@@ -164,15 +181,16 @@ impl ServerRoutes {
     fn fail_all(&self) {
         let mut r = self.routes();
         for (id, stream) in r.requests.drain() {
-            let _ = stream.send(
-                jsonrpc::error_response(
-                    &id,
-                    codes::INTERNAL_ERROR,
-                    "the MCP server exited before answering",
-                    None,
-                )
-                .into(),
+            let bytes = jsonrpc::error_response(
+                &id,
+                codes::INTERNAL_ERROR,
+                "the MCP server exited before answering",
+                None,
             );
+            let _ = stream.send(Delivered {
+                bytes: bytes.into(),
+                answers: Some(id),
+            });
         }
         r.general = None;
     }
@@ -183,37 +201,17 @@ impl ServerRoutes {
     }
 }
 
-fn progress_target(r: &Routes, env: &Envelope<'_>) -> Option<Stream> {
-    if env.method.as_deref() != Some("notifications/progress") {
-        return None;
-    }
-    let token = progress_token(env.params)?;
-    let id = r.tokens.get(&token)?;
+fn progress_target(r: &Routes, recipient: &Recipient) -> Option<Inbox> {
+    let id = r.tokens.get(recipient.progress.as_ref()?)?;
     r.requests.get(id).cloned()
 }
 
 /// The stream of the `subscriptions/listen` request a notification says it belongs to.
-fn subscription_target(r: &Routes, env: &Envelope<'_>) -> Option<Stream> {
-    let id = subscription_id(env.params)?;
-    r.requests.get(&id).cloned()
+fn subscription_target(r: &Routes, recipient: &Recipient) -> Option<Inbox> {
+    r.requests.get(recipient.subscription.as_ref()?).cloned()
 }
 
-/// Where a 2026-07-28 listen-stream notification names its `subscriptions/listen` request.
-pub const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
-
-/// A notification's `params._meta["io.modelcontextprotocol/subscriptionId"]` as JSON text.
-pub fn subscription_id(params: Option<&serde_json::value::RawValue>) -> Option<String> {
-    let params = params?.get();
-    if !params.contains(SUBSCRIPTION_ID) {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_str(params).ok()?;
-    v.get("_meta")?
-        .get(SUBSCRIPTION_ID)
-        .map(|id| id.to_string())
-}
-
-fn unrelated_target(r: &Routes) -> Option<Stream> {
+fn unrelated_target(r: &Routes) -> Option<Inbox> {
     let mut open = r.requests.values().filter(|s| !s.is_closed());
     let first = open.next().cloned();
     let only_one = open.next().is_none();
@@ -222,15 +220,4 @@ fn unrelated_target(r: &Routes) -> Option<Stream> {
         (_, Some(g)) if !g.is_closed() => Some(g.clone()),
         _ => first,
     }
-}
-
-/// `params.progressToken` (a notification) as JSON text.
-pub fn progress_token(params: Option<&serde_json::value::RawValue>) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct P<'a> {
-        #[serde(rename = "progressToken", borrow)]
-        token: Option<&'a serde_json::value::RawValue>,
-    }
-    let p: P = serde_json::from_str(params?.get()).ok()?;
-    p.token.map(|t| t.get().to_string())
 }

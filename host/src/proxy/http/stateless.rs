@@ -292,13 +292,13 @@ impl IdSwap {
             }
             Ok(Parsed::Single(env))
                 if env.kind() == Kind::Notification
-                    && super::routes::subscription_id(env.params).as_deref()
+                    && jsonrpc::subscription_id(env.params).as_deref()
                         == Some(self.ours.as_str()) =>
             {
                 let Ok(mut v) = serde_json::from_slice::<Value>(&message) else {
                     return message;
                 };
-                v["params"]["_meta"][super::routes::SUBSCRIPTION_ID] = theirs();
+                v["params"]["_meta"][jsonrpc::SUBSCRIPTION_ID] = theirs();
                 serde_json::to_vec(&v).map(Bytes::from).unwrap_or(message)
             }
             _ => message,

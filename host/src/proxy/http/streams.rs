@@ -4,11 +4,11 @@
 
 use super::post::requests_in;
 use super::resume;
-use super::routes::Stream;
+use super::routes::Delivered;
 use super::sessions::Entry;
 use super::stateless::IdSwap;
 use super::{json_response, refuse, Listener};
-use crate::jsonrpc::{self, codes, Kind, Parsed};
+use crate::jsonrpc::{self, codes};
 use crate::transport::http::{event_stream, sse_event, ResponseBody};
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -58,7 +58,7 @@ impl Listener {
                 Err(e) => refuse(StatusCode::CONFLICT, codes::INVALID_REQUEST, &e.to_string()),
             };
         }
-        let (raw_tx, mut raw_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let (raw_tx, mut raw_rx) = tokio::sync::mpsc::unbounded_channel::<Delivered>();
         if !entry.server.open_general(raw_tx) {
             return refuse(
                 StatusCode::CONFLICT,
@@ -70,7 +70,7 @@ impl Listener {
             loop {
                 tokio::select! {
                     m = raw_rx.recv() => match m {
-                        Some(m) => if tx.send(crate::transport::http::sse_event(&m)).is_err() { break },
+                        Some(m) => if tx.send(crate::transport::http::sse_event(&m.bytes)).is_err() { break },
                         None => break,
                     },
                     _ = tx.closed() => break,
@@ -80,6 +80,9 @@ impl Listener {
         sse_response(body, Some(&id))
     }
 }
+
+/// Messages (raw JSON-RPC, unframed) for one HTTP response stream: each becomes an SSE event.
+pub type Stream = tokio::sync::mpsc::UnboundedSender<Bytes>;
 
 /// An SSE response, with the session id when one was just created.
 pub(super) fn sse_response(body: ResponseBody, session_id: Option<&str>) -> Response<ResponseBody> {
@@ -106,8 +109,11 @@ pub(super) struct Awaiting {
 
 impl Awaiting {
     /// Whether `m` answers one of the requests (which then no longer waits).
-    pub(super) fn answered(&mut self, m: &[u8]) -> bool {
-        answers_one(m, &mut self.ids)
+    pub(super) fn answered(&mut self, m: &Delivered) -> bool {
+        let Some(id) = &m.answers else { return false };
+        let before = self.ids.len();
+        self.ids.retain(|awaited| awaited != id);
+        self.ids.len() < before
     }
 }
 
@@ -218,18 +224,6 @@ pub(super) fn answer_json(
     r
 }
 
-/// Whether `m` is the response to one of `ids`; removes it from `ids`.
-pub(super) fn answers_one(m: &[u8], ids: &mut Vec<String>) -> bool {
-    match jsonrpc::parse(m) {
-        Ok(Parsed::Single(env)) if env.kind() == Kind::Response => {
-            let before = ids.len();
-            ids.retain(|id| id != env.id_text());
-            ids.len() < before
-        }
-        _ => false,
-    }
-}
-
 /// A POST's SSE stream, `first` sent on it at once. A session's stream can be resumed; a
 /// stateless request's (`shared`) ends, and cancels it, when the client closes it.
 pub(super) fn open_stream(entry: &Entry, shared: bool, first: &[Bytes]) -> (Sink, ResponseBody) {
@@ -271,7 +265,7 @@ impl Sink {
 /// session's stream goes on collecting for a client that resumes it with `Last-Event-ID`.
 pub(super) async fn stream_answers(
     mut awaiting: Awaiting,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Delivered>,
     sink: Sink,
     swap: Option<IdSwap>,
 ) {
@@ -286,7 +280,7 @@ pub(super) async fn stream_answers(
                     m = rx.recv() => {
                         let Some(m) = m else { break };
                         awaiting.answered(&m);
-                        if tx.send(sse_event(&restore(m))).is_err() {
+                        if tx.send(sse_event(&restore(m.bytes))).is_err() {
                             break;
                         }
                     }
@@ -298,7 +292,7 @@ pub(super) async fn stream_answers(
             while !awaiting.ids.is_empty() {
                 let Some(m) = rx.recv().await else { break };
                 awaiting.answered(&m);
-                let m = restore(m);
+                let m = restore(m.bytes);
                 stream.lock().unwrap_or_else(|p| p.into_inner()).send(&m);
             }
             awaiting.entry.replay.finish(&stream);
