@@ -72,7 +72,7 @@ impl ServerRoutes {
         tokio::spawn(async move {
             while let Some(message) = messages.next().await {
                 let Some(this) = pump.upgrade() else { return };
-                this.from_server(&message).await;
+                this.relay(&message).await;
             }
             if let Some(this) = pump.upgrade() {
                 this.session.server_lost().await;
@@ -83,7 +83,7 @@ impl ServerRoutes {
     }
 
     /// A message from the server: through the session, then to its stream.
-    async fn from_server(&self, message: &[u8]) {
+    async fn relay(&self, message: &[u8]) {
         if let Some((out, recipient)) = self.session.from_server_for(message).await {
             self.route(out.into(), recipient);
         }
@@ -136,7 +136,7 @@ impl ServerRoutes {
     /// returns, on this task, so the waiting handler finds it without a wake-up.
     pub async fn send(&self, message: &[u8]) -> std::io::Result<()> {
         for answer in self.link.exchange(message).await? {
-            self.from_server(&answer).await;
+            self.relay(&answer).await;
         }
         Ok(())
     }
