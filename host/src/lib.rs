@@ -17,7 +17,8 @@
 //! 9. [`audit`] records what was decided;
 //! 10. [`approval`] holds a call for a person's approval of exactly that call;
 //! 11. [`pins`] holds each server's tools to reviewed definitions;
-//! 12. [`transport`] frames messages (stdio lines, HTTP bodies and SSE, an HTTP client);
+//! 12. [`transport`] frames messages (stdio lines, HTTP bodies and SSE) and links to the MCP
+//!     server, a child process or a remote URL ([`transport::server`]);
 //! 13. [`state`] keeps counters, first-use pins and approval requests; [`jsonrpc`] reads the
 //!     JSON-RPC envelope and nothing more; [`metrics`] counts.
 

@@ -5,19 +5,20 @@
 //! forwarded as the original bytes.
 
 use crate::audit::{AuditRecord, Recorder};
-use crate::chain::{Chain, ChainCell, Decision, Denial, ServerOutcome, Ticket};
+use crate::chain::{Chain, ChainCell, Denial, Ticket};
 use crate::config::DenyAs;
 use crate::engine::CallInput;
 use crate::jsonrpc::{
-    self, codes, Envelope, Kind, Parsed, Recipient, CLIENT_INFO_META, PROTOCOL_VERSION_META,
+    self, codes, Envelope, Kind, Parsed, CLIENT_INFO_META, PROTOCOL_VERSION_META,
 };
-use crate::metrics;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+mod answers;
+mod call;
 mod in_band;
 mod pinning;
 mod waiting;
@@ -347,196 +348,6 @@ impl Session {
         }
     }
 
-    /// Decide a `tools/call`; `answer`: the client's answer to the question this call raised;
-    /// `may_wait`: it may be held while an operator decides (not when it is decided again).
-    async fn call(
-        &self,
-        env: &Envelope<'_>,
-        line: &[u8],
-        answer: Option<crate::chain::ClientAnswer>,
-        may_wait: bool,
-    ) -> Result<Option<Vec<u8>>, Vec<u8>> {
-        let id = env.id_text();
-        // One policy for the whole call, even if a reload swaps it meanwhile.
-        let chain = self.chain();
-        let params = jsonrpc::call_params(env.params)
-            .map_err(|m| jsonrpc::error_response(id, codes::INVALID_PARAMS, &m, None))?;
-        let stateless = is_stateless(params.meta.as_ref());
-        let (in_band, answered, releases) = self.in_band(&params, stateless, answer, may_wait);
-        // Tollgate's own round-trip fields never reach the server, which asked nothing.
-        let stripped = answered.then(|| in_band::strip(line));
-        let line = stripped.as_deref().unwrap_or(line);
-        let arguments = match params.arguments.map(RawValue::get) {
-            None | Some("null") => "{}".to_string(),
-            Some(a) => a.to_string(),
-        };
-        let metadata = self.metadata(params.meta.as_ref());
-        let audited_arguments = self.recorder.audit().map(|a| {
-            if a.raw_arguments() {
-                (None, RawValue::from_string(arguments.clone()).ok())
-            } else {
-                (Some(crate::audit::sha256_hex(&arguments)), None)
-            }
-        });
-        let caller = self.caller();
-        let call = CallInput {
-            tool: params.name.clone(),
-            arguments,
-            server: chain.server().into(),
-            caller: caller.clone(),
-            metadata,
-        };
-        let mut review = chain
-            .checks_results(&call.tool)
-            .then(|| (call.clone(), stateless));
-        metrics::call();
-        let started = Instant::now();
-        let pinned = match chain
-            .pins()
-            .and_then(|pins| self.pin_decision(pins, &params.name))
-        {
-            Some(refusal) if chain.is_dry_run() => {
-                tracing::info!(tool = %params.name, ?refusal, "dry run: the pins would refuse this call");
-                None
-            }
-            pinned => pinned,
-        };
-        let decision = match pinned {
-            Some(decision) => decision,
-            None => chain.decide_in(call, &in_band).await,
-        };
-        let latency = started.elapsed();
-        let tool = params.name.as_str();
-        let record = |verdict: &str,
-                      denial: Option<&Denial>,
-                      dry_run: bool,
-                      approval: Option<crate::audit::ApprovalFacts<'_>>| {
-            if !dry_run {
-                metrics::decision(
-                    tool,
-                    verdict,
-                    denial.map_or("", |d| d.rule.as_str()),
-                    denial.map_or("", |d| d.code.as_str()),
-                );
-            }
-            if !self.recorder.is_on() {
-                return;
-            }
-            let (sha, raw) = match &audited_arguments {
-                Some((sha, raw)) => (sha.clone(), raw.as_deref()),
-                None => (None, None),
-            };
-            self.recorder.record(&AuditRecord {
-                time: crate::audit::now_rfc3339(),
-                caller: &caller,
-                server: chain.server(),
-                tool,
-                verdict,
-                code: denial.map(|d| d.code.as_str()),
-                rule: denial.map(|d| d.rule.as_str()),
-                plugin: denial.map(|d| d.plugin.as_str()).filter(|p| !p.is_empty()),
-                reason: denial.map(|d| d.reason.as_str()),
-                latency_us: latency.as_micros() as u64,
-                arguments_sha256: sha,
-                arguments: raw,
-                dry_run,
-                approval,
-                changes: None,
-            });
-        };
-        match decision {
-            Decision::Allow {
-                arguments,
-                ticket,
-                would_deny,
-                approvals,
-            } => {
-                for d in &would_deny {
-                    record("deny", Some(d), true, None);
-                }
-                record(
-                    if arguments.is_some() {
-                        "rewrite"
-                    } else {
-                        "allow"
-                    },
-                    None,
-                    false,
-                    approvals.last().map(crate::audit::ApprovalFacts::used),
-                );
-                if let (Some((call, _)), Some(new_args)) = (&mut review, &arguments) {
-                    call.arguments = new_args.clone();
-                }
-                self.pending().insert(
-                    id.to_string(),
-                    Pending::Call(PendingCall {
-                        ticket,
-                        sent: Instant::now(),
-                        review,
-                    }),
-                );
-                match (arguments, stripped.is_some()) {
-                    (None, false) => Ok(None),
-                    (None, true) => Ok(Some(line.to_vec())),
-                    (Some(new_args), _) => Ok(Some(rewrite_arguments(line, &new_args))),
-                }
-            }
-            Decision::Deny(d) => {
-                let approval = d.approval.as_deref().map(|id| crate::audit::ApprovalFacts {
-                    id,
-                    by: None,
-                    channel: None,
-                    waited_ms: None,
-                });
-                record("deny", Some(&d), false, approval);
-                tracing::info!(tool = %params.name, code = %d.code, rule = %d.rule, reason = %d.reason, "denied");
-                Err(denial_response(id, &d, chain.denial_prefix(), stateless))
-            }
-            Decision::AskClient(question) => {
-                let approval = crate::audit::ApprovalFacts {
-                    id: &question.approval,
-                    by: None,
-                    channel: Some("client"),
-                    waited_ms: None,
-                };
-                record("ask", None, false, Some(approval));
-                tracing::info!(tool = %params.name, rule = %question.rule, approval = %question.approval, "asking the client's user");
-                Err(self.ask_client(id, line, &question, stateless, releases))
-            }
-            Decision::Wait(wait) => {
-                let approval = crate::audit::ApprovalFacts {
-                    id: &wait.approval,
-                    by: None,
-                    channel: Some("operator"),
-                    waited_ms: None,
-                };
-                record("wait", None, false, Some(approval));
-                tracing::info!(tool = %params.name, approval = %wait.approval, "holding the call while an operator decides");
-                let progress = params.meta.as_ref().and_then(|m| m.get("progressToken"));
-                self.hold(id, line, &chain, wait, progress.cloned(), releases);
-                // Nothing to answer now: the call's answer comes when the wait is over.
-                Err(Vec::new())
-            }
-            Decision::Unknown => {
-                record("unknown", None, false, None);
-                let unknown = format!("Unknown tool: {}", params.name);
-                // As servers answer a tool they do not have: on the stateless revision the
-                // reference server (mcp 2.x) says so in a failed tool result, earlier ones
-                // with -32602.
-                Err(if stateless {
-                    let result = serde_json::json!({
-                        "content": [{"type": "text", "text": unknown}],
-                        "isError": true,
-                        "resultType": "complete",
-                    });
-                    jsonrpc::result_response(id, &result)
-                } else {
-                    jsonrpc::error_response(id, codes::INVALID_PARAMS, &unknown, None)
-                })
-            }
-        }
-    }
-
     async fn client_batch(&self, items: Vec<&RawValue>) -> Routed {
         let mut forward: Vec<String> = Vec::new();
         let mut forwarded: Vec<Forwarded> = Vec::new();
@@ -576,154 +387,6 @@ impl Session {
             ..Routed::default()
         }
     }
-
-    /// Route one message (line) from the server: `None` drops it (never, today), `Some` forwards
-    /// these bytes (the original unless the rules replaced a result or hid tools from a
-    /// `tools/list`).
-    pub async fn from_server(&self, line: &[u8]) -> Option<Vec<u8>> {
-        self.relay_from_server(line, false)
-            .await
-            .map(|(bytes, _)| bytes)
-    }
-
-    /// As [`Session::from_server`], with who the message is for: for transports that route the
-    /// server's messages (HTTP), which then need not parse them again.
-    pub async fn from_server_for(&self, line: &[u8]) -> Option<(Vec<u8>, Recipient)> {
-        self.relay_from_server(line, true).await
-    }
-
-    async fn relay_from_server(
-        &self,
-        line: &[u8],
-        recipient_wanted: bool,
-    ) -> Option<(Vec<u8>, Recipient)> {
-        self.note_list_changed(line);
-        if self.pending().is_empty() && !recipient_wanted {
-            return Some((line.to_vec(), Recipient::default()));
-        }
-        match jsonrpc::parse(line) {
-            Ok(Parsed::Single(env)) => {
-                let recipient = Recipient::of(&env);
-                if env.kind() != Kind::Response {
-                    return Some((line.to_vec(), recipient));
-                }
-                let pending = self.pending().remove(env.id_text());
-                let out = match pending {
-                    Some(Pending::Call(p)) => {
-                        metrics::upstream_latency(p.sent.elapsed());
-                        self.chain().settle(p.ticket, outcome_of(&env)).await;
-                        match (&p.review, env.result) {
-                            (Some((call, stateless)), Some(result)) => {
-                                self.review_result(&env, line, call, result, *stateless)
-                                    .await
-                            }
-                            _ => line.to_vec(),
-                        }
-                    }
-                    Some(Pending::List) => self
-                        .filter_list(&env)
-                        .await
-                        .unwrap_or_else(|| line.to_vec()),
-                    None => line.to_vec(),
-                };
-                Some((out, recipient))
-            }
-            Ok(Parsed::Batch(items)) => {
-                for item in items {
-                    if let Ok(env) = serde_json::from_str::<Envelope>(item.get()) {
-                        let pending = self.pending().remove(env.id_text());
-                        if let Some(Pending::Call(p)) = pending {
-                            self.chain().settle(p.ticket, outcome_of(&env)).await;
-                        }
-                    }
-                }
-                Some((line.to_vec(), Recipient::default()))
-            }
-            _ => Some((line.to_vec(), Recipient::default())),
-        }
-    }
-
-    /// The server's answer to a call whose result the rules look at: its original bytes when no
-    /// rule changed it, replaced (redacted), or — if a rule failed — a `policy_error` denial.
-    async fn review_result(
-        &self,
-        env: &Envelope<'_>,
-        original: &[u8],
-        call: &CallInput,
-        result: &RawValue,
-        stateless: bool,
-    ) -> Vec<u8> {
-        let chain = self.chain();
-        match chain.check_result(call, result.get()).await {
-            // No rule changed it: the server's own bytes, as everything else.
-            Ok(None) => original.to_vec(),
-            Ok(Some(replaced)) => {
-                tracing::info!(tool = %call.tool, "result replaced by policy");
-                let value: Value = serde_json::from_str(&replaced).unwrap_or(Value::Null);
-                jsonrpc::result_response(env.id_text(), &value)
-            }
-            Err(d) => {
-                tracing::warn!(tool = %call.tool, rule = %d.rule, reason = %d.reason, "result check failed; answering with a denial");
-                denial_response(env.id_text(), &d, chain.denial_prefix(), stateless)
-            }
-        }
-    }
-
-    /// Remove hidden tools from a `tools/list` result; `None` when nothing was removed.
-    async fn filter_list(&self, env: &Envelope<'_>) -> Option<Vec<u8>> {
-        let mut result: Value = serde_json::from_str(env.result?.get()).ok()?;
-        let tools = result.get_mut("tools")?.as_array_mut()?;
-        let caller = self.caller();
-        let chain = self.chain();
-        let mut keep = Vec::with_capacity(tools.len());
-        for tool in tools.iter() {
-            let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
-            let pinned = match chain.pins() {
-                Some(pins) => self.judge_pin(&chain, pins, name, tool, &caller).await,
-                None => true,
-            };
-            keep.push(pinned && chain.visible(name, &caller).await);
-        }
-        if keep.iter().all(|k| *k) {
-            return None;
-        }
-        let mut flags = keep.into_iter();
-        tools.retain(|_| flags.next().unwrap_or(false));
-        // The list now depends on who asked: where the revision has a cache scope, keep shared
-        // caches from serving it to anyone else.
-        if let Some(scope) = result.get_mut("cacheScope") {
-            *scope = json!("private");
-        }
-        Some(jsonrpc::result_response(env.id_text(), &result))
-    }
-
-    /// The server is gone: refund every call still waiting for an answer.
-    pub async fn server_lost(&self) {
-        let pending: Vec<Pending> = self.pending().drain().map(|(_, p)| p).collect();
-        for p in pending {
-            if let Pending::Call(p) = p {
-                self.chain().settle(p.ticket, ServerOutcome::Failed).await;
-            }
-        }
-    }
-}
-
-fn outcome_of(env: &Envelope<'_>) -> ServerOutcome {
-    if env.error.is_some() {
-        return ServerOutcome::Failed;
-    }
-    #[derive(serde::Deserialize)]
-    struct IsError {
-        #[serde(default, rename = "isError")]
-        is_error: bool,
-    }
-    match env
-        .result
-        .and_then(|r| serde_json::from_str::<IsError>(r.get()).ok())
-    {
-        Some(IsError { is_error: true }) => ServerOutcome::ErrorResult,
-        _ => ServerOutcome::Success,
-    }
 }
 
 /// `initialize` params' `clientInfo.name` and `protocolVersion`.
@@ -743,13 +406,4 @@ fn client_facts(params: Option<&RawValue>) -> ClientFacts {
             .pointer("/capabilities/elicitation")
             .is_some_and(Value::is_object),
     }
-}
-
-/// The request with `params.arguments` replaced (everything else kept, in order).
-fn rewrite_arguments(line: &[u8], new_args: &str) -> Vec<u8> {
-    let mut message: Value = serde_json::from_slice(line).expect("the line was parsed before");
-    let args: Value =
-        serde_json::from_str(new_args).expect("the engine checked the rewrite is a JSON object");
-    message["params"]["arguments"] = args;
-    serde_json::to_vec(&message).expect("a Value always serialises")
 }

@@ -348,7 +348,13 @@ impl Listener {
             };
             sink.send(&m);
         }
-        tokio::spawn(stream_answers(awaiting, raw_rx, sink, swap));
+        if awaiting.ids.is_empty() {
+            // The first message was the only answer awaited: the stream ends with it, and no
+            // task has to run (and wake the body) to end it.
+            sink.finish(&entry);
+        } else {
+            tokio::spawn(stream_answers(awaiting, raw_rx, sink, swap));
+        }
         sse_response(body, session_id.as_deref())
     }
 }

@@ -248,6 +248,14 @@ pub(super) enum Sink {
 }
 
 impl Sink {
+    /// Everything was said: the client's response ends (a session's stream stays replayable).
+    pub(super) fn finish(self, entry: &Entry) {
+        match self {
+            Sink::Plain(tx) => drop(tx),
+            Sink::Resumable(stream) => entry.replay.finish(&stream),
+        }
+    }
+
     pub(super) fn send(&self, m: &[u8]) {
         match self {
             Sink::Plain(tx) => {
@@ -288,14 +296,14 @@ pub(super) async fn stream_answers(
                 }
             }
         }
-        Sink::Resumable(stream) => {
+        Sink::Resumable(ref stream) => {
             while !awaiting.ids.is_empty() {
                 let Some(m) = rx.recv().await else { break };
                 awaiting.answered(&m);
                 let m = restore(m.bytes);
                 stream.lock().unwrap_or_else(|p| p.into_inner()).send(&m);
             }
-            awaiting.entry.replay.finish(&stream);
+            sink.finish(&awaiting.entry);
         }
     }
 }
