@@ -39,20 +39,19 @@
 //! request is decided with `tollgate approvals`, and the top-level `approvals:` block (Intercept's
 //! dedupe window and webhook) is read but not used.
 
-use super::{DefaultAction, DenyAs, Format, LimitSpec, PluginSource, Policy, Rule, ToolRules};
+mod conditions;
+
+use super::{DefaultAction, Format, Policy, Rule, ToolRules};
 use crate::builtin::Kind;
+pub(super) use conditions::{builtin_rule, condition_config, Condition, Window};
+use conditions::{parse_intercept_rate, rate_config};
 use indexmap::IndexMap;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::HashMap;
 
 /// What Intercept puts before every denial message the agent reads.
 pub const DENIAL_PREFIX: &str = "[INTERCEPT POLICY DENIED] ";
-
-/// The operators of Intercept's (and PolicyLayer's) condition language.
-const OPERATORS: &[&str] = &[
-    "eq", "neq", "in", "not_in", "lt", "lte", "gt", "gte", "regex", "contains", "exists",
-];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,33 +84,6 @@ impl From<DefaultWord> for DefaultAction {
         match d {
             DefaultWord::Allow => DefaultAction::Allow,
             DefaultWord::Deny => DefaultAction::Deny,
-        }
-    }
-}
-
-/// A counter window: calendar-aligned UTC minute, hour or day.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub(super) enum Window {
-    Minute,
-    Hour,
-    Day,
-}
-
-impl Window {
-    pub(super) fn name(self) -> &'static str {
-        match self {
-            Window::Minute => "minute",
-            Window::Hour => "hour",
-            Window::Day => "day",
-        }
-    }
-
-    pub(super) fn millis(self) -> u64 {
-        match self {
-            Window::Minute => 60_000,
-            Window::Hour => 3_600_000,
-            Window::Day => 86_400_000,
         }
     }
 }
@@ -151,16 +123,6 @@ struct RuleFile {
     /// How long a `require_approval` request stays open (`"30m"`).
     #[serde(default)]
     approval_timeout: Option<Value>,
-}
-
-/// `{path, op, value}`, as Intercept and PolicyLayer write it.
-#[derive(Debug, Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-pub(super) struct Condition {
-    pub(super) path: String,
-    pub(super) op: String,
-    #[serde(default)]
-    pub(super) value: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -460,116 +422,6 @@ fn claim_counter(
         ));
     }
     Ok(())
-}
-
-/// `"5/hour"` -> (5, hour). Intercept accepts exactly `N/minute`, `N/hour` or `N/day`.
-fn parse_intercept_rate(text: &str) -> Result<(u64, Window), String> {
-    let Some((count, window)) = text.split_once('/') else {
-        return Err(format!(
-            "rate_limit must be in the format \"N/window\" (e.g. \"5/hour\"), got \"{text}\""
-        ));
-    };
-    let count = count
-        .parse::<u64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("rate_limit count must be a positive integer, got \"{count}\""))?;
-    let window = match window {
-        "minute" => Window::Minute,
-        "hour" => Window::Hour,
-        "day" => Window::Day,
-        other => {
-            return Err(format!(
-                "rate_limit window must be \"minute\", \"hour\", or \"day\", got \"{other}\""
-            ))
-        }
-    };
-    Ok((count, window))
-}
-
-/// The rate-limit plugin's configuration for a fixed, calendar-aligned window.
-pub(super) fn rate_config(
-    counter: &str,
-    max: u64,
-    window: Window,
-    cost: u64,
-    cost_from: Option<&str>,
-    message: String,
-) -> Value {
-    let mut c = Map::new();
-    c.insert("counter".into(), json!(counter));
-    c.insert("max".into(), json!(max));
-    c.insert("window_ms".into(), json!(window.millis()));
-    c.insert("algorithm".into(), json!("fixed-window"));
-    c.insert("scope".into(), json!("global"));
-    if cost != 1 {
-        c.insert("cost".into(), json!(cost));
-    }
-    if let Some(from) = cost_from {
-        c.insert("cost_from".into(), json!(from));
-    }
-    c.insert("message".into(), json!(message));
-    Value::Object(c)
-}
-
-/// A condition on the arguments -> the conditions the built-in plugins evaluate. Checks what
-/// Intercept's validator checks (path, operator, operand type). A missing argument satisfies no
-/// operator in Intercept (the plugins' `neq`/`not_in` hold for a missing argument), so `neq` and
-/// `not_in` get an `exists` condition in front.
-pub(super) fn condition_config(c: &Condition) -> Result<Vec<Value>, String> {
-    if c.path.strip_prefix("args.").is_none_or(str::is_empty) {
-        return Err(format!(
-            "path must start with \"args.\" (a path into the tool's arguments), got \"{}\"",
-            c.path
-        ));
-    }
-    if !OPERATORS.contains(&c.op.as_str()) {
-        return Err(format!(
-            "unknown operator \"{}\"; use one of: {}",
-            c.op,
-            OPERATORS.join(", ")
-        ));
-    }
-    let value = c.value.clone();
-    match (c.op.as_str(), &value) {
-        ("in" | "not_in", Some(Value::Array(_))) => {}
-        ("in" | "not_in", _) => return Err(format!("operator \"{}\" requires a list value", c.op)),
-        ("lt" | "lte" | "gt" | "gte", Some(Value::Number(_))) => {}
-        ("lt" | "lte" | "gt" | "gte", _) => {
-            return Err(format!("operator \"{}\" requires a numeric value", c.op))
-        }
-        ("exists", Some(Value::Bool(_))) => {}
-        ("exists", _) => return Err("operator \"exists\" requires a boolean value".into()),
-        ("regex", Some(Value::String(_))) => {}
-        ("regex", _) => return Err("regex value must be a string".into()),
-        (_, None) => return Err(format!("operator \"{}\" requires a value", c.op)),
-        _ => {}
-    }
-    let mut out = Vec::new();
-    if matches!(c.op.as_str(), "neq" | "not_in") {
-        out.push(json!({ "path": c.path, "op": "exists", "value": true }));
-    }
-    out.push(json!({ "path": c.path, "op": c.op, "value": value }));
-    Ok(out)
-}
-
-/// A rule run by a built-in plugin, with Tollgate's defaults (denials as `isError` results,
-/// counters refunded when the server fails).
-pub(super) fn builtin_rule(label: &str, kind: Kind, config: Value) -> Rule {
-    Rule {
-        label: label.to_string(),
-        origin: None,
-        plugin: kind.name().to_string(),
-        source: PluginSource::Builtin(kind),
-        config,
-        deny_as: DenyAs::Result,
-        refund_on_error_result: true,
-        dry_run: false,
-        ask_timeout_ms: crate::approval::DEFAULT_TIMEOUT_MS,
-        ask_channels: super::Channels::default(),
-        ask_wait_ms: 0,
-        limits: LimitSpec::default(),
-    }
 }
 
 #[cfg(test)]
