@@ -12,8 +12,11 @@
 
 use crate::state::{ApprovalStore, StoreError};
 
+mod record;
 pub mod webhook;
-use serde::{Deserialize, Serialize};
+
+use record::{read, write};
+pub use record::{Approval, Decided, State};
 use sha2::{Digest, Sha256};
 
 /// How long a request stays open when neither the policy nor the plugin says (15 minutes: a
@@ -31,108 +34,6 @@ pub const MAX_WAIT_SECS: u64 = 50;
 
 /// How much of a call's arguments a request keeps to show the person deciding.
 pub const SHOWN_ARGUMENTS: usize = 4096;
-
-/// One request for approval, as the store keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Approval {
-    /// Its id, what an operator names to decide it.
-    pub id: String,
-    /// The server the call is for.
-    pub server: String,
-    /// The tool called.
-    pub tool: String,
-    /// Who called.
-    pub caller: String,
-    /// sha256 of the call's arguments as canonical JSON.
-    pub arguments_sha256: String,
-    /// The arguments, for the person deciding (cut after [`SHOWN_ARGUMENTS`] bytes).
-    pub arguments: String,
-    /// The rule that asked (its label).
-    pub rule: String,
-    /// What the person is asked.
-    pub message: String,
-    /// When it was asked (ms since the epoch).
-    pub made_ms: u64,
-    /// How long it stays open, and how long an approval stays usable once given.
-    pub timeout_ms: u64,
-    /// When it stops being open, or its approval usable.
-    pub expires_ms: u64,
-    /// Where it stands.
-    #[serde(flatten)]
-    pub state: State,
-    /// What it is bound to (the digest of caller, server, tool, arguments and rule version).
-    pub binding: String,
-}
-
-impl Approval {
-    /// The channel that decided it (`operator` while undecided).
-    pub fn channel(&self) -> &'static str {
-        match &self.state {
-            State::Approved(d) | State::Denied(d) | State::Used { decided: d, .. } => {
-                channel(&d.channel)
-            }
-            _ => "operator",
-        }
-    }
-}
-
-/// The channels approvals are decided through, as metric labels.
-fn channel(name: &str) -> &'static str {
-    match name {
-        "http" => "http",
-        "client" => "client",
-        _ => "operator",
-    }
-}
-
-/// Where a request stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum State {
-    /// Waiting for a person.
-    Pending,
-    /// Approved, not used yet.
-    Approved(Decided),
-    /// Refused.
-    Denied(Decided),
-    /// Approved, and the call went through (once).
-    Used {
-        /// Who approved it, and how.
-        #[serde(flatten)]
-        decided: Decided,
-        /// When the call went through.
-        used_ms: u64,
-    },
-    /// Nobody decided in time, or the approval was not used in time.
-    Expired {
-        /// When this was noticed.
-        at_ms: u64,
-    },
-}
-
-/// Who decided a request, through which channel, and when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Decided {
-    /// The operator's name.
-    pub by: String,
-    /// `operator` (the CLI), `http` (the listener's endpoint).
-    pub channel: String,
-    /// When (ms since the epoch).
-    pub decided_ms: u64,
-}
-
-impl State {
-    /// Its name, as records and `tollgate approvals list` show it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            State::Pending => "pending",
-            State::Approved(_) => "approved",
-            State::Denied(_) => "denied",
-            State::Used { .. } => "used",
-            State::Expired { .. } => "expired",
-        }
-    }
-}
 
 /// A call a rule asks a person about.
 #[derive(Debug, Clone)]
@@ -264,15 +165,6 @@ fn shown(arguments: &str) -> String {
         cut -= 1;
     }
     format!("{}… ({} bytes in all)", &arguments[..cut], arguments.len())
-}
-
-fn read(json: &str) -> Result<Approval, StoreError> {
-    serde_json::from_str(json)
-        .map_err(|e| StoreError(format!("an approval record this Tollgate cannot read: {e}")))
-}
-
-fn write(approval: &Approval) -> String {
-    serde_json::to_string(approval).expect("an approval serialises")
 }
 
 /// Where `ask` stands at `now_ms`: open a request if none is open for exactly this call, use an
@@ -501,158 +393,4 @@ pub async fn list(store: &dyn ApprovalStore, limit: usize) -> Result<Vec<Approva
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::memory::MemoryStore;
-
-    fn transfer(amount: u64) -> String {
-        format!(r#"{{"to": "ACME", "amount": {amount}}}"#)
-    }
-
-    fn asking(arguments: &str) -> Ask<'_> {
-        Ask {
-            server: "bank",
-            tool: "transfer",
-            caller: "agent",
-            arguments,
-            rule: "tools.transfer.rules[0]",
-            rule_version: "v1",
-            message: "Transfer?",
-            timeout_ms: 60_000,
-        }
-    }
-
-    #[tokio::test]
-    async fn an_approval_lets_exactly_that_call_through_once() {
-        let store = MemoryStore::new();
-        let args = transfer(250);
-        let Answer::Pending { approval, new } = ask(&store, &asking(&args), 1_000).await.unwrap()
-        else {
-            panic!("a first ask is pending")
-        };
-        assert!(new);
-        let again = ask(&store, &asking(&args), 2_000).await.unwrap();
-        assert_eq!(
-            again,
-            Answer::Pending {
-                approval: approval.clone(),
-                new: false
-            },
-            "asking again waits on the same request"
-        );
-        let reordered = r#"{"amount":250,"to":"ACME"}"#;
-        let other = transfer(251);
-        decide(&store, &approval.id, true, "ops", "operator", 3_000)
-            .await
-            .unwrap();
-        assert!(
-            matches!(
-                ask(&store, &asking(&other), 4_000).await.unwrap(),
-                Answer::Pending { new: true, .. }
-            ),
-            "other arguments are another request"
-        );
-        let Answer::Granted(granted) = ask(&store, &asking(reordered), 4_000).await.unwrap() else {
-            panic!("the same arguments in another key order are the same call")
-        };
-        assert_eq!(granted.id, approval.id);
-        assert!(
-            matches!(
-                ask(&store, &asking(&args), 4_000).await.unwrap(),
-                Answer::Granted(_)
-            ),
-            "granted until it is used"
-        );
-        assert!(consume(&store, &granted, 4_500).await.unwrap());
-        assert!(
-            !consume(&store, &granted, 4_600).await.unwrap(),
-            "used once"
-        );
-        assert!(
-            matches!(
-                ask(&store, &asking(&args), 5_000).await.unwrap(),
-                Answer::Pending { new: true, .. }
-            ),
-            "an approval is used once"
-        );
-        let err = decide(&store, &approval.id, true, "ops", "operator", 6_000)
-            .await
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "approval request `{}` is used, not pending: only a pending request can be decided",
-                approval.id
-            )
-        );
-    }
-
-    #[tokio::test]
-    async fn refusals_and_timeouts_are_told_once_and_then_asked_again() {
-        let store = MemoryStore::new();
-        let args = transfer(500);
-        let Answer::Pending { approval, .. } = ask(&store, &asking(&args), 0).await.unwrap() else {
-            panic!()
-        };
-        decide(&store, &approval.id, false, "ops", "operator", 1)
-            .await
-            .unwrap();
-        assert!(matches!(
-            ask(&store, &asking(&args), 2).await.unwrap(),
-            Answer::Denied(_)
-        ));
-        let Answer::Pending {
-            approval,
-            new: true,
-        } = ask(&store, &asking(&args), 3).await.unwrap()
-        else {
-            panic!("after a refusal, a new request")
-        };
-        assert!(matches!(
-            ask(&store, &asking(&args), 3 + 60_000).await.unwrap(),
-            Answer::Expired(a) if a.id == approval.id
-        ));
-        assert!(matches!(
-            decide(&store, &approval.id, true, "ops", "operator", 3 + 60_001).await,
-            Err(DecideError::NotPending {
-                state: "expired",
-                ..
-            })
-        ));
-        assert!(matches!(
-            decide(&store, "ap-nope", true, "ops", "operator", 0).await,
-            Err(DecideError::NotFound(_))
-        ));
-        let listed = list(&store, 10).await.unwrap();
-        assert_eq!(listed.len(), 2);
-        assert_eq!(listed[0].id, approval.id, "newest first");
-    }
-
-    #[tokio::test]
-    async fn an_approval_not_used_in_time_expires() {
-        let store = MemoryStore::new();
-        let args = transfer(101);
-        let Answer::Pending { approval, .. } = ask(&store, &asking(&args), 0).await.unwrap() else {
-            panic!()
-        };
-        decide(&store, &approval.id, true, "ops", "operator", 50_000)
-            .await
-            .unwrap();
-        let Answer::Granted(granted) = ask(&store, &asking(&args), 50_000 + 59_999).await.unwrap()
-        else {
-            panic!("usable for the timeout from the decision")
-        };
-        assert!(consume(&store, &granted, 50_000 + 59_999).await.unwrap());
-        let Answer::Pending { approval, .. } = ask(&store, &asking(&args), 200_000).await.unwrap()
-        else {
-            panic!()
-        };
-        decide(&store, &approval.id, true, "ops", "operator", 200_001)
-            .await
-            .unwrap();
-        assert!(matches!(
-            ask(&store, &asking(&args), 200_001 + 60_000).await.unwrap(),
-            Answer::Expired(_)
-        ));
-    }
-}
+mod tests;
