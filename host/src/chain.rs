@@ -3,10 +3,11 @@
 //! server answers successfully and refunded otherwise.
 
 use crate::config::{DefaultAction, DenyAs, Policy};
-use crate::engine::{BoundRule, CallInput, PluginSet, PolicyEngine, Reviewed, Verdict};
-use crate::state::{CounterStore, Reservation};
+use crate::engine::{BoundRule, CallInput, PluginSet, PolicyEngine, Verdict};
+use crate::state::CounterStore;
 use std::sync::Arc;
 
+mod answers;
 mod ask;
 mod load;
 mod select;
@@ -14,6 +15,7 @@ mod select;
 use load::{load_rule, Loaded};
 use select::Sections;
 
+pub use answers::{ServerOutcome, Ticket};
 pub use ask::{
     ClientAnswer, ClientQuestion, InBand, WaitFor, APPROVAL_CANCELLED, APPROVAL_DENIED,
     APPROVAL_EXPIRED, APPROVAL_PENDING, APPROVAL_REQUIRED, APPROVAL_STATE_INVALID,
@@ -64,35 +66,6 @@ pub struct Denial {
     pub deny_as: DenyAs,
     /// The approval request the call waits on, or was refused or expired under.
     pub approval: Option<String>,
-}
-
-/// What the server's answer to an allowed call was (in a test case's `upstream:`, `success`,
-/// `error_result` or `error`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ServerOutcome {
-    /// A result without `isError`: the call's reservations are committed.
-    #[default]
-    Success,
-    /// A result with `isError: true`: refunded unless the rule says
-    /// `refund_on_error_result: false`.
-    ErrorResult,
-    /// A JSON-RPC error, or no answer at all: reservations are refunded.
-    #[serde(rename = "error")]
-    Failed,
-}
-
-/// Reservations of an allowed call, to settle when the server answers.
-#[derive(Debug, Default)]
-pub struct Ticket {
-    reservations: Vec<(Reservation, bool)>,
-}
-
-impl Ticket {
-    /// Whether there is nothing to settle.
-    pub fn is_empty(&self) -> bool {
-        self.reservations.is_empty()
-    }
 }
 
 /// The chain's decision on a call.
@@ -470,79 +443,6 @@ impl Chain {
             ticket,
             would_deny,
             approvals,
-        }
-    }
-
-    /// Whether any rule for `tool` looks at results (then the session keeps the call to pass
-    /// its result through [`Chain::check_result`]).
-    pub fn checks_results(&self, tool: &str) -> bool {
-        self.rules_for(tool).any(|r| r.checks_results)
-    }
-
-    /// Let the rules that look at results pass or replace a tool result (JSON text), in rule
-    /// order, each seeing the previous one's replacement. `Ok(None)`: unchanged. A plugin that
-    /// fails here fails closed: the agent gets a `policy_error` denial instead of a result that
-    /// was not checked.
-    pub async fn check_result(
-        &self,
-        call: &CallInput,
-        result_json: &str,
-    ) -> Result<Option<String>, Denial> {
-        let mut current: Option<String> = None;
-        for rule in self.rules_for(&call.tool).filter(|r| r.checks_results) {
-            let seen = current.as_deref().unwrap_or(result_json);
-            let started = std::time::Instant::now();
-            let checked = rule.bound.check_result(call, seen).await;
-            rule.latency.observe(started.elapsed());
-            match checked {
-                Ok(Reviewed::Replace(replaced)) => current = Some(replaced),
-                Ok(Reviewed::Pass) => {}
-                Ok(Reviewed::Deny { reason, code }) => {
-                    return Err(Denial {
-                        reason,
-                        code,
-                        rule: rule.label.clone(),
-                        plugin: rule.bound.name().to_string(),
-                        retry_after_ms: None,
-                        deny_as: rule.deny_as,
-                        approval: None,
-                    })
-                }
-                Err(e) => {
-                    return Err(Denial {
-                        reason: e.to_string(),
-                        code: tollgate_sdk::codes::POLICY_ERROR.into(),
-                        rule: rule.label.clone(),
-                        plugin: rule.bound.name().to_string(),
-                        retry_after_ms: None,
-                        deny_as: rule.deny_as,
-                        approval: None,
-                    })
-                }
-            }
-        }
-        Ok(current)
-    }
-
-    /// Commit or refund an allowed call's reservations once the server has answered.
-    pub async fn settle(&self, ticket: Ticket, outcome: ServerOutcome) {
-        let refunded =
-            ticket
-                .reservations
-                .into_iter()
-                .filter(|(_, on_error_result)| match outcome {
-                    ServerOutcome::Success => false,
-                    ServerOutcome::ErrorResult => *on_error_result,
-                    ServerOutcome::Failed => true,
-                });
-        self.refund(refunded.map(|(r, _)| r)).await;
-    }
-
-    async fn refund(&self, reservations: impl Iterator<Item = Reservation>) {
-        for r in reservations {
-            if let Err(e) = self.counters.refund(&r).await {
-                tracing::warn!(error = %e, key = %r.request.key, "could not refund a counter reservation");
-            }
         }
     }
 }
