@@ -7,6 +7,10 @@
 //! the body actually sent on 2026-07-28 requests (so a rewritten call stays consistent), and
 //! ends the session with DELETE. A failed request becomes a JSON-RPC error for its id, so the
 //! agent always gets an answer and counters are refunded.
+//!
+//! One file of about 450 lines on purpose: a request's exchange, its answer read as JSON or as an
+//! event stream, and that stream's resumption share the session's state and one failure path
+//! (every request still awaited gets an error); the header facts and the SSE reader are apart.
 
 mod facts;
 
