@@ -108,6 +108,22 @@ pub enum Parsed<'a> {
     Batch(Vec<&'a RawValue>),
 }
 
+impl<'a> Parsed<'a> {
+    /// Every envelope of the message: the single one, or each batch element that is one, in
+    /// order. Elements that are not are skipped: where they matter (the agent's batches), the
+    /// session answers each with its own error instead.
+    pub fn envelopes(self) -> impl Iterator<Item = Envelope<'a>> {
+        let (single, items) = match self {
+            Parsed::Single(env) => (Some(env), Vec::new()),
+            Parsed::Batch(items) => (None, items),
+        };
+        let elements = items
+            .into_iter()
+            .filter_map(|item| serde_json::from_str::<Envelope>(item.get()).ok());
+        single.into_iter().chain(elements)
+    }
+}
+
 /// Parse a line. `Err` carries the JSON-RPC error code and message to answer with.
 pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, (i64, String)> {
     let text = std::str::from_utf8(bytes).map_err(|e| {

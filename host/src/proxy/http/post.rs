@@ -111,16 +111,8 @@ pub(super) fn requests_in(bytes: &[u8]) -> (Vec<String>, Vec<(String, String)>) 
             ids.push(id);
         }
     };
-    match jsonrpc::parse(bytes) {
-        Ok(Parsed::Single(env)) => note(&env),
-        Ok(Parsed::Batch(items)) => {
-            for item in items {
-                if let Ok(env) = serde_json::from_str::<Envelope>(item.get()) {
-                    note(&env);
-                }
-            }
-        }
-        Err(_) => {}
+    if let Ok(parsed) = jsonrpc::parse(bytes) {
+        parsed.envelopes().for_each(|env| note(&env));
     }
     (ids, tokens)
 }

@@ -63,13 +63,11 @@ impl Session {
                 };
                 Some((out, recipient))
             }
-            Ok(Parsed::Batch(items)) => {
-                for item in items {
-                    if let Ok(env) = serde_json::from_str::<Envelope>(item.get()) {
-                        let pending = self.pending().remove(env.id_text());
-                        if let Some(Pending::Call(p)) = pending {
-                            self.chain().settle(p.ticket, outcome_of(&env)).await;
-                        }
+            Ok(batch @ Parsed::Batch(_)) => {
+                for env in batch.envelopes() {
+                    let pending = self.pending().remove(env.id_text());
+                    if let Some(Pending::Call(p)) = pending {
+                        self.chain().settle(p.ticket, outcome_of(&env)).await;
                     }
                 }
                 Some((line.to_vec(), Recipient::default()))

@@ -5,7 +5,7 @@
 use super::{AuditRecord, Session};
 use crate::chain::{Chain, Decision, Denial};
 use crate::config::DenyAs;
-use crate::jsonrpc::{self, Envelope, Parsed};
+use crate::jsonrpc;
 use crate::metrics;
 use crate::pins::{self, OnMismatch, Pins};
 use serde_json::Value;
@@ -91,16 +91,11 @@ impl Session {
         if self.chain().pins().is_none() || !line.windows(METHOD.len()).any(|w| w == METHOD) {
             return;
         }
-        let changed = match jsonrpc::parse(line) {
-            Ok(Parsed::Single(env)) => {
-                env.method.as_deref() == Some("notifications/tools/list_changed")
-            }
-            Ok(Parsed::Batch(items)) => items.iter().any(|i| {
-                serde_json::from_str::<Envelope>(i.get())
-                    .is_ok_and(|e| e.method.as_deref() == Some("notifications/tools/list_changed"))
-            }),
-            Err(_) => false,
-        };
+        let changed = jsonrpc::parse(line).is_ok_and(|parsed| {
+            parsed
+                .envelopes()
+                .any(|env| env.method.as_deref() == Some("notifications/tools/list_changed"))
+        });
         if changed {
             self.listed
                 .lock()

@@ -25,16 +25,11 @@ impl Facts {
             initialized_notification: false,
             mirrored: Vec::new(),
         };
-        match jsonrpc::parse(message) {
-            Ok(Parsed::Single(env)) => f.note(&env, true),
-            Ok(Parsed::Batch(items)) => {
-                for item in items {
-                    if let Ok(env) = serde_json::from_str::<Envelope>(item.get()) {
-                        f.note(&env, false);
-                    }
-                }
+        if let Ok(parsed) = jsonrpc::parse(message) {
+            let single = matches!(parsed, Parsed::Single(_));
+            for env in parsed.envelopes() {
+                f.note(&env, single);
             }
-            Err(_) => {}
         }
         f
     }
