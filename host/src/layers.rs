@@ -68,7 +68,10 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         let p = e.unwrap().path();
         if p.is_dir() {
             out.extend(walk(&p));
-        } else if p.extension().is_some_and(|x| x == "rs") {
+        } else if p.extension().is_some_and(|x| x == "rs")
+            && p.file_name().is_some_and(|n| n != "tests.rs")
+        {
+            // A `tests.rs` beside a module is its `#[cfg(test)] mod tests;`: test code.
             out.push(p);
         }
     }
