@@ -10,6 +10,9 @@
 //! clients send keep-alive requests accepting JSON or SSE. Next to them runs a bare relay
 //! (`--relay`: hyper server and client on one thread, forwarding each body and looking at
 //! nothing), the floor of what any HTTP proxy process costs here.
+//!
+//! `TOLLGATE_BASELINE=PATH` adds another `tollgate` binary (an earlier build) with the same two
+//! policies to the same alternation, so a change is measured before and after in one run.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -221,6 +224,7 @@ fn wait_for(port: u16) {
 
 /// Start `tollgate run --listen` with `policy` in front of `upstream`: the child and its URL.
 fn start_tollgate(
+    exe: &std::path::Path,
     dir: &tempfile::TempDir,
     file: &str,
     policy: &str,
@@ -228,7 +232,7 @@ fn start_tollgate(
 ) -> (std::process::Child, String) {
     let path = dir.path().join(file);
     std::fs::write(&path, policy).unwrap();
-    let mut tollgate = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+    let mut tollgate = Command::new(exe)
         .args([
             "run",
             "--log",
@@ -279,34 +283,48 @@ fn main() {
     }
     let port = free_port();
     let me = std::env::current_exe().unwrap();
-    let mut upstream = Command::new(&me)
+    let upstream = Command::new(&me)
         .args(["--serve", &port.to_string()])
         .spawn()
         .unwrap();
     let direct = format!("http://127.0.0.1:{port}/mcp");
     wait_for(port);
     let relay_port = free_port();
-    let mut bare_relay = Command::new(&me)
+    let bare_relay = Command::new(&me)
         .args(["--relay", &relay_port.to_string(), &direct])
         .spawn()
         .unwrap();
     let relayed = format!("http://127.0.0.1:{relay_port}/mcp");
     wait_for(relay_port);
     let dir = tempfile::tempdir().unwrap();
-    let (mut tollgate, through) = start_tollgate(&dir, "chain.yaml", POLICY, &direct);
-    let (mut tollgate_bare, through_bare) = start_tollgate(&dir, "none.yaml", NO_RULES, &direct);
+    let current = std::path::PathBuf::from(env!("CARGO_BIN_EXE_tollgate"));
+    let baseline = std::env::var_os("TOLLGATE_BASELINE").map(std::path::PathBuf::from);
+    let mut children = vec![upstream, bare_relay];
+    // (name, URL) of every peer, in the order they alternate.
+    let mut urls = vec![
+        ("direct".to_string(), direct.clone()),
+        ("bare relay (floor)".to_string(), relayed),
+    ];
+    let builds = std::iter::once(("tollgate", current)).chain(baseline.map(|b| ("baseline", b)));
+    for (label, exe) in builds {
+        for (rules, file, policy) in [("no rules", "none", NO_RULES), ("3 rules", "chain", POLICY)]
+        {
+            let file = format!("{label}-{file}.yaml");
+            let (child, url) = start_tollgate(&exe, &dir, &file, policy, &direct);
+            children.push(child);
+            urls.push((format!("{label}, {rules}"), url));
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut peers = [
-            ("direct", Peer::new(&direct).await, Vec::new()),
-            ("bare relay (floor)", Peer::new(&relayed).await, Vec::new()),
-            ("tollgate, no rules", Peer::new(&through_bare).await, Vec::new()),
-            ("tollgate, 3 rules", Peer::new(&through).await, Vec::new()),
-        ];
+        let mut peers = Vec::new();
+        for (name, url) in &urls {
+            peers.push((name.as_str(), Peer::new(url).await, Vec::new()));
+        }
         for (_, p, _) in peers.iter_mut() {
             for _ in 0..200 {
                 p.call().await;
@@ -322,6 +340,7 @@ fn main() {
         }
         println!("{} sequential tools/call over Streamable HTTP per peer, {rounds} alternating rounds of {per_round}", rounds * per_round);
         let mut base = (0.0, 0.0);
+        let mut added = std::collections::BTreeMap::new();
         for (name, _, samples) in peers.iter_mut() {
             samples.sort();
             let (p50, p99) = (percentile(samples, 0.5), percentile(samples, 0.99));
@@ -329,27 +348,27 @@ fn main() {
                 base = (p50, p99);
                 println!("  {name:<18} p50 {p50:>7.1} µs   p99 {p99:>7.1} µs");
             } else {
+                added.insert(name.to_string(), p50 - base.0);
                 println!("  {name:<18} p50 {p50:>7.1} µs   p99 {p99:>7.1} µs   adds {:>6.1} µs at p50, p99 {:.2}x direct", p50 - base.0, p99 / base.1);
+            }
+        }
+        let relay = added["bare relay (floor)"];
+        for label in ["tollgate", "baseline"] {
+            if let Some(chain) = added.get(&format!("{label}, 3 rules")) {
+                println!(
+                    "  {label}, 3 rules adds {:.1}x what the bare relay adds (issue 15's target: at most 1.5x)",
+                    chain / relay
+                );
             }
         }
         let (clients, per_client) = (32, 200);
         println!("{clients} concurrent clients, {per_client} calls each");
-        for (name, url) in [
-            ("direct", &direct),
-            ("bare relay (floor)", &relayed),
-            ("tollgate, no rules", &through_bare),
-            ("tollgate, 3 rules", &through),
-        ] {
+        for (name, url) in &urls {
             let rate = throughput(url, clients, per_client).await;
             println!("  {name:<18} {rate:>9.0} calls/s");
         }
     });
-    for child in [
-        &mut tollgate,
-        &mut tollgate_bare,
-        &mut bare_relay,
-        &mut upstream,
-    ] {
+    for child in children.iter_mut() {
         let _ = child.kill();
         let _ = child.wait();
     }

@@ -12,6 +12,10 @@
 //! `tools/list` and `echo` with nothing else in the way. Next to Tollgate runs a bare relay
 //! (`--relay`: this executable copying lines both ways on two blocking threads), the floor of
 //! what any proxy process costs on the machine: two more pipe hops, each waking a process.
+//!
+//! `TOLLGATE_BASELINE=PATH` adds another `tollgate` binary (an earlier build) to the same
+//! alternation — no rules, and the chain on sqlite and on memory counters — so a change is
+//! measured before and after in one run.
 
 #[path = "stdio/startup.rs"]
 mod startup;
@@ -233,18 +237,24 @@ fn compare(upstream_name: &str, flag: &str) {
         c
     };
     // `colocate` may carry more flags after the mode, separated by spaces.
+    let current = std::path::PathBuf::from(env!("CARGO_BIN_EXE_tollgate"));
+    let baseline = std::env::var_os("TOLLGATE_BASELINE").map(std::path::PathBuf::from);
+    let through_with =
+        |exe: &std::path::Path, policy: &std::path::Path, state: &str, colocate: &str| {
+            let mut c = Command::new(exe);
+            c.args(["run", "--log", "warn", "--state", state, "--colocate"])
+                .args(colocate.split(' '))
+                .arg("--policy")
+                .arg(policy)
+                .arg("--")
+                .arg(&me)
+                .arg(flag);
+            c
+        };
     let through = |policy: &std::path::Path, state: &str, colocate: &str| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_tollgate"));
-        c.args(["run", "--log", "warn", "--state", state, "--colocate"])
-            .args(colocate.split(' '))
-            .arg("--policy")
-            .arg(policy)
-            .arg("--")
-            .arg(&me)
-            .arg(flag);
-        c
+        through_with(&current, policy, state, colocate)
     };
-    let mut peers = [
+    let mut peers = vec![
         ("direct", Peer::start(upstream()), Vec::new()),
         (
             "bare relay (the floor)",
@@ -286,6 +296,20 @@ fn compare(upstream_name: &str, flag: &str) {
             Vec::new(),
         ),
     ];
+    if let Some(base) = &baseline {
+        let sqlite_base = format!(
+            "sqlite:{}",
+            dir.path().join("counters-baseline.sqlite").display()
+        );
+        for (name, policy, state) in [
+            ("baseline, no rules", &empty, "memory"),
+            ("baseline, 3 rules, sqlite", &policy, sqlite_base.as_str()),
+            ("baseline, 3 rules, memory", &policy, "memory"),
+        ] {
+            let peer = Peer::start(through_with(base, policy, state, "auto"));
+            peers.push((name, peer, Vec::new()));
+        }
+    }
     let args = json!({"name": "echo", "arguments": {"message": "hello from the benchmark"}});
     for (_, peer, _) in peers.iter_mut() {
         for _ in 0..200 {

@@ -44,6 +44,27 @@ struct ChainRule {
     version: String,
 }
 
+impl ChainRule {
+    /// This rule's denial of a call, for `reason` with `code`.
+    fn denial(&self, reason: String, code: String, retry_after_ms: Option<u64>) -> Denial {
+        Denial {
+            reason,
+            code,
+            rule: self.label.clone(),
+            plugin: self.bound.name().to_string(),
+            retry_after_ms,
+            deny_as: self.deny_as,
+            approval: None,
+        }
+    }
+
+    /// This rule's plugin failed: the call is denied (fail closed) with `policy_error`.
+    fn failed(&self, error: impl std::fmt::Display) -> Denial {
+        let code = tollgate_sdk::codes::POLICY_ERROR.into();
+        self.denial(error.to_string(), code, None)
+    }
+}
+
 struct ToolEntry {
     pattern: String,
     rules: Vec<ChainRule>,
@@ -375,15 +396,7 @@ impl Chain {
                             reason,
                             code,
                             retry_after_ms,
-                        } => Denial {
-                            reason,
-                            code,
-                            rule: rule.label.clone(),
-                            plugin: rule.bound.name().to_string(),
-                            retry_after_ms,
-                            deny_as: rule.deny_as,
-                            approval: None,
-                        },
+                        } => rule.denial(reason, code, retry_after_ms),
                         Verdict::Ask { message, .. } if rule.dry_run || self.dry_run => {
                             self.would_ask(rule, &message)
                         }
@@ -409,15 +422,7 @@ impl Chain {
                         },
                     }
                 }
-                Err(e) => Denial {
-                    reason: e.to_string(),
-                    code: tollgate_sdk::codes::POLICY_ERROR.into(),
-                    rule: rule.label.clone(),
-                    plugin: rule.bound.name().to_string(),
-                    retry_after_ms: None,
-                    deny_as: rule.deny_as,
-                    approval: None,
-                },
+                Err(e) => rule.failed(e),
             };
             if rule.dry_run || self.dry_run {
                 crate::metrics::dry_run_denial(&call.tool, &denial.rule, &denial.code);

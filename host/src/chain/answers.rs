@@ -59,28 +59,8 @@ impl Chain {
             match checked {
                 Ok(Reviewed::Replace(replaced)) => current = Some(replaced),
                 Ok(Reviewed::Pass) => {}
-                Ok(Reviewed::Deny { reason, code }) => {
-                    return Err(Denial {
-                        reason,
-                        code,
-                        rule: rule.label.clone(),
-                        plugin: rule.bound.name().to_string(),
-                        retry_after_ms: None,
-                        deny_as: rule.deny_as,
-                        approval: None,
-                    })
-                }
-                Err(e) => {
-                    return Err(Denial {
-                        reason: e.to_string(),
-                        code: tollgate_sdk::codes::POLICY_ERROR.into(),
-                        rule: rule.label.clone(),
-                        plugin: rule.bound.name().to_string(),
-                        retry_after_ms: None,
-                        deny_as: rule.deny_as,
-                        approval: None,
-                    })
-                }
+                Ok(Reviewed::Deny { reason, code }) => return Err(rule.denial(reason, code, None)),
+                Err(e) => return Err(rule.failed(e)),
             }
         }
         Ok(current)

@@ -309,13 +309,9 @@ impl Chain {
 /// `rule`'s denial of a call that needs approval: code `code`, about request `approval`; a
 /// pending one says when to try again.
 fn denial(rule: &ChainRule, reason: String, code: &str, approval: Option<&str>) -> Denial {
+    let retry_after_ms = (code == APPROVAL_PENDING).then_some(approval::RETRY_AFTER_MS);
     Denial {
-        reason,
-        code: code.into(),
-        rule: rule.label.clone(),
-        plugin: rule.bound.name().to_string(),
-        retry_after_ms: (code == APPROVAL_PENDING).then_some(approval::RETRY_AFTER_MS),
-        deny_as: rule.deny_as,
         approval: approval.map(str::to_string),
+        ..rule.denial(reason, code.into(), retry_after_ms)
     }
 }
