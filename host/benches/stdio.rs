@@ -301,13 +301,25 @@ fn compare(upstream_name: &str, flag: &str) {
             "sqlite:{}",
             dir.path().join("counters-baseline.sqlite").display()
         );
-        for (name, policy, state) in [
-            ("baseline, no rules", &empty, "memory"),
-            ("baseline, 3 rules, sqlite", &policy, sqlite_base.as_str()),
-            ("baseline, 3 rules, memory", &policy, "memory"),
+        // Each right after its counterpart, so the two see the same moments of the machine.
+        for (after, name, policy, state) in [
+            ("tollgate, no rules", "baseline, no rules", &empty, "memory"),
+            (
+                "3 rules, sqlite (default)",
+                "baseline, 3 rules, sqlite",
+                &policy,
+                sqlite_base.as_str(),
+            ),
+            (
+                "3 rules, memory counters",
+                "baseline, 3 rules, memory",
+                &policy,
+                "memory",
+            ),
         ] {
             let peer = Peer::start(through_with(base, policy, state, "auto"));
-            peers.push((name, peer, Vec::new()));
+            let at = peers.iter().position(|(n, _, _)| *n == after).unwrap() + 1;
+            peers.insert(at, (name, peer, Vec::new()));
         }
     }
     let args = json!({"name": "echo", "arguments": {"message": "hello from the benchmark"}});
