@@ -17,7 +17,7 @@ pub struct Approval {
     pub caller: String,
     /// sha256 of the call's arguments as canonical JSON.
     pub arguments_sha256: String,
-    /// The arguments, for the person deciding (cut after [`SHOWN_ARGUMENTS`] bytes).
+    /// The arguments, for the person deciding (cut after [`super::SHOWN_ARGUMENTS`] bytes).
     pub arguments: String,
     /// The rule that asked (its label).
     pub rule: String,
